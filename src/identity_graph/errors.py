@@ -1,0 +1,89 @@
+"""The errors identity_graph raises.
+
+Every error names the input it refused and the rule that input broke, and
+every one also subclasses the builtin a generic handler would catch, so
+``except ValueError`` around an import loop keeps working::
+
+    IdentityGraphError
+    ├── InvalidLink (ValueError)          a link value that is not a valid identity
+    │   └── BlockedLink                   a placeholder value on the type's blocklist
+    ├── InvalidCustomerId (ValueError)    an empty, too long or control-character id
+    ├── UnknownCustomer (KeyError)        a customer id that was never registered
+    ├── UnknownMerge (KeyError)           a merge id the graph never issued
+    ├── LinkConflict (ValueError)         a link owned by another customer, policy "reject"
+    ├── LimitExceeded (ValueError)        a guard of §5 (caps, frozen links)
+    ├── NotConnected (LookupError)        explain() of references in different profiles
+    ├── InvalidEvent (ValueError)         an event with nothing left to identify it
+    ├── DuplicateEvent (ValueError)       an event id reused with other content
+    └── ReadOnlyGraph (TypeError)         a mutating call on an ``as_of`` view
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockedLink",
+    "DuplicateEvent",
+    "IdentityGraphError",
+    "InvalidCustomerId",
+    "InvalidEvent",
+    "InvalidLink",
+    "LimitExceeded",
+    "LinkConflict",
+    "NotConnected",
+    "ReadOnlyGraph",
+    "UnknownCustomer",
+    "UnknownMerge",
+]
+
+
+class IdentityGraphError(Exception):
+    """Base of every error raised by identity_graph."""
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ wraps the message in quotes; every subclass
+        # here prints its message as written.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class InvalidLink(IdentityGraphError, ValueError):
+    """A link whose name or value breaks the rules of its type (§1.2)."""
+
+
+class BlockedLink(InvalidLink):
+    """A link value on its type's blocklist: a placeholder, never an identity."""
+
+
+class InvalidCustomerId(IdentityGraphError, ValueError):
+    """A customer id that is empty, longer than 256 characters or has control characters."""
+
+
+class UnknownCustomer(IdentityGraphError, KeyError):
+    """A customer id that is not registered in the graph."""
+
+
+class UnknownMerge(IdentityGraphError, KeyError):
+    """A merge id that the graph never issued."""
+
+
+class LinkConflict(IdentityGraphError, ValueError):
+    """A link owned by another customer, under the conflict policy ``reject``."""
+
+
+class LimitExceeded(IdentityGraphError, ValueError):
+    """An operation refused by a guard of §5 (a cap, or a frozen link)."""
+
+
+class NotConnected(IdentityGraphError, LookupError):
+    """``explain`` was asked about references that are not in one profile."""
+
+
+class InvalidEvent(IdentityGraphError, ValueError):
+    """An event that cannot be recorded as given."""
+
+
+class DuplicateEvent(IdentityGraphError, ValueError):
+    """An event id recorded before with different content."""
+
+
+class ReadOnlyGraph(IdentityGraphError, TypeError):
+    """A mutating call on a read-only view (``IdentityGraph.as_of``)."""

@@ -1,0 +1,702 @@
+"""``IdentityGraph``: the facade that wires ids, history, resolution, journal and guards.
+
+Data flows one way through every mutating call::
+
+    input -> normalise / validate -> guard -> decide -> journal entry -> apply -> changes
+
+The *decision* (which customer now owns the link, which merge id was issued,
+which merges a detach removed) is what the journal keeps, and ``_apply`` is
+the only code that changes state: live calls and replay share it, so a replay
+cannot drift from what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import attrs
+
+from . import history as hist
+from .errors import (
+    BlockedLink,
+    LimitExceeded,
+    LinkConflict,
+    ReadOnlyGraph,
+    UnknownCustomer,
+    UnknownMerge,
+)
+from .guards import Guards, Limits, Refusal
+from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
+from .journal import Entry, Journal, ProfileChange, ProfileId, RawChange, RawProfileId
+from .resolution import Merge, Partition
+
+__all__ = ["IdentityGraph", "Profile"]
+
+Ref: TypeAlias = "str | Link"
+AttributeValue: TypeAlias = "str | int | float | bool | None | date | datetime | Decimal"
+_ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
+_ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@attrs.frozen
+class Profile:
+    """What the outside world sees as one person (§1.5, §1.6).
+
+    - ``id``: the oldest customer's id, or the link of an anonymous profile;
+    - ``customer_ids``: its customers, oldest first;
+    - ``links``: the links they own now, sorted;
+    - ``attributes``: their attributes merged, the latest-set value winning;
+    - ``merge_ids``: the active merges that hold it together, oldest first.
+    """
+
+    id: ProfileId
+    customer_ids: tuple[CustomerId, ...]
+    links: tuple[Link, ...]
+    attributes: Mapping[str, Any]
+    merge_ids: tuple[str, ...]
+
+
+class IdentityGraph:
+    """Customers, links over time, profiles, a journal and guards, in memory.
+
+    Parameters
+    ----------
+    default_region:
+        ISO region for phone numbers written without a country code
+        (``"FI"``).  ``None`` (the default) refuses such numbers rather than
+        guessing a country.
+    link_types:
+        Per link name, a :class:`LinkType` overriding the built-in behaviour.
+    limits:
+        The guards' caps (:class:`Limits`).
+    clock:
+        Returns the time of calls made without ``at=`` (aware; UTC now).
+    register_unknown:
+        Whether events naming an unregistered customer register it (§3).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    >>> g = IdentityGraph()
+    >>> _ = g.link("c1", Link("email", "Ann@Example.com"), at=t)
+    >>> _ = g.link("c2", Link("phone", "+358 40 123 4567"), at=t)
+    >>> merge_id = g.merge("c1", "c2", reason="same person", at=t)
+    >>> g.resolve(Link("phone", "+358401234567"))
+    'c1'
+    >>> _ = g.split(merge_id)
+    >>> g.resolve("c2")
+    'c2'
+    """
+
+    def __init__(
+        self,
+        *,
+        default_region: str | None = None,
+        link_types: Mapping[str, LinkType] | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], datetime] | None = None,
+        register_unknown: bool = False,
+    ) -> None:
+        self._types = LinkTypes(link_types, default_region)
+        self.limits = limits if limits is not None else Limits()
+        if not isinstance(self.limits, Limits):
+            raise TypeError(f"limits must be a Limits, not {self.limits!r}")
+        self._clock = clock or _utc_now
+        self.register_unknown = register_unknown
+        self._config = {
+            "default_region": default_region,
+            "link_types": dict(link_types or {}),
+            "limits": self.limits,
+            "clock": clock,
+            "register_unknown": register_unknown,
+        }
+        # Registration order decides profile ids (§1.5).
+        self._order: dict[CustomerId, int] = {}
+        # customer -> attribute -> (value, set at, seq); only customers with attributes.
+        self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
+        self._history: dict[LinkKey, hist.History] = {}
+        # customer -> links it owns now; a tuple, as almost every customer has few.
+        self._owned: dict[CustomerId, tuple[LinkKey, ...]] = {}
+        self._partition = Partition(self._order)
+        self._journal = Journal()
+        self._guards = Guards(self.limits)
+        self._read_only = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self, at: datetime | None) -> datetime:
+        if at is None:
+            at = self._clock()
+        if not isinstance(at, datetime):
+            raise TypeError(f"at={at!r} is not a datetime")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(
+                f"at={at.isoformat()} is a naive datetime; give a time zone "
+                "(the library never guesses one)"
+            )
+        return at
+
+    def _writable(self, op: str) -> None:
+        if self._read_only:
+            raise ReadOnlyGraph(f"{op}() on a read-only view from as_of(); the view never changes")
+
+    def _customer(self, customer_id: object) -> CustomerId:
+        """A registered customer id (stripped), or UnknownCustomer."""
+        if isinstance(customer_id, str) and customer_id in self._order:
+            return customer_id
+        checked = check_customer_id(customer_id)
+        if checked not in self._order:
+            raise UnknownCustomer(f"customer {checked!r} is not registered")
+        return checked
+
+    def _key(self, link: Link, op: str, args: Mapping[str, Any], at: datetime) -> LinkKey:
+        """Normalise a link for a mutating call; log a blocked value as a refusal."""
+        try:
+            return self._types.key(link)
+        except BlockedLink as error:
+            # Blocked values are refusals (§5); merely malformed values are
+            # plain input errors (InvalidLink) and are not logged.
+            raise self._guards.refuse(at, op, args, error) from None
+
+    def _raw_profile_id(self, customer: CustomerId | None, link: LinkKey) -> RawProfileId:
+        return link if customer is None else self._partition.profile_id(customer)
+
+    def _commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:
+        seq = self._journal.next_seq()
+        changes = self._apply(op, args, at, seq)
+        self._journal.append(op, args, at, changes)
+        return self._journal.entry(seq)
+
+    # ------------------------------------------------------------------ apply
+
+    def _apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[RawChange]:
+        """Apply one decided operation; return the profile changes.  The only writer."""
+        changes: list[RawChange] = []
+        if op == "register":
+            customer = args["customer_id"]
+            self._ensure(customer, changes)
+            attributes = args.get("attributes")
+            if attributes:
+                store = self._attributes.setdefault(customer, {})
+                for name, value in attributes.items():
+                    store[name] = (value, at, seq)
+        elif op in ("link", "relink"):
+            customer = args["customer_id"]
+            self._ensure(customer, changes)
+            if "merge_id" in args:
+                merge = Merge(args["merge_id"], customer, args["merged_with"], "shared link", at, seq)
+                changes.append(self._merge(merge))
+            else:
+                self._set_owner(args["link"], customer, at, seq, changes)
+        elif op == "unlink":
+            self._set_owner(args["link"], None, at, seq, changes)
+        elif op == "merge":
+            merge = Merge(args["merge_id"], args["a"], args["b"], args["reason"], at, seq)
+            changes.append(self._merge(merge))
+        elif op in ("split", "detach"):
+            merge_ids = [args["merge_id"]] if op == "split" else list(args["merge_ids"])
+            old_id, parts = self._partition.deactivate(merge_ids)
+            changes.append(("split", (old_id,), tuple(parts), None))
+        elif op == "release":
+            self._guards.release(args["link"])
+        else:
+            raise ValueError(f"journal operation {op!r} is not one this library writes")
+        return changes
+
+    def _ensure(self, customer: CustomerId, changes: list[RawChange]) -> None:
+        if customer not in self._order:
+            self._order[customer] = len(self._order)
+            changes.append(("created", (), (customer,), None))
+
+    def _merge(self, merge: Merge) -> RawChange:
+        id_a, id_b, survivor = self._partition.union(merge)
+        return ("merged", (id_a, id_b), (survivor,), None)
+
+    def _set_owner(
+        self,
+        link: LinkKey,
+        owner: CustomerId | None,
+        at: datetime,
+        seq: int,
+        changes: list[RawChange],
+    ) -> None:
+        before = self._history.get(link)
+        previous = hist.current_owner(before)
+        explicit = hist.explicit_owner_at(before, at)
+        if explicit is not None and owner is not None and explicit != owner:
+            self._guards.record_move(link, at)
+        after, _replaced = hist.insert(before, (at, owner, seq))
+        self._history[link] = after
+        current = hist.current_owner(after)
+        if current != previous:
+            if previous is not None:
+                owned = self._owned[previous]
+                if len(owned) == 1:
+                    del self._owned[previous]
+                else:
+                    self._owned[previous] = tuple(k for k in owned if k != link)
+            if current is not None:
+                self._owned[current] = (*self._owned.get(current, ()), link)
+            old_profile = self._raw_profile_id(previous, link)
+            new_profile = self._raw_profile_id(current, link)
+            if old_profile != new_profile:
+                changes.append(("link_moved", (old_profile,), (new_profile,), link))
+                return
+        touched = [self._raw_profile_id(c, link) for c in (explicit, owner, current)]
+        unique = tuple(dict.fromkeys(touched))
+        changes.append(("link_history", (), unique, link))
+
+    # ------------------------------------------------------------------ mutations
+
+    def register(
+        self,
+        customer_id: CustomerId,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        at: datetime | None = None,
+    ) -> Entry | None:
+        """Register a customer, or update its attributes (§1.1).
+
+        Each attribute keeps the time it was set and the latest value wins: a
+        value set at an earlier time than the stored one changes nothing.
+        Returns the journal entry, or None when nothing changed.
+        O(number of attributes).
+        """
+        self._writable("register")
+        at = self._now(at)
+        customer = check_customer_id(customer_id)
+        changed: dict[str, Any] = {}
+        known = self._attributes.get(customer, {})
+        for name, value in (attributes or {}).items():
+            if not isinstance(name, str) or not name or not set(name) <= _ATTRIBUTE_NAME_CHARS:
+                raise ValueError(
+                    f"attribute name {name!r} of customer {customer!r} must match [a-z0-9_]+"
+                )
+            if not isinstance(value, _ATTRIBUTE_TYPES):
+                raise TypeError(
+                    f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
+                    "values are str, int, float, bool, None, date, datetime or Decimal"
+                )
+            old = known.get(name)
+            if old is None or (at > old[1] and value != old[0]) or (
+                at == old[1] and value != old[0]
+            ):
+                changed[name] = value
+        if customer in self._order and not changed:
+            return None
+        args: dict[str, Any] = {"customer_id": customer}
+        if changed:
+            args["attributes"] = changed
+        return self._commit("register", args, at)
+
+    def link(self, customer_id: CustomerId, link: Link, at: datetime | None = None) -> Entry | None:
+        """Point ``link`` at ``customer_id`` from ``at`` on (§1.4).
+
+        Registers an unknown customer.  If another customer explicitly owns the
+        link at ``at``, the link type's conflict policy decides: ``move`` (the
+        old owner keeps it before ``at``), ``merge`` (the two profiles merge,
+        reason ``shared link``) or ``reject`` (``LinkConflict``).
+        O(log k) for a link with k change points, plus O(profile size) for a merge.
+        """
+        self._writable("link")
+        at = self._now(at)
+        call = {"customer_id": customer_id, "link": link}
+        customer = check_customer_id(customer_id)
+        key = self._key(link, "link", call, at)
+        before = self._history.get(key)
+        explicit = hist.explicit_owner_at(before, at)
+        if explicit == customer:
+            return None
+        args: dict[str, Any] = {"customer_id": customer, "link": key}
+        if link.value != key[1]:
+            args["raw"] = link.value
+        if explicit is not None:
+            policy = self._types.get(key[0]).conflict
+            if policy == "reject":
+                raise self._guards.refuse(
+                    at,
+                    "link",
+                    call,
+                    LinkConflict(
+                        f"{key[0]} {key[1]!r} is owned by customer {explicit!r} at "
+                        f"{at.isoformat()}; the {key[0]} conflict policy is 'reject'"
+                    ),
+                )
+            if policy == "merge":
+                if customer in self._order and self._same_profile(customer, explicit):
+                    return None
+                self._check_profile_size(customer, explicit, "link", call, at)
+                args["merge_id"] = f"m{self._journal.next_seq()}"
+                args["merged_with"] = explicit
+                return self._commit("link", args, at)
+        self._check_ownership(key, customer, explicit, before, "link", call, at)
+        return self._commit("link", args, at)
+
+    def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
+        """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy (§1.4).
+
+        Registers an unknown customer.  O(log k).
+        """
+        self._writable("relink")
+        at = self._now(at)
+        call = {"link": link, "to": to}
+        customer = check_customer_id(to)
+        key = self._key(link, "relink", call, at)
+        before = self._history.get(key)
+        explicit = hist.explicit_owner_at(before, at)
+        if explicit == customer:
+            return None
+        self._check_ownership(key, customer, explicit, before, "relink", call, at)
+        args: dict[str, Any] = {"customer_id": customer, "link": key}
+        if link.value != key[1]:
+            args["raw"] = link.value
+        return self._commit("relink", args, at)
+
+    def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
+        """From ``at`` on, ``link`` points to nobody (§1.4).  O(log k).
+
+        Returns None when the link has no explicit owner at ``at``.
+        """
+        self._writable("unlink")
+        at = self._now(at)
+        key = self._key(link, "unlink", {"link": link}, at)
+        if hist.explicit_owner_at(self._history.get(key), at) is None:
+            return None
+        return self._commit("unlink", {"link": key}, at)
+
+    def merge(
+        self, a: CustomerId, b: CustomerId, reason: str = "", at: datetime | None = None
+    ) -> str | None:
+        """Merge the profiles of customers ``a`` and ``b``; return the merge id (§1.5).
+
+        Both must be registered.  Returns None when they already share a
+        profile.  Amortised O(α(n)) plus O(size of the smaller profile).
+        """
+        self._writable("merge")
+        at = self._now(at)
+        first, second = self._customer(a), self._customer(b)
+        if not isinstance(reason, str):
+            raise TypeError(f"merge reason {reason!r} must be a string")
+        if self._same_profile(first, second):
+            return None
+        call = {"a": a, "b": b, "reason": reason}
+        self._check_profile_size(first, second, "merge", call, at)
+        merge_id = f"m{self._journal.next_seq()}"
+        self._commit("merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at)
+        return merge_id
+
+    def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:
+        """Deactivate merge ``merge_id``; its profile falls apart exactly (§1.5).
+
+        Returns None when the merge is already inactive.  O(size of the profile).
+        """
+        self._writable("split")
+        at = self._now(at)
+        merge = self._partition.merges.get(merge_id) if isinstance(merge_id, str) else None
+        if merge is None:
+            raise UnknownMerge(f"merge {merge_id!r} was never issued by this graph")
+        if not merge.active:
+            return None
+        return self._commit("split", {"merge_id": merge_id}, at)
+
+    def detach(self, customer_id: CustomerId, at: datetime | None = None) -> Entry | None:
+        """Deactivate every merge touching ``customer_id``, leaving it alone (§1.5).
+
+        Returns None when it is merged with nobody.  O(size of the profile).
+        """
+        self._writable("detach")
+        at = self._now(at)
+        customer = self._customer(customer_id)
+        merge_ids = sorted(
+            self._partition.active_merges(customer), key=lambda m: self._partition.merges[m].seq
+        )
+        if not merge_ids:
+            return None
+        return self._commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
+
+    def release(self, link: Link, at: datetime | None = None) -> Entry | None:
+        """Unfreeze a link frozen for moving too often (§5); None if it was not frozen."""
+        self._writable("release")
+        at = self._now(at)
+        key = self._types.key(link)
+        if key not in self._guards.frozen:
+            return None
+        return self._commit("release", {"link": key}, at)
+
+    # ------------------------------------------------------------------ guards
+
+    def _same_profile(self, a: CustomerId, b: CustomerId) -> bool:
+        return self._partition.find(a) == self._partition.find(b)
+
+    def _check_profile_size(
+        self, a: CustomerId, b: CustomerId, op: str, call: Mapping[str, Any], at: datetime
+    ) -> None:
+        size_a = len(self._partition.members(a)) if a in self._order else 1
+        size_b = len(self._partition.members(b))
+        cap = self.limits.max_customers_per_profile
+        if size_a + size_b > cap:
+            raise self._guards.refuse(
+                at,
+                op,
+                call,
+                LimitExceeded(
+                    f"merging customers {a!r} ({size_a} in profile) and {b!r} ({size_b} in "
+                    f"profile) would make a profile of {size_a + size_b} customers; "
+                    f"max_customers_per_profile is {cap}"
+                ),
+            )
+
+    def _check_ownership(
+        self,
+        key: LinkKey,
+        customer: CustomerId,
+        explicit: CustomerId | None,
+        before: hist.History | None,
+        op: str,
+        call: Mapping[str, Any],
+        at: datetime,
+    ) -> None:
+        """Refuse a move of a frozen link, or a claim past a customer's caps."""
+        name, value = key
+        if explicit is not None and key in self._guards.frozen:
+            raise self._guards.refuse(
+                at,
+                op,
+                call,
+                LimitExceeded(
+                    f"{name} {value!r} is frozen: it moved between owners "
+                    f"{self.limits.max_moves} times within {self.limits.move_window}; "
+                    "release() it to allow moves again"
+                ),
+            )
+        becomes_current = before is None or at >= hist.points(before)[-1][0]
+        if not becomes_current or hist.current_owner(before) == customer:
+            return
+        owned = self._owned.get(customer, ())
+        cap = self._types.get(name).max_per_customer
+        if cap is not None:
+            same_name = sum(1 for owned_name, _ in owned if owned_name == name)
+            if same_name >= cap:
+                raise self._guards.refuse(
+                    at,
+                    op,
+                    call,
+                    LimitExceeded(
+                        f"customer {customer!r} already owns {same_name} {name} links; "
+                        f"max_per_customer for {name} is {cap}"
+                    ),
+                )
+        if len(owned) >= self.limits.max_links_per_customer:
+            raise self._guards.refuse(
+                at,
+                op,
+                call,
+                LimitExceeded(
+                    f"customer {customer!r} already owns {len(owned)} links; "
+                    f"max_links_per_customer is {self.limits.max_links_per_customer}"
+                ),
+            )
+
+    # ------------------------------------------------------------------ queries
+
+    def normalize(self, link: Link) -> Link:
+        """``link`` with its normalised value, or ``InvalidLink`` / ``BlockedLink``.  O(len)."""
+        name, value = self._types.key(link)
+        return Link(name, value)
+
+    def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
+        """The customer ``link`` belongs to at ``at`` (§1.3), or now.  O(log k)."""
+        key = self._types.key(link)
+        history = self._history.get(key)
+        if at is None:
+            return hist.current_owner(history)
+        return hist.owner_at(history, self._now(at))
+
+    def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
+        """Every change point of ``link``: ``[(valid_from, owner or None), ...]``.  O(k)."""
+        history = self._history.get(self._types.key(link))
+        return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
+
+    def resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
+        """The profile id of a customer id or a link (§1.6).
+
+        A link resolves through its owner at ``at`` (or its current owner);
+        with no owner, to its anonymous profile, whose id is the normalised
+        link.  Amortised O(α(n)) for a customer; O(log k + α(n)) for a link.
+        """
+        if isinstance(ref, str):
+            if ref in self._order:
+                return self._partition.profile_id(ref)
+            return self._partition.profile_id(self._customer(ref))
+        if isinstance(ref, Link):
+            key = self._types.key(ref)
+            history = self._history.get(key)
+            owner = (
+                hist.current_owner(history)
+                if at is None
+                else hist.owner_at(history, self._now(at))
+            )
+            if owner is None:
+                return Link(key[0], key[1])
+            return self._partition.profile_id(owner)
+        raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
+
+    def profile(self, ref: Ref) -> Profile:
+        """The profile of ``ref`` as a frozen :class:`Profile`.  O(size of the profile)."""
+        profile_id = self.resolve(ref)
+        if isinstance(profile_id, Link):
+            return Profile(profile_id, (), (profile_id,), {}, ())
+        customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
+        links = sorted(
+            Link(name, value) for c in customers for name, value in self._owned.get(c, ())
+        )
+        merged: dict[str, tuple[Any, datetime, int]] = {}
+        for customer in customers:
+            for name, record in self._attributes.get(customer, {}).items():
+                known = merged.get(name)
+                if known is None or (record[1], record[2]) > (known[1], known[2]):
+                    merged[name] = record
+        return Profile(
+            id=profile_id,
+            customer_ids=tuple(customers),
+            links=tuple(links),
+            attributes={name: record[0] for name, record in sorted(merged.items())},
+            merge_ids=tuple(self._partition.merges_of_profile(profile_id)),
+        )
+
+    def profiles(self) -> Iterator[Profile]:
+        """Every customer profile, ordered by id.  O(n log n) to start."""
+        ids = {self._partition.profile_id(c) for c in self._order}
+        for profile_id in sorted(ids):
+            yield self.profile(profile_id)
+
+    def customers(self) -> list[CustomerId]:
+        """Every registered customer id, in registration order.  O(n)."""
+        return list(self._order)
+
+    def explain(self, ref_a: Ref, ref_b: Ref) -> list[Any]:
+        """Why two references share a profile: the shortest chain of steps (§1.7)."""
+        from .explain import explain
+
+        return explain(self, ref_a, ref_b)
+
+    def to_networkx(self) -> Any:
+        """The identity graph as a ``networkx.Graph`` (§1.7).  O(n + links + merges)."""
+        from .explain import to_networkx
+
+        return to_networkx(self)
+
+    # ------------------------------------------------------------------ journal
+
+    def journal(self, since: int = 0) -> Iterator[Entry]:
+        """Journal entries with ``seq > since``, oldest first (§2)."""
+        return self._journal.entries(since)
+
+    def changes(self, since: int = 0) -> list[ProfileChange]:
+        """Profile changes of the entries with ``seq > since`` (§2).  O(result)."""
+        return [change for entry in self._journal.entries(since) for change in entry.changes]
+
+    def as_of(self, seq: int) -> IdentityGraph:
+        """A read-only graph as it stood after entry ``seq`` (§2).  O(seq) to build."""
+        if not isinstance(seq, int) or not 0 <= seq <= len(self._journal):
+            raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
+        view = IdentityGraph(**self._config)
+        view._replay_from(self, seq)
+        view._read_only = True
+        return view
+
+    def _replay_from(self, source: IdentityGraph, upto: int) -> None:
+        for seq in range(1, upto + 1):
+            op, args, at = source._journal.raw(seq)
+            changes = self._apply(op, args, at, seq)
+            self._journal.append(op, args, at, changes)
+
+    @classmethod
+    def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
+        """Replay ``entries`` (from ``seq`` 1, gap-free) into a new graph (§2).
+
+        The entries' decisions are applied as recorded, so the result equals
+        the graph that wrote them whatever ``config`` says.  O(total work).
+        """
+        graph = cls(**config)
+        for entry in entries:
+            expected = len(graph._journal) + 1
+            if entry.seq != expected:
+                raise ValueError(f"journal entry {entry.seq} out of order; expected {expected}")
+            args = {k: v.key if isinstance(v, Link) else v for k, v in entry.args.items()}
+            if "attributes" in args:
+                args["attributes"] = dict(args["attributes"])
+            changes = graph._apply(entry.op, args, entry.at, entry.seq)
+            graph._journal.append(entry.op, args, entry.at, changes)
+        return graph
+
+    def refusals(self) -> list[Refusal]:
+        """Every refused call since this graph was created (§5), oldest first."""
+        return list(self._guards.log)
+
+    def frozen_links(self) -> list[Link]:
+        """Links frozen for moving too often, sorted (§5)."""
+        return [Link(name, value) for name, value in sorted(self._guards.frozen)]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Release resources; an in-memory graph has none to release."""
+
+    def __enter__(self) -> IdentityGraph:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _state(self) -> dict[str, Any]:
+        """Everything that defines the graph, in comparable form (for equality)."""
+        merges = self._partition.merges
+        return {
+            "order": list(self._order.items()),
+            "attributes": sorted(
+                (c, sorted(attrs_.items())) for c, attrs_ in self._attributes.items()
+            ),
+            "history": sorted((k, hist.points(h)) for k, h in self._history.items()),
+            "merges": sorted(
+                (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
+            ),
+            "profiles": sorted(
+                (c, self._partition.profile_id(c)) for c in self._order
+            ),
+            "owned": sorted((c, sorted(links)) for c, links in self._owned.items()),
+            "guards": self._guards.state(),
+            "journal": [self._journal.entry(s) for s in range(1, len(self._journal) + 1)],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdentityGraph):
+            return NotImplemented
+        return self._state() == other._state()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _check(self) -> None:
+        """Verify every internal invariant; raises AssertionError.  O(everything)."""
+        self._partition.check()
+        owned_from_history: dict[CustomerId, set[LinkKey]] = {}
+        for key, history in self._history.items():
+            points = hist.points(history)
+            assert points == sorted(points, key=lambda p: p[0]), f"{key} out of order"
+            assert len({p[0] for p in points}) == len(points), f"{key} repeats an instant"
+            owner = hist.current_owner(history)
+            if owner is not None:
+                assert owner in self._order, f"{key} owned by unregistered {owner!r}"
+                owned_from_history.setdefault(owner, set()).add(key)
+        assert {c: set(v) for c, v in self._owned.items()} == owned_from_history
+        for customer, links in self._owned.items():
+            assert len(set(links)) == len(links), f"{customer} lists a link twice"
+        assert sorted(self._order.values()) == list(range(len(self._order)))
+
