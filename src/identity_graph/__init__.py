@@ -62,7 +62,7 @@ __all__ = [
     "Step",
     "UnknownCustomer",
     "UnknownMerge",
+    "__version__",
     "default_blocklist",
     "errors",
-    "__version__",
 ]

@@ -9,6 +9,7 @@ O(size of the profile), not O(size of the graph).
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -95,7 +96,7 @@ def explain(graph: IdentityGraph, ref_a: Ref, ref_b: Ref) -> list[Step]:
     _add_profile(nx_graph, graph, graph._partition.members(profile_a))
     path = nx.shortest_path(nx_graph, source, target)
     steps = []
-    for u, v in zip(path, path[1:], strict=False):
+    for u, v in itertools.pairwise(path):
         data = nx_graph.edges[u, v]
         steps.append(
             Step(

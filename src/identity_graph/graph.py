@@ -13,7 +13,7 @@ cannot drift from what happened.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -36,13 +36,13 @@ from .resolution import Merge, Partition
 __all__ = ["IdentityGraph", "Profile"]
 
 Ref: TypeAlias = "str | Link"
-AttributeValue: TypeAlias = "str | int | float | bool | None | date | datetime | Decimal"
+AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
 _ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
 _ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @attrs.frozen
@@ -111,7 +111,7 @@ class IdentityGraph:
             raise TypeError(f"limits must be a Limits, not {self.limits!r}")
         self._clock = clock or _utc_now
         self.register_unknown = register_unknown
-        self._config = {
+        self._config: dict[str, Any] = {
             "default_region": default_region,
             "link_types": dict(link_types or {}),
             "limits": self.limits,
@@ -192,7 +192,9 @@ class IdentityGraph:
             customer = args["customer_id"]
             self._ensure(customer, changes)
             if "merge_id" in args:
-                merge = Merge(args["merge_id"], customer, args["merged_with"], "shared link", at, seq)
+                merge = Merge(
+                    args["merge_id"], customer, args["merged_with"], "shared link", at, seq
+                )
                 changes.append(self._merge(merge))
             else:
                 self._set_owner(args["link"], customer, at, seq, changes)
@@ -285,8 +287,10 @@ class IdentityGraph:
                     "values are str, int, float, bool, None, date, datetime or Decimal"
                 )
             old = known.get(name)
-            if old is None or (at > old[1] and value != old[0]) or (
-                at == old[1] and value != old[0]
+            if (
+                old is None
+                or (at > old[1] and value != old[0])
+                or (at == old[1] and value != old[0])
             ):
                 changed[name] = value
         if customer in self._order and not changed:
@@ -539,9 +543,7 @@ class IdentityGraph:
             key = self._types.key(ref)
             history = self._history.get(key)
             owner = (
-                hist.current_owner(history)
-                if at is None
-                else hist.owner_at(history, self._now(at))
+                hist.current_owner(history) if at is None else hist.owner_at(history, self._now(at))
             )
             if owner is None:
                 return Link(key[0], key[1])
@@ -630,7 +632,9 @@ class IdentityGraph:
             expected = len(graph._journal) + 1
             if entry.seq != expected:
                 raise ValueError(f"journal entry {entry.seq} out of order; expected {expected}")
-            args = {k: v.key if isinstance(v, Link) else v for k, v in entry.args.items()}
+            args: dict[str, Any] = {
+                k: v.key if isinstance(v, Link) else v for k, v in entry.args.items()
+            }
             if "attributes" in args:
                 args["attributes"] = dict(args["attributes"])
             changes = graph._apply(entry.op, args, entry.at, entry.seq)
@@ -668,9 +672,7 @@ class IdentityGraph:
             "merges": sorted(
                 (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
             ),
-            "profiles": sorted(
-                (c, self._partition.profile_id(c)) for c in self._order
-            ),
+            "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
             "owned": sorted((c, sorted(links)) for c, links in self._owned.items()),
             "guards": self._guards.state(),
             "journal": [self._journal.entry(s) for s in range(1, len(self._journal) + 1)],
@@ -699,4 +701,3 @@ class IdentityGraph:
         for customer, links in self._owned.items():
             assert len(set(links)) == len(links), f"{customer} lists a link twice"
         assert sorted(self._order.values()) == list(range(len(self._order)))
-

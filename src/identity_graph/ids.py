@@ -73,9 +73,7 @@ def _check_name(name: object) -> None:
     if isinstance(name, str) and name in _known_names:
         return
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidLink(
-            f"link name {name!r} is not allowed; a link name matches [a-z][a-z0-9_]*"
-        )
+        raise InvalidLink(f"link name {name!r} is not allowed; a link name matches [a-z][a-z0-9_]*")
     _known_names.add(name)
 
 

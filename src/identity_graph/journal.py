@@ -30,7 +30,9 @@ ChangeKind: TypeAlias = Literal["created", "merged", "split", "link_moved", "lin
 
 #: A profile id inside the journal: a customer id, or the key of an anonymous link.
 RawProfileId: TypeAlias = "str | LinkKey"
-RawChange: TypeAlias = "tuple[str, tuple[RawProfileId, ...], tuple[RawProfileId, ...], LinkKey | None]"
+RawChange: TypeAlias = (
+    "tuple[str, tuple[RawProfileId, ...], tuple[RawProfileId, ...], LinkKey | None]"
+)
 
 _LINK_ARGS = frozenset({"link"})
 
