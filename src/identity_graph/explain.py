@@ -82,12 +82,12 @@ def explain(graph: IdentityGraph, ref_a: Ref, ref_b: Ref) -> list[Step]:
     list means the two references are the same node.  O(size of the profile).
     """
     profile_a, profile_b = graph.resolve(ref_a), graph.resolve(ref_b)
+    source, target = _node(graph, ref_a), _node(graph, ref_b)
     if profile_a != profile_b:
         raise NotConnected(
-            f"{ref_a!s} (profile {profile_a!s}) and {ref_b!s} (profile {profile_b!s}) "
+            f"{source!s} (profile {profile_a!s}) and {target!s} (profile {profile_b!s}) "
             "are not in one profile"
         )
-    source, target = _node(graph, ref_a), _node(graph, ref_b)
     if source == target:
         return []
     nx_graph = nx.Graph()

@@ -13,7 +13,7 @@ cannot drift from what happened.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -39,6 +39,13 @@ Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
 _ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
 _ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _span(delta: timedelta) -> str:
+    """``timedelta(days=30)`` as "30 days" rather than "30 days, 0:00:00"."""
+    if delta.seconds == 0 and delta.microseconds == 0:
+        return f"{delta.days} day" + ("" if delta.days == 1 else "s")
+    return str(delta)
 
 
 def _utc_now() -> datetime:
@@ -476,7 +483,7 @@ class IdentityGraph:
                 call,
                 LimitExceeded(
                     f"{name} {value!r} is frozen: it moved between owners "
-                    f"{self.limits.max_moves} times within {self.limits.move_window}; "
+                    f"{self.limits.max_moves} times within {_span(self.limits.move_window)}; "
                     "release() it to allow moves again"
                 ),
             )
