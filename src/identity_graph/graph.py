@@ -30,7 +30,7 @@ from .errors import (
 )
 from .guards import Guards, Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
-from .journal import Entry, Journal, ProfileChange, ProfileId, RawChange, RawProfileId
+from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId
 from .resolution import Merge, Partition
 
 __all__ = ["IdentityGraph", "Profile"]
@@ -130,8 +130,9 @@ class IdentityGraph:
         # customer -> attribute -> (value, set at, seq); only customers with attributes.
         self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
         self._history: dict[LinkKey, hist.History] = {}
-        # customer -> links it owns now; a tuple, as almost every customer has few.
-        self._owned: dict[CustomerId, tuple[LinkKey, ...]] = {}
+        # customer -> links it owns now: the bare key when it owns one (most
+        # customers), else a tuple of keys.  Read it through _links_of().
+        self._owned: dict[CustomerId, LinkKey | tuple[LinkKey, ...]] = {}
         self._partition = Partition(self._order)
         self._journal = Journal()
         self._guards = Guards(self.limits)
@@ -142,6 +143,8 @@ class IdentityGraph:
     def _now(self, at: datetime | None) -> datetime:
         if at is None:
             at = self._clock()
+        if type(at) is datetime and at.tzinfo is UTC:  # the common case, checked cheaply
+            return at
         if not isinstance(at, datetime):
             raise TypeError(f"at={at!r} is not a datetime")
         if at.tzinfo is None or at.utcoffset() is None:
@@ -173,6 +176,15 @@ class IdentityGraph:
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
+    def _links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
+        """The keys of the links ``customer`` owns now.  O(1) for one link."""
+        held = self._owned.get(customer)
+        if held is None:
+            return ()
+        if type(held[0]) is str:  # a single LinkKey, stored bare
+            return (held,)
+        return held  # type: ignore[return-value]
+
     def _raw_profile_id(self, customer: CustomerId | None, link: LinkKey) -> RawProfileId:
         return link if customer is None else self._partition.profile_id(customer)
 
@@ -184,9 +196,10 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ apply
 
-    def _apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[RawChange]:
-        """Apply one decided operation; return the profile changes.  The only writer."""
-        changes: list[RawChange] = []
+    def _apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[Any]:
+        """Apply one decided operation; return the profile changes in the journal's
+        flat form (journal.py).  The only code that changes the graph's state."""
+        changes: list[Any] = []
         if op == "register":
             customer = args["customer_id"]
             self._ensure(customer, changes)
@@ -202,32 +215,34 @@ class IdentityGraph:
                 merge = Merge(
                     args["merge_id"], customer, args["merged_with"], "shared link", at, seq
                 )
-                changes.append(self._merge(merge))
+                changes.extend(self._merge(merge))
             else:
                 self._set_owner(args["link"], customer, at, seq, changes)
+                if args.get("freezes"):
+                    self._guards.frozen.add(args["link"])
         elif op == "unlink":
             self._set_owner(args["link"], None, at, seq, changes)
         elif op == "merge":
             merge = Merge(args["merge_id"], args["a"], args["b"], args["reason"], at, seq)
-            changes.append(self._merge(merge))
+            changes.extend(self._merge(merge))
         elif op in ("split", "detach"):
             merge_ids = [args["merge_id"]] if op == "split" else list(args["merge_ids"])
             old_id, parts = self._partition.deactivate(merge_ids)
-            changes.append(("split", (old_id,), tuple(parts), None))
+            changes.extend(("split", old_id, tuple(parts)))
         elif op == "release":
             self._guards.release(args["link"])
         else:
             raise ValueError(f"journal operation {op!r} is not one this library writes")
         return changes
 
-    def _ensure(self, customer: CustomerId, changes: list[RawChange]) -> None:
+    def _ensure(self, customer: CustomerId, changes: list[Any]) -> None:
         if customer not in self._order:
             self._order[customer] = len(self._order)
-            changes.append(("created", (), (customer,), None))
+            changes.extend(("created", customer))
 
-    def _merge(self, merge: Merge) -> RawChange:
+    def _merge(self, merge: Merge) -> tuple[str, CustomerId, CustomerId, CustomerId]:
         id_a, id_b, survivor = self._partition.union(merge)
-        return ("merged", (id_a, id_b), (survivor,), None)
+        return ("merged", id_a, id_b, survivor)
 
     def _set_owner(
         self,
@@ -235,33 +250,38 @@ class IdentityGraph:
         owner: CustomerId | None,
         at: datetime,
         seq: int,
-        changes: list[RawChange],
+        changes: list[Any],
     ) -> None:
         before = self._history.get(link)
         previous = hist.current_owner(before)
         explicit = hist.explicit_owner_at(before, at)
-        if explicit is not None and owner is not None and explicit != owner:
+        mover = hist.previous_customer(before, at)
+        if owner is not None and mover is not None and mover != owner:
             self._guards.record_move(link, at)
         after, _replaced = hist.insert(before, (at, owner, seq))
         self._history[link] = after
         current = hist.current_owner(after)
         if current != previous:
             if previous is not None:
-                owned = self._owned[previous]
-                if len(owned) == 1:
+                rest = tuple(k for k in self._links_of(previous) if k != link)
+                if not rest:
                     del self._owned[previous]
                 else:
-                    self._owned[previous] = tuple(k for k in owned if k != link)
+                    self._owned[previous] = rest[0] if len(rest) == 1 else rest
             if current is not None:
-                self._owned[current] = (*self._owned.get(current, ()), link)
+                held = self._owned.get(current)
+                if held is None:
+                    self._owned[current] = link
+                else:
+                    self._owned[current] = (*self._links_of(current), link)
             old_profile = self._raw_profile_id(previous, link)
             new_profile = self._raw_profile_id(current, link)
             if old_profile != new_profile:
-                changes.append(("link_moved", (old_profile,), (new_profile,), link))
+                changes.extend(("link_moved", old_profile, new_profile, link))
                 return
-        touched = [self._raw_profile_id(c, link) for c in (explicit, owner, current)]
-        unique = tuple(dict.fromkeys(touched))
-        changes.append(("link_history", (), unique, link))
+        touched = [self._partition.profile_id(c) for c in (explicit, owner, current) if c]
+        unique: tuple[RawProfileId, ...] = tuple(dict.fromkeys(touched)) or (link,)
+        changes.extend(("link_history", unique, link))
 
     # ------------------------------------------------------------------ mutations
 
@@ -347,7 +367,8 @@ class IdentityGraph:
                 args["merge_id"] = f"m{self._journal.next_seq()}"
                 args["merged_with"] = explicit
                 return self._commit("link", args, at)
-        self._check_ownership(key, customer, explicit, before, "link", call, at)
+        if self._check_ownership(key, customer, before, "link", call, at):
+            args["freezes"] = True
         return self._commit("link", args, at)
 
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
@@ -364,10 +385,11 @@ class IdentityGraph:
         explicit = hist.explicit_owner_at(before, at)
         if explicit == customer:
             return None
-        self._check_ownership(key, customer, explicit, before, "relink", call, at)
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
+        if self._check_ownership(key, customer, before, "relink", call, at):
+            args["freezes"] = True
         return self._commit("relink", args, at)
 
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
@@ -449,8 +471,8 @@ class IdentityGraph:
     def _check_profile_size(
         self, a: CustomerId, b: CustomerId, op: str, call: Mapping[str, Any], at: datetime
     ) -> None:
-        size_a = len(self._partition.members(a)) if a in self._order else 1
-        size_b = len(self._partition.members(b))
+        size_a = self._partition.size(a) if a in self._order else 1
+        size_b = self._partition.size(b)
         cap = self.limits.max_customers_per_profile
         if size_a + size_b > cap:
             raise self._guards.refuse(
@@ -468,15 +490,20 @@ class IdentityGraph:
         self,
         key: LinkKey,
         customer: CustomerId,
-        explicit: CustomerId | None,
         before: hist.History | None,
         op: str,
         call: Mapping[str, Any],
         at: datetime,
-    ) -> None:
-        """Refuse a move of a frozen link, or a claim past a customer's caps."""
+    ) -> bool:
+        """Refuse a move of a frozen link, or a claim past a customer's caps.
+
+        Returns whether the claim is a move that freezes the link (the
+        decision the journal records as ``freezes``).
+        """
         name, value = key
-        if explicit is not None and key in self._guards.frozen:
+        mover = hist.previous_customer(before, at)
+        moving = mover is not None and mover != customer
+        if moving and key in self._guards.frozen:
             raise self._guards.refuse(
                 at,
                 op,
@@ -487,10 +514,11 @@ class IdentityGraph:
                     "release() it to allow moves again"
                 ),
             )
+        freezes = moving and self._guards.would_freeze(key, at)
         becomes_current = before is None or at >= hist.points(before)[-1][0]
         if not becomes_current or hist.current_owner(before) == customer:
-            return
-        owned = self._owned.get(customer, ())
+            return freezes
+        owned = self._links_of(customer)
         cap = self._types.get(name).max_per_customer
         if cap is not None:
             same_name = sum(1 for owned_name, _ in owned if owned_name == name)
@@ -514,6 +542,7 @@ class IdentityGraph:
                     f"max_links_per_customer is {self.limits.max_links_per_customer}"
                 ),
             )
+        return freezes
 
     # ------------------------------------------------------------------ queries
 
@@ -543,6 +572,8 @@ class IdentityGraph:
         link.  Amortised O(α(n)) for a customer; O(log k + α(n)) for a link.
         """
         if isinstance(ref, str):
+            if at is not None:
+                self._now(at)  # a naive time is refused even where it changes nothing
             if ref in self._order:
                 return self._partition.profile_id(ref)
             return self._partition.profile_id(self._customer(ref))
@@ -564,7 +595,7 @@ class IdentityGraph:
             return Profile(profile_id, (), (profile_id,), {}, ())
         customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
         links = sorted(
-            Link(name, value) for c in customers for name, value in self._owned.get(c, ())
+            Link(name, value) for c in customers for name, value in self._links_of(c)
         )
         merged: dict[str, tuple[Any, datetime, int]] = {}
         for customer in customers:
@@ -680,7 +711,7 @@ class IdentityGraph:
                 (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
             ),
             "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
-            "owned": sorted((c, sorted(links)) for c, links in self._owned.items()),
+            "owned": sorted((c, sorted(self._links_of(c))) for c in self._owned),
             "guards": self._guards.state(),
             "journal": [self._journal.entry(s) for s in range(1, len(self._journal) + 1)],
         }
@@ -704,7 +735,8 @@ class IdentityGraph:
             if owner is not None:
                 assert owner in self._order, f"{key} owned by unregistered {owner!r}"
                 owned_from_history.setdefault(owner, set()).add(key)
-        assert {c: set(v) for c, v in self._owned.items()} == owned_from_history
-        for customer, links in self._owned.items():
+        assert {c: set(self._links_of(c)) for c in self._owned} == owned_from_history
+        for customer in self._owned:
+            links = self._links_of(customer)
             assert len(set(links)) == len(links), f"{customer} lists a link twice"
         assert sorted(self._order.values()) == list(range(len(self._order)))

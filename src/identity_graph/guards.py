@@ -75,17 +75,21 @@ class Guards:
         return error
 
     def record_move(self, link: LinkKey, at: datetime) -> None:
-        """Count a move of ``link`` at ``at``; freeze the link once it has moved
-        ``max_moves`` times within any ``move_window``.  O(log m + m) for m moves."""
-        times = self._moves.setdefault(link, SortedList())
+        """Count a move of ``link`` at ``at``.  O(log m)."""
+        self._moves.setdefault(link, SortedList()).add(at)
+
+    def would_freeze(self, link: LinkKey, at: datetime) -> bool:
+        """Whether one more move at ``at`` gives ``link`` ``max_moves`` moves within
+        some window ``[start, start + move_window)``.  O(m log m) for m moves."""
+        times = SortedList(self._moves.get(link, ()))
         times.add(at)
         window, needed = self.limits.move_window, self.limits.max_moves
-        # A window is [start, start + move_window); any that holds `at` and
-        # the most moves starts at one of the moves in (at - window, at].
+        # Any window that holds `at` and the most moves starts at one of the
+        # moves in (at - window, at].
         for start in times.irange(at - window, at, inclusive=(False, True)):
             if times.bisect_left(start + window) - times.bisect_left(start) >= needed:
-                self.frozen.add(link)
-                return
+                return True
+        return False
 
     def release(self, link: LinkKey) -> None:
         """Unfreeze ``link`` and forget its earlier moves."""

@@ -31,6 +31,7 @@ __all__ = [
     "insert",
     "owner_at",
     "points",
+    "previous_customer",
 ]
 
 Point: TypeAlias = tuple[datetime, CustomerId | None, int]
@@ -68,6 +69,15 @@ class LinkHistory:
             return None
         key = self._points.peekitem(index)
         return (key[0], key[1][0], key[1][1])
+
+    def last_customer(self, at: datetime) -> CustomerId | None:
+        """The latest customer named at or before ``at``, skipping unlinks.  O(log k + u)
+        for u unlink points passed over."""
+        for key in self._points.irange(maximum=at, reverse=True):
+            owner = self._points[key][0]
+            if owner is not None:
+                return owner  # type: ignore[no-any-return]
+        return None
 
     def last(self) -> Point:
         """The latest change point.  O(1)."""
@@ -128,6 +138,19 @@ def owner_at(history: History | None, at: datetime) -> CustomerId | None:
     # One change point: it owns everything at and after it, and the anonymous
     # span before it belongs to it as the next claimant.
     return history[1]
+
+
+def previous_customer(history: History | None, at: datetime) -> CustomerId | None:
+    """The last customer that owned the link at or before ``at``, across unlinked spans.
+
+    A change of owner away from this customer is a *move* for the frozen-link
+    guard (§5), so that unlinking first does not dodge the count.
+    """
+    if history is None:
+        return None
+    if isinstance(history, LinkHistory):
+        return history.last_customer(at)
+    return history[1] if history[0] <= at else None
 
 
 def current_owner(history: History | None) -> CustomerId | None:

@@ -41,6 +41,7 @@ MAX_CUSTOMER_ID_LENGTH = 256
 MAX_LINK_VALUE_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_SPACE = re.compile(r"\s")
 _known_names: set[str] = set()
 
 
@@ -77,7 +78,7 @@ def _check_name(name: object) -> None:
     _known_names.add(name)
 
 
-@attrs.frozen(order=True, cache_hash=True)
+@attrs.frozen(order=True)
 class Link:
     """A named pointer to a customer: ``Link("email", "Ann@Example.com")``.
 
@@ -123,11 +124,11 @@ def normalize_email(raw: str) -> str:
         raise InvalidLink(f"email {raw!r} must contain exactly one '@'")
     if not local:
         raise InvalidLink(f"email {raw!r} has an empty local part before '@'")
-    if "." not in domain or any(not label for label in domain.split(".")):
+    if "." not in domain or ".." in domain or domain[0] == "." or domain[-1] == ".":
         raise InvalidLink(f"email {raw!r} needs a domain with a dot, such as example.com")
-    if any(ch.isspace() for ch in value):
+    if _SPACE.search(value):
         raise InvalidLink(f"email {raw!r} contains white space")
-    return value
+    return raw if value == raw else value  # keep one string, not two equal ones
 
 
 def make_phone_normalizer(default_region: str | None) -> Callable[[str], str]:
@@ -237,12 +238,26 @@ class LinkType:
     """
 
     conflict: Conflict | None = attrs.field(default=None)
-    max_per_customer: int | None = None
+    max_per_customer: int | None = attrs.field(default=None)
     blocklist: tuple[BlocklistEntry, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple)
     )
-    priority: int | None = None
+    priority: int | None = attrs.field(default=None)
     normalize: Callable[[str], str] | None = None
+
+    @max_per_customer.validator
+    def _check_max(self, _attribute: object, value: object) -> None:
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ValueError(
+                f"LinkType max_per_customer {value!r} must be None or a whole number >= 1"
+            )
+
+    @priority.validator
+    def _check_priority(self, _attribute: object, value: object) -> None:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"LinkType priority {value!r} must be None or a whole number")
 
     @conflict.validator
     def _check_conflict(self, _attribute: object, value: object) -> None:
@@ -255,6 +270,9 @@ class _Blocklist:
     literals: frozenset[str]
     patterns: tuple[re.Pattern[str], ...]
     predicates: tuple[Callable[[str], bool], ...]
+    # All patterns as one alternation: one regex call per check on the hot
+    # path; the individual patterns are consulted only to name the rule.
+    combined: re.Pattern[str] | None = None
 
     @classmethod
     def build(cls, entries: Iterable[BlocklistEntry]) -> _Blocklist:
@@ -270,15 +288,22 @@ class _Blocklist:
                 predicates.append(entry)
             else:
                 raise TypeError(f"blocklist entry {entry!r} is not a string, pattern or predicate")
-        return cls(frozenset(literals), tuple(patterns), tuple(predicates))
+        combined = None
+        if patterns and all(p.flags & ~re.UNICODE == 0 for p in patterns):
+            try:
+                combined = re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
+            except re.error:  # e.g. the same group name in two patterns
+                combined = None
+        return cls(frozenset(literals), tuple(patterns), tuple(predicates), combined)
 
     def match(self, value: str) -> str | None:
         """The rule that blocks ``value`` (already case-folded), or None."""
         if value in self.literals:
             return f"the literal {value!r}"
-        for pattern in self.patterns:
-            if pattern.fullmatch(value):
-                return f"the pattern {pattern.pattern!r}"
+        if self.combined is None or self.combined.fullmatch(value):
+            for pattern in self.patterns:
+                if pattern.fullmatch(value):
+                    return f"the pattern {pattern.pattern!r}"
         for predicate in self.predicates:
             if predicate(value):
                 return f"the rule {getattr(predicate, '__name__', repr(predicate))}"
@@ -356,8 +381,11 @@ class LinkTypes:
                 f"{name} value of {len(raw)} characters is too long; "
                 f"at most {MAX_LINK_VALUE_LENGTH} are allowed"
             )
-        resolved = self.get(name)
-        rule = resolved.blocklist.match(raw.strip().casefold())
+        resolved = self._resolved.get(name) or self.get(name)
+        folded = raw.strip().casefold()
+        if not folded:
+            raise InvalidLink(f"{name} {raw!r} is empty; a link value needs a character")
+        rule = resolved.blocklist.match(folded)
         if rule is not None:
             raise BlockedLink(f"{name} {raw!r} is on the {name} blocklist ({rule})")
         try:
@@ -368,6 +396,8 @@ class LinkTypes:
             raise InvalidLink(f"{name} {raw!r} is not valid: {exc}") from None
         if _CONTROL.search(value):
             raise InvalidLink(f"{name} {raw!r} contains a control character")
+        if value == folded:  # the common case: normalising only trimmed and lower-cased
+            return (name, value)
         rule = resolved.blocklist.match(value.casefold())
         if rule is not None:
             raise BlockedLink(

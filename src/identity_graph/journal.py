@@ -7,9 +7,21 @@ took effect, and the profile changes it caused.  Replaying the entries into
 an empty graph applies the same decisions and so yields an equal graph,
 whatever configuration the replaying graph has.
 
-Entries are kept compactly (tuples sharing the graph's link keys) and turned
-into :class:`Entry` values when read; a journal of a million entries is then
-a few hundred bytes an entry, not a kilobyte.
+Memory matters here: the journal is the one structure that grows with every
+call.  An entry is therefore stored as **one flat tuple**::
+
+    (op, at, n_args, name_1, value_1, ..., name_n, value_n, *changes)
+
+where links appear as the graph's own ``(name, value)`` key tuples (shared,
+not copied) and each profile change is a run of items of fixed length::
+
+    "created", profile              "merged", a, b, survivor
+    "split", old, parts             "link_moved", from, to, link
+    "link_history", profiles, link
+
+An anonymous profile is its link key.  :class:`Entry` values are decoded
+from that tuple only when their ``args`` or ``changes`` are read, so a
+mutating call that returns its entry pays for one small object.
 """
 
 from __future__ import annotations
@@ -30,11 +42,12 @@ ChangeKind: TypeAlias = Literal["created", "merged", "split", "link_moved", "lin
 
 #: A profile id inside the journal: a customer id, or the key of an anonymous link.
 RawProfileId: TypeAlias = "str | LinkKey"
-RawChange: TypeAlias = (
-    "tuple[str, tuple[RawProfileId, ...], tuple[RawProfileId, ...], LinkKey | None]"
-)
+Record: TypeAlias = tuple[Any, ...]
 
 _LINK_ARGS = frozenset({"link"})
+_IMMUTABLE = frozenset({str, tuple, int, bool, type(None)})
+#: How many items follow each change kind in a record.
+_ARITY = {"created": 1, "merged": 3, "split": 2, "link_moved": 3, "link_history": 2}
 
 
 @attrs.frozen
@@ -62,37 +75,146 @@ class ProfileChange:
     link: Link | None = None
 
 
-@attrs.frozen(eq=True, hash=False)
 class Entry:
     """One journal entry: ``seq`` (from 1, gap-free), ``op`` (the method's
-    name), ``args`` (the decided arguments), ``at`` (when it took effect),
-    ``changes`` (the profile changes it caused)."""
+    name), ``args`` (the decided arguments, read-only), ``at`` (when it took
+    effect), ``changes`` (the :class:`ProfileChange` values it caused).
 
+    An immutable value, compared by all five fields.  Entries read from a
+    graph decode ``args`` and ``changes`` from the stored record on first
+    use; entries built by hand (a store loading its rows, say) take them
+    as given.
+    """
+
+    __slots__ = ("_args", "_changes", "_record", "at", "op", "seq")
     seq: int
     op: str
-    args: Mapping[str, Any]
     at: datetime
-    changes: tuple[ProfileChange, ...]
+    _args: Mapping[str, Any] | None
+    _changes: tuple[ProfileChange, ...] | None
+    _record: Record | None
+
+    def __init__(
+        self,
+        seq: int,
+        op: str,
+        args: Mapping[str, Any],
+        at: datetime,
+        changes: tuple[ProfileChange, ...] = (),
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "seq", seq)
+        _set(self, "op", op)
+        _set(self, "at", at)
+        _set(self, "_args", MappingProxyType(dict(args)))
+        _set(self, "_changes", tuple(changes))
+        _set(self, "_record", None)
+
+    @classmethod
+    def _from_record(cls, seq: int, record: Record) -> Entry:
+        entry = object.__new__(cls)
+        _set = object.__setattr__
+        _set(entry, "seq", seq)
+        _set(entry, "op", record[0])
+        _set(entry, "at", record[1])
+        _set(entry, "_args", None)
+        _set(entry, "_changes", None)
+        _set(entry, "_record", record)
+        return entry
+
+    @property
+    def args(self) -> Mapping[str, Any]:
+        if self._args is None:
+            assert self._record is not None
+            object.__setattr__(self, "_args", MappingProxyType(_decode_args(self._record)))
+        assert self._args is not None
+        return self._args
+
+    @property
+    def changes(self) -> tuple[ProfileChange, ...]:
+        if self._changes is None:
+            assert self._record is not None
+            object.__setattr__(self, "_changes", _decode_changes(self.seq, self._record))
+        assert self._changes is not None
+        return self._changes
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise attrs.exceptions.FrozenInstanceError()
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError()
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.seq, self.op, self.at, dict(self.args), self.changes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(seq={self.seq!r}, op={self.op!r}, args={dict(self.args)!r}, "
+            f"at={self.at!r}, changes={self.changes!r})"
+        )
 
 
-def _profile_id(raw: RawProfileId) -> ProfileId:
-    return Link(raw[0], raw[1]) if isinstance(raw, tuple) else raw
+def _frozen(value: Any) -> Any:
+    """An immutable copy of an argument, so no caller can rewrite the journal."""
+    if isinstance(value, Link):
+        return value.key
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | set | frozenset):  # tuples (link keys) are shared as is
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
-def _encode_args(args: Mapping[str, Any]) -> tuple[Any, ...]:
-    flat: list[Any] = []
-    for name, value in args.items():
-        flat.append(name)
-        flat.append(value.key if isinstance(value, Link) else value)
-    return tuple(flat)
+def _link(key: LinkKey, cache: dict[LinkKey, Link]) -> Link:
+    # One Link per key within an entry: a link entry names the same link in
+    # its args and in up to three places of its changes.
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = Link(key[0], key[1])
+    return found
 
 
-def _decode_args(flat: tuple[Any, ...]) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    for index in range(0, len(flat), 2):
-        name, value = flat[index], flat[index + 1]
-        args[name] = Link(value[0], value[1]) if name in _LINK_ARGS else value
+def _decode_args(record: Record) -> dict[str, Any]:
+    end = 3 + 2 * record[2]
+    args = dict(zip(record[3:end:2], record[4:end:2], strict=True))
+    for name in _LINK_ARGS.intersection(args):
+        args[name] = Link(*args[name])
     return args
+
+
+def _decode_changes(seq: int, record: Record) -> tuple[ProfileChange, ...]:
+    cache: dict[LinkKey, Link] = {}
+
+    def pid(raw: RawProfileId) -> ProfileId:
+        return _link(raw, cache) if isinstance(raw, tuple) else raw
+
+    changes: list[ProfileChange] = []
+    index = 3 + 2 * record[2]
+    while index < len(record):
+        kind = record[index]
+        item = record[index + 1 : index + 1 + _ARITY[kind]]
+        index += 1 + _ARITY[kind]
+        if kind == "created":
+            change = ProfileChange(seq, kind, (), (pid(item[0]),))
+        elif kind == "merged":
+            change = ProfileChange(seq, kind, (item[0], item[1]), (item[2],))
+        elif kind == "split":
+            change = ProfileChange(seq, kind, (item[0],), tuple(item[1]))
+        elif kind == "link_moved":
+            link = _link(item[2], cache)
+            change = ProfileChange(seq, kind, (pid(item[0]),), (pid(item[1]),), link)
+        else:  # link_history
+            link = _link(item[1], cache)
+            change = ProfileChange(seq, kind, (), tuple(pid(p) for p in item[0]), link)
+        changes.append(change)
+    return tuple(changes)
 
 
 class Journal:
@@ -101,20 +223,20 @@ class Journal:
     __slots__ = ("_records",)
 
     def __init__(self) -> None:
-        self._records: list[tuple[str, tuple[Any, ...], datetime, tuple[RawChange, ...]]] = []
+        self._records: list[Record] = []
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def append(
-        self,
-        op: str,
-        args: Mapping[str, Any],
-        at: datetime,
-        changes: list[RawChange],
-    ) -> int:
-        """Append one entry; return its sequence number."""
-        self._records.append((op, _encode_args(args), at, tuple(changes)))
+    def append(self, op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> int:
+        """Append one entry (``changes`` in the flat form above); return its seq.  O(size)."""
+        flat: list[Any] = [op, at, len(args)]
+        for name, value in args.items():
+            flat.append(name)
+            # Strings and link keys (most arguments) are immutable already.
+            flat.append(value if type(value) in _IMMUTABLE else _frozen(value))
+        flat.extend(changes)
+        self._records.append(tuple(flat))
         return len(self._records)
 
     def next_seq(self) -> int:
@@ -122,24 +244,8 @@ class Journal:
         return len(self._records) + 1
 
     def entry(self, seq: int) -> Entry:
-        """Entry number ``seq`` (from 1).  O(size of the entry)."""
-        op, flat, at, changes = self._records[seq - 1]
-        return Entry(
-            seq=seq,
-            op=op,
-            args=MappingProxyType(_decode_args(flat)),
-            at=at,
-            changes=tuple(
-                ProfileChange(
-                    seq=seq,
-                    kind=kind,  # type: ignore[arg-type]
-                    before=tuple(_profile_id(p) for p in before),
-                    after=tuple(_profile_id(p) for p in after),
-                    link=None if link is None else Link(link[0], link[1]),
-                )
-                for kind, before, after, link in changes
-            ),
-        )
+        """Entry number ``seq`` (from 1).  O(1); its args and changes decode when read."""
+        return Entry._from_record(seq, self._records[seq - 1])
 
     def entries(self, since: int = 0) -> Iterator[Entry]:
         """Entries with ``seq > since``, oldest first.  O(1) to start, O(1) per entry."""
@@ -148,5 +254,6 @@ class Journal:
 
     def raw(self, seq: int) -> tuple[str, dict[str, Any], datetime]:
         """(op, decided args with link keys, at) of entry ``seq``, for replay."""
-        op, flat, at, _changes = self._records[seq - 1]
-        return op, dict(zip(flat[::2], flat[1::2], strict=True)), at
+        record = self._records[seq - 1]
+        end = 3 + 2 * record[2]
+        return record[0], dict(zip(record[3:end:2], record[4:end:2], strict=True)), record[1]

@@ -58,7 +58,9 @@ class Partition:
         self._members: dict[CustomerId, list[CustomerId]] = {}  # root -> members, size > 1
         self._oldest: dict[CustomerId, CustomerId] = {}  # root -> profile id, size > 1
         self.merges: dict[str, Merge] = {}
-        self._adjacent: dict[CustomerId, set[str]] = {}  # customer -> active merge ids
+        # customer -> its active merge ids: the bare id when there is one (most
+        # merged customers), else a set.  Read it through _merge_ids().
+        self._adjacent: dict[CustomerId, str | set[str]] = {}
 
     # --- queries -------------------------------------------------------------
 
@@ -87,15 +89,44 @@ class Partition:
         root = self.find(customer)
         return list(self._members.get(root, (root,)))
 
+    def _merge_ids(self, customer: CustomerId) -> Iterable[str]:
+        held = self._adjacent.get(customer)
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, str) else held
+
+    def _attach(self, customer: CustomerId, merge_id: str) -> None:
+        held = self._adjacent.get(customer)
+        if held is None:
+            self._adjacent[customer] = merge_id
+        elif isinstance(held, str):
+            self._adjacent[customer] = {held, merge_id}
+        else:
+            held.add(merge_id)
+
+    def _detach(self, customer: CustomerId, merge_id: str) -> None:
+        held = self._adjacent[customer]
+        if isinstance(held, str):
+            del self._adjacent[customer]
+            return
+        held.discard(merge_id)
+        if len(held) == 1:
+            self._adjacent[customer] = next(iter(held))
+
     def active_merges(self, customer: CustomerId) -> set[str]:
         """Ids of the active merges that touch ``customer``.  O(degree)."""
-        return set(self._adjacent.get(customer, ()))
+        return set(self._merge_ids(customer))
+
+    def size(self, customer: CustomerId) -> int:
+        """How many customers ``customer``'s profile has.  Amortised O(α(n))."""
+        members = self._members.get(self.find(customer))
+        return 1 if members is None else len(members)
 
     def merges_of_profile(self, customer: CustomerId) -> list[str]:
         """Active merge ids inside ``customer``'s profile, sorted by their seq."""
         found: set[str] = set()
         for member in self.members(customer):
-            found.update(self._adjacent.get(member, ()))
+            found.update(self._merge_ids(member))
         return sorted(found, key=lambda merge_id: self.merges[merge_id].seq)
 
     def roots(self) -> Iterator[CustomerId]:
@@ -128,8 +159,8 @@ class Partition:
         survivor = id_a if self._order[id_a] < self._order[id_b] else id_b
         self._oldest[root_a] = survivor
         self.merges[merge.id] = merge
-        self._adjacent.setdefault(merge.a, set()).add(merge.id)
-        self._adjacent.setdefault(merge.b, set()).add(merge.id)
+        self._attach(merge.a, merge.id)
+        self._attach(merge.b, merge.id)
         return id_a, id_b, survivor
 
     def deactivate(self, merge_ids: Iterable[str]) -> tuple[CustomerId, list[CustomerId]]:
@@ -149,11 +180,8 @@ class Partition:
         for merge_id in merge_ids:
             merge = self.merges[merge_id]
             merge.active = False
-            for end in (merge.a, merge.b):
-                adjacent = self._adjacent[end]
-                adjacent.discard(merge_id)
-                if not adjacent:
-                    del self._adjacent[end]
+            self._detach(merge.a, merge_id)
+            self._detach(merge.b, merge_id)
         for member in members:
             self._parent.pop(member, None)
         seen: set[CustomerId] = set()
@@ -166,7 +194,7 @@ class Partition:
             stack = [start]
             while stack:
                 node = stack.pop()
-                for merge_id in self._adjacent.get(node, ()):
+                for merge_id in self._merge_ids(node):
                     neighbour = self.merges[merge_id].other(node)
                     if neighbour not in seen:
                         seen.add(neighbour)
@@ -192,9 +220,9 @@ class Partition:
             for member in members:
                 assert self.find(member) == root, f"{member} not under its root {root}"
             assert self._oldest[root] == min(members, key=self._order.__getitem__)
-        for customer, merge_ids in self._adjacent.items():
-            assert merge_ids, f"{customer} keeps an empty adjacency set"
-            for merge_id in merge_ids:
+        for customer, held in self._adjacent.items():
+            assert isinstance(held, str) or len(held) > 1, f"{customer}: degenerate adjacency"
+            for merge_id in self._merge_ids(customer):
                 merge = self.merges[merge_id]
                 assert merge.active and customer in (merge.a, merge.b)
                 assert self.find(merge.a) == self.find(merge.b)
