@@ -205,6 +205,12 @@ def ready() -> None:
         _state["peak0"] = _peak_rss()
 
 
+def _rss_timer() -> float:
+    """The memory run's phase clock: records RSS instead of time."""
+    _state["rss_end"] = _rss()
+    return 0.0
+
+
 def worker(lib: str, n: int, mode: str) -> dict[str, Any]:
     _state["mode"] = mode
     result: dict[str, Any] = {"lib": lib, "n": n, "mode": mode}
@@ -214,10 +220,11 @@ def worker(lib: str, n: int, mode: str) -> dict[str, Any]:
         result["digest"] = canonical_digest(labels)
         result["parts"] = _parts(labels)
     else:
-        _phases, labels = WORKLOADS[lib](n, lambda: 0.0)
+        _phases, labels = WORKLOADS[lib](n, _rss_timer)
         peak = _peak_rss()
         result["peak_delta"] = peak - _state["rss0"]
-        result["retained_delta"] = _rss() - _state["rss0"]
+        # RSS at the end of the last phase, while the structure is still alive
+        result["retained_delta"] = _state["rss_end"] - _state["rss0"]
         result["peak_reset"] = _state["reset"]
         del labels
     return result
