@@ -130,9 +130,11 @@ class IdentityGraph:
         # customer -> attribute -> (value, set at, seq); only customers with attributes.
         self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
         self._history: dict[LinkKey, hist.History] = {}
-        # customer -> links it owns now: the bare key when it owns one (most
-        # customers), else a tuple of keys.  Read it through _links_of().
-        self._owned: dict[CustomerId, LinkKey | tuple[LinkKey, ...]] = {}
+        # customer -> every link a change point ever named it as owner of: the
+        # bare key when there is one (most customers), else a tuple of keys.
+        # Current links (_links_of) and the ledger's anchors derive from it,
+        # so one small dict serves both.
+        self._claimed: dict[CustomerId, LinkKey | tuple[LinkKey, ...]] = {}
         self._partition = Partition(self._order)
         self._journal = Journal()
         self._guards = Guards(self.limits)
@@ -176,14 +178,23 @@ class IdentityGraph:
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
-    def _links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
-        """The keys of the links ``customer`` owns now.  O(1) for one link."""
-        held = self._owned.get(customer)
+    def _claimed_by(self, customer: CustomerId) -> tuple[LinkKey, ...]:
+        """Keys of every link ever named as owned by ``customer``.  O(1)."""
+        held = self._claimed.get(customer)
         if held is None:
             return ()
         if type(held[0]) is str:  # a single LinkKey, stored bare
             return (held,)
         return held  # type: ignore[return-value]
+
+    def _links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
+        """Keys of the links ``customer`` owns now.  O(links it ever owned)."""
+        history = self._history
+        return tuple(
+            key
+            for key in self._claimed_by(customer)
+            if hist.current_owner(history[key]) == customer
+        )
 
     def _raw_profile_id(self, customer: CustomerId | None, link: LinkKey) -> RawProfileId:
         return link if customer is None else self._partition.profile_id(customer)
@@ -260,20 +271,14 @@ class IdentityGraph:
             self._guards.record_move(link, at)
         after, _replaced = hist.insert(before, (at, owner, seq))
         self._history[link] = after
+        if owner is not None:
+            held = self._claimed.get(owner)
+            if held is None:
+                self._claimed[owner] = link
+            elif link not in (claimed := self._claimed_by(owner)):
+                self._claimed[owner] = (*claimed, link)
         current = hist.current_owner(after)
         if current != previous:
-            if previous is not None:
-                rest = tuple(k for k in self._links_of(previous) if k != link)
-                if not rest:
-                    del self._owned[previous]
-                else:
-                    self._owned[previous] = rest[0] if len(rest) == 1 else rest
-            if current is not None:
-                held = self._owned.get(current)
-                if held is None:
-                    self._owned[current] = link
-                else:
-                    self._owned[current] = (*self._links_of(current), link)
             old_profile = self._raw_profile_id(previous, link)
             new_profile = self._raw_profile_id(current, link)
             if old_profile != new_profile:
@@ -711,7 +716,7 @@ class IdentityGraph:
                 (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
             ),
             "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
-            "owned": sorted((c, sorted(self._links_of(c))) for c in self._owned),
+            "owned": sorted((c, sorted(self._links_of(c))) for c in self._claimed),
             "guards": self._guards.state(),
             "journal": [self._journal.entry(s) for s in range(1, len(self._journal) + 1)],
         }
@@ -735,8 +740,13 @@ class IdentityGraph:
             if owner is not None:
                 assert owner in self._order, f"{key} owned by unregistered {owner!r}"
                 owned_from_history.setdefault(owner, set()).add(key)
-        assert {c: set(self._links_of(c)) for c in self._owned} == owned_from_history
-        for customer in self._owned:
-            links = self._links_of(customer)
-            assert len(set(links)) == len(links), f"{customer} lists a link twice"
+        current = {c: set(self._links_of(c)) for c in self._claimed}
+        assert {c: v for c, v in current.items() if v} == owned_from_history
+        for key, history in self._history.items():
+            for _at, owner, _seq in hist.points(history):
+                if owner is not None:
+                    assert key in self._claimed_by(owner), f"{owner} misses claim {key}"
+        for customer in self._claimed:
+            claimed = self._claimed_by(customer)
+            assert len(set(claimed)) == len(claimed), f"{customer} lists a link twice"
         assert sorted(self._order.values()) == list(range(len(self._order)))
