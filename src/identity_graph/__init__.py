@@ -34,6 +34,7 @@ from .graph import IdentityGraph, Profile
 from .guards import Limits, Refusal
 from .ids import DEFAULT_BLOCKLIST, CustomerId, Link, LinkType, default_blocklist
 from .journal import Entry, ProfileChange, ProfileId
+from .ledger import Event
 
 __version__ = "0.1.0.dev0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "CustomerId",
     "DuplicateEvent",
     "Entry",
+    "Event",
     "IdentityGraph",
     "IdentityGraphError",
     "InvalidCustomerId",

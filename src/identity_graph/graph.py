@@ -31,6 +31,7 @@ from .errors import (
 from .guards import Guards, Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
 from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId
+from .ledger import Event, Ledger
 from .resolution import Merge, Partition
 
 __all__ = ["IdentityGraph", "Profile"]
@@ -138,6 +139,7 @@ class IdentityGraph:
         self._partition = Partition(self._order)
         self._journal = Journal()
         self._guards = Guards(self.limits)
+        self._ledger = Ledger(self)
         self._read_only = False
 
     # ------------------------------------------------------------------ helpers
@@ -599,9 +601,7 @@ class IdentityGraph:
         if isinstance(profile_id, Link):
             return Profile(profile_id, (), (profile_id,), {}, ())
         customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
-        links = sorted(
-            Link(name, value) for c in customers for name, value in self._links_of(c)
-        )
+        links = sorted(Link(name, value) for c in customers for name, value in self._links_of(c))
         merged: dict[str, tuple[Any, datetime, int]] = {}
         for customer in customers:
             for name, record in self._attributes.get(customer, {}).items():
@@ -638,6 +638,40 @@ class IdentityGraph:
 
         return to_networkx(self)
 
+    # ------------------------------------------------------------------ events
+
+    def record(self, event: Event) -> bool:
+        """Record one event in the ledger (§3); False if it was recorded before.
+
+        Raises ``DuplicateEvent`` (same id, other content), ``InvalidEvent``
+        (nothing left to identify it), ``UnknownCustomer`` (unless
+        ``register_unknown``) or ``ValueError`` (naive time).  O(log n).
+        """
+        self._writable("record")
+        return self._ledger.record(event)
+
+    def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
+        """Record many events; return ``(recorded, unchanged)`` (§3).
+
+        Refused events are logged in ``refusals()`` and skipped.  O(m log n).
+        """
+        self._writable("record_many")
+        return self._ledger.record_many(events)
+
+    def events(
+        self,
+        ref: Ref,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """Events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)`` (§3).
+
+        Each event belongs to the profile that owned its anchor at the time of
+        the event, as the graph stands now.  O(anchors × spans × log n + result).
+        """
+        return self._ledger.events(ref, start, end, types)
+
     # ------------------------------------------------------------------ journal
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
@@ -654,6 +688,7 @@ class IdentityGraph:
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
         view = IdentityGraph(**self._config)
         view._replay_from(self, seq)
+        view._ledger = self._ledger.view(view)
         view._read_only = True
         return view
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from sortedcontainers import SortedList
 
-from .errors import IdentityGraphError
 from .ids import LinkKey
 
 __all__ = ["Guards", "Limits", "Refusal"]
+
+_E = TypeVar("_E", bound=Exception)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -67,9 +68,7 @@ class Guards:
         self.frozen: set[LinkKey] = set()
         self.log: list[Refusal] = []
 
-    def refuse(
-        self, at: datetime, op: str, args: Mapping[str, Any], error: IdentityGraphError
-    ) -> IdentityGraphError:
+    def refuse(self, at: datetime, op: str, args: Mapping[str, Any], error: _E) -> _E:
         """Log ``error`` as a refusal of ``op`` and return it for raising."""
         self.log.append(Refusal(at, op, dict(args), str(error), type(error).__name__))
         return error

@@ -32,7 +32,11 @@ __all__ = [
     "owner_at",
     "points",
     "previous_customer",
+    "spans",
 ]
+
+#: ``(start, end, owner)``: the owner over ``[start, end)``; ``None`` bounds are open.
+Span: TypeAlias = "tuple[datetime | None, datetime | None, CustomerId | None]"
 
 Point: TypeAlias = tuple[datetime, CustomerId | None, int]
 
@@ -175,3 +179,32 @@ def insert(history: History | None, point: Point) -> tuple[History, Point | None
     if history[0] == point[0]:
         return point, history
     return LinkHistory([history, point]), None
+
+
+def spans(history: History) -> list[Span]:
+    """The whole time line of a link as consecutive ``[start, end)`` spans.
+
+    Each span names the owner :func:`owner_at` gives for every instant in it
+    (so anonymous spans already belong to their next claimant); adjacent
+    spans with the same owner are joined.  O(k).
+
+    >>> from datetime import datetime, timezone
+    >>> t1, t2 = (datetime(2024, 1, d, tzinfo=timezone.utc) for d in (1, 2))
+    >>> card = LinkHistory([(t1, "a", 1), (t2, "b", 2)])
+    >>> [(s and s.day, e and e.day, owner) for s, e, owner in spans(card)]
+    [(None, 2, 'a'), (2, None, 'b')]
+    """
+    marks = points(history)
+    owners: list[CustomerId | None] = []
+    for index, (_at, owner, _seq) in enumerate(marks):
+        if owner is None and index + 1 < len(marks):
+            owner = marks[index + 1][1]  # the next claimant, or None if it unlinks too
+        owners.append(owner)
+    result: list[Span] = [(None, marks[0][0], marks[0][1])]
+    for index, (at, _owner, _seq) in enumerate(marks):
+        end = marks[index + 1][0] if index + 1 < len(marks) else None
+        if result[-1][2] == owners[index]:
+            result[-1] = (result[-1][0], end, owners[index])
+        else:
+            result.append((at, end, owners[index]))
+    return result

@@ -1,0 +1,371 @@
+"""The event ledger: every event attributed to the profile that owned its identity
+at the time of the event (§3).
+
+An event is stored once, under its **anchor** — its customer id, or else its
+highest-priority link — in a per-anchor ``SortedList`` of ``(at, id)``.
+Attribution is *never* stored: ``events(profile)`` asks the identity graph
+which anchors can belong to the profile and over which time spans, and reads
+only those slices.  So merges, splits, relinks and late-arriving change
+points re-attribute events without rewriting a single one, and a split gives
+each part back exactly its own events.
+
+Costs: recording is O(log n) for the anchor's n events; a profile query is
+O(anchors × spans × log n + result), never a scan of the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+from sortedcontainers import SortedList
+
+from . import history as hist
+from .errors import (
+    DuplicateEvent,
+    IdentityGraphError,
+    InvalidEvent,
+    InvalidLink,
+    UnknownCustomer,
+)
+from .ids import CustomerId, Link, LinkKey, check_customer_id
+
+if TYPE_CHECKING:
+    from .graph import IdentityGraph, Ref
+
+__all__ = ["Event", "Ledger"]
+
+Anchor: TypeAlias = "CustomerId | LinkKey"
+MAX_EVENT_ID_LENGTH = 256
+
+
+def _freeze(value: Any, path: str) -> Any:
+    """A deep immutable copy of event data: mappings become read-only, lists tuples."""
+    if isinstance(value, str | int | float | bool | Decimal | date | type(None)):
+        return value
+    if isinstance(value, Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEvent(f"event data key {key!r} at {path} is not a string")
+            frozen[key] = _freeze(item, f"{path}.{key}")
+        return MappingProxyType(frozen)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(item, f"{path}[{i}]") for i, item in enumerate(value))
+    raise InvalidEvent(
+        f"event data value at {path} is a {type(value).__name__}; data holds str, int, "
+        "float, bool, None, Decimal, date, datetime, lists and mappings"
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.astimezone(UTC).isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    return value
+
+
+def _data(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"event data {value!r} is not a mapping")
+    frozen: Mapping[str, Any] = _freeze(value, "data")
+    return frozen
+
+
+def _links(value: Any) -> tuple[Link, ...]:
+    if isinstance(value, Link):
+        return (value,)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidEvent(f"event links {value!r} must be a sequence of Link")
+    return tuple(value)
+
+
+@attrs.frozen
+class Event:
+    """Something a person did: a purchase, a call, a visit, an offline event (§3).
+
+    ``Event("purchase", at=t, customer_id="c1", links=(...), data={...}, id="T-1")``
+
+    - ``type``: free text (``purchase``, ``call``, ``visit``, ``offline``, …);
+    - ``at``: an aware datetime;
+    - ``customer_id`` and/or ``links``: who did it;
+    - ``data``: amounts, items, store, channel… (kept as a read-only deep copy);
+    - ``id``: the idempotency key; when absent, the ledger derives a stable
+      hash of the content.
+    """
+
+    type: str
+    at: datetime = attrs.field(kw_only=True)
+    customer_id: CustomerId | None = attrs.field(default=None, kw_only=True)
+    links: tuple[Link, ...] = attrs.field(default=(), converter=_links, kw_only=True)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_data, kw_only=True)
+    id: str | None = attrs.field(default=None, kw_only=True)
+
+    def content(self) -> str:
+        """The canonical text of everything but the id (stable across runs)."""
+        return json.dumps(
+            {
+                "type": self.type,
+                "at": self.at.astimezone(UTC).isoformat(),
+                "customer_id": self.customer_id,
+                "links": sorted([link.name, link.value] for link in self.links),
+                "data": _plain(self.data),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def content_id(self) -> str:
+        """The id an event without one gets: ``h-`` and 32 hex digits of SHA-256."""
+        return "h-" + hashlib.sha256(self.content().encode()).hexdigest()[:32]
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two lower bounds (None is the open past)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two upper bounds (None is the open future)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
+class Ledger:
+    """The events of one graph, indexed by anchor and time."""
+
+    def __init__(self, graph: IdentityGraph) -> None:
+        self._graph = graph
+        self._events: dict[str, Event] = {}
+        self._by_anchor: dict[Anchor, SortedList] = {}
+
+    def view(self, graph: IdentityGraph) -> Ledger:
+        """The same events, attributed through another (read-only) graph."""
+        shared = Ledger(graph)
+        shared._events = self._events
+        shared._by_anchor = self._by_anchor
+        return shared
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    # --------------------------------------------------------------- recording
+
+    def _prepare(self, event: Event) -> tuple[Event, Anchor]:
+        """Validate and normalise ``event``; return it with its id and its anchor.
+
+        Invalid or blocked links are dropped and each drop logged as a refusal.
+        """
+        graph = self._graph
+        if not isinstance(event, Event):
+            raise InvalidEvent(f"{event!r} is not an Event")
+        if not isinstance(event.type, str) or not event.type.strip():
+            raise InvalidEvent(f"event type {event.type!r} must be a non-empty string")
+        if not isinstance(event.at, datetime):
+            raise InvalidEvent(
+                f"event {event.id or event.type!r}: at={event.at!r} is not a datetime"
+            )
+        if event.at.tzinfo is None or event.at.utcoffset() is None:
+            raise ValueError(
+                f"event {event.id or event.type!r}: at={event.at.isoformat()} is a naive "
+                "datetime; give a time zone (the library never guesses one)"
+            )
+        if event.id is not None and (
+            not isinstance(event.id, str)
+            or not event.id.strip()
+            or len(event.id) > MAX_EVENT_ID_LENGTH
+        ):
+            raise InvalidEvent(
+                f"event id {event.id!r} must be a non-empty string of at most "
+                f"{MAX_EVENT_ID_LENGTH} characters"
+            )
+        keys: dict[LinkKey, None] = {}
+        for link in event.links:
+            try:
+                keys[graph._types.key(link)] = None
+            except InvalidLink as error:
+                graph._guards.refuse(event.at, "record", {"event": event.id, "link": link}, error)
+        customer = None
+        if event.customer_id is not None:
+            try:
+                customer = check_customer_id(event.customer_id)
+            except IdentityGraphError as error:
+                raise InvalidEvent(f"event {event.id or event.type!r}: {error}") from None
+            if customer not in graph._order and not graph.register_unknown:
+                raise UnknownCustomer(
+                    f"event {event.id or event.type!r} names customer {customer!r}, which is "
+                    "not registered (IdentityGraph(register_unknown=True) registers it)"
+                )
+        if customer is None and not keys:
+            raise InvalidEvent(
+                f"event {event.id or event.type!r} has no customer id and no valid link "
+                "left to identify it"
+            )
+        links = tuple(Link(name, value) for name, value in sorted(keys))
+        normalised = attrs.evolve(event, type=event.type.strip(), customer_id=customer, links=links)
+        if normalised.id is None:
+            normalised = attrs.evolve(normalised, id=normalised.content_id())
+        anchor: Anchor
+        if customer is not None:
+            anchor = customer
+        else:
+            priority = graph._types.priority_key
+            anchor = min(keys, key=lambda key: (priority(key[0]), key[1]))
+        return normalised, anchor
+
+    def record(self, event: Event) -> bool:
+        """Record one event; False when the same event (id and content) is recorded.
+
+        Raises ``DuplicateEvent`` for a known id with other content,
+        ``InvalidEvent``, ``UnknownCustomer`` or ``ValueError`` (naive time);
+        each refusal is logged.  O(log n).
+        """
+        try:
+            normalised, anchor = self._prepare(event)
+            return self._store(normalised, anchor)
+        except IdentityGraphError as error:
+            at = event.at if isinstance(getattr(event, "at", None), datetime) else None
+            self._graph._guards.refuse(
+                at or self._graph._clock(), "record", {"event": event}, error
+            )
+            raise
+
+    def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
+        """Record every event; return ``(recorded, unchanged)``.
+
+        A refused event is logged (``refusals()``) and skipped; the others are
+        recorded.  O(m log n) for m events.
+        """
+        recorded = unchanged = 0
+        for event in events:
+            try:
+                normalised, anchor = self._prepare(event)
+                if self._store(normalised, anchor):
+                    recorded += 1
+                else:
+                    unchanged += 1
+            except (IdentityGraphError, ValueError) as error:
+                at = getattr(event, "at", None)
+                if not isinstance(at, datetime) or at.utcoffset() is None:
+                    at = self._graph._clock()
+                self._graph._guards.refuse(at, "record", {"event": event}, error)
+        return recorded, unchanged
+
+    def _store(self, event: Event, anchor: Anchor) -> bool:
+        assert event.id is not None
+        known = self._events.get(event.id)
+        if known is not None:
+            if known.content() == event.content():
+                return False
+            raise DuplicateEvent(
+                f"event id {event.id!r} was recorded with other content; an event id "
+                "is an idempotency key and names one event"
+            )
+        if isinstance(anchor, str) and anchor not in self._graph._order:
+            self._graph.register(anchor, at=event.at)  # register_unknown=True
+        self._events[event.id] = event
+        index = self._by_anchor.get(anchor)
+        if index is None:
+            index = self._by_anchor[anchor] = SortedList()
+        index.add((event.at, event.id))
+        return True
+
+    # --------------------------------------------------------------- queries
+
+    def events(
+        self,
+        ref: Ref,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[Event]:
+        """The events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)``.
+
+        O(anchors × spans × log n + result).
+        """
+        graph = self._graph
+        for bound in (start, end):
+            if bound is not None:
+                graph._now(bound)  # refuses naive or non-datetime bounds, naming them
+        wanted = None if types is None else frozenset([types] if isinstance(types, str) else types)
+        profile = graph.resolve(ref)
+        keys: list[tuple[datetime, str]] = []
+        if isinstance(profile, Link):
+            self._collect(profile.key, {None}, start, end, keys)
+        else:
+            customers = set(graph._partition.members(profile))
+            seen: set[LinkKey] = set()
+            for customer in customers:
+                self._slice(customer, start, end, keys)
+                for key in graph._claimed_by(customer):
+                    if key not in seen:
+                        seen.add(key)
+                        self._collect(key, customers, start, end, keys)
+        keys.sort()
+        found = [self._events[event_id] for _at, event_id in keys]
+        if wanted is not None:
+            found = [event for event in found if event.type in wanted]
+        return found
+
+    def _collect(
+        self,
+        key: LinkKey,
+        owners: set[CustomerId] | set[None],
+        start: datetime | None,
+        end: datetime | None,
+        out: list[tuple[datetime, str]],
+    ) -> None:
+        """Append the events anchored on ``key`` while one of ``owners`` owned it."""
+        if key not in self._by_anchor:
+            return
+        history = self._graph._history.get(key)
+        if history is None:
+            if None in owners:
+                self._slice(key, start, end, out)
+            return
+        for span_start, span_end, owner in hist.spans(history):
+            if owner in owners:
+                self._slice(key, _later(span_start, start), _earlier(span_end, end), out)
+
+    def _slice(
+        self,
+        anchor: Anchor,
+        start: datetime | None,
+        end: datetime | None,
+        out: list[tuple[datetime, str]],
+    ) -> None:
+        index = self._by_anchor.get(anchor)
+        if index is None:
+            return
+        low = None if start is None else (start,)
+        high = None if end is None else (end,)
+        # (end,) sorts before every (end, id): the window is half-open.
+        out.extend(index.irange(low, high, inclusive=(True, False)))
+
+    def check(self) -> None:
+        """Verify the indexes against the events (for tests).  O(n)."""
+        indexed = 0
+        for anchor, index in self._by_anchor.items():
+            for at, event_id in index:
+                event = self._events[event_id]
+                assert event.at == at
+                if isinstance(anchor, str):
+                    assert event.customer_id == anchor
+                else:
+                    assert event.customer_id is None and Link(*anchor) in event.links
+                indexed += 1
+        assert indexed == len(self._events), "an event is indexed twice or not at all"
