@@ -43,6 +43,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SPACE = re.compile(r"\s")
 _known_names: set[str] = set()
+_RECENT_LINKS = 65536
 
 
 def check_customer_id(value: object) -> CustomerId:
@@ -340,6 +341,10 @@ class LinkTypes:
         self.default_region = default_region
         self._phone = make_phone_normalizer(default_region)
         self._resolved: dict[str, ResolvedType] = {}
+        # Raw (name, value) -> key of recently normalised links.  Loyalty cards
+        # and phones recur across many events; a phone parse costs ~20 µs.
+        # Bounded, and only successes are kept: a refusal is logged every time.
+        self._recent: dict[tuple[str, str], LinkKey] = {}
 
     def get(self, name: str) -> ResolvedType:
         """The effective type of link name ``name``.  O(1) after the first call."""
@@ -373,8 +378,19 @@ class LinkTypes:
         The blocklist is checked on the trimmed, case-folded raw value first
         and again on the normalised value (§1.2).
         """
-        if not isinstance(link, Link):
+        if type(link) is not Link and not isinstance(link, Link):
             raise InvalidLink(f"{link!r} is not a Link; write Link(name, value)")
+        name, raw = link.name, link.value
+        recent = self._recent.get((name, raw))
+        if recent is not None:
+            return recent
+        key = self._normalise(link)
+        if len(self._recent) >= _RECENT_LINKS:
+            self._recent.clear()
+        self._recent[(name, raw)] = key
+        return key
+
+    def _normalise(self, link: Link) -> LinkKey:
         name, raw = link.name, link.value
         if len(raw) > MAX_LINK_VALUE_LENGTH:
             raise InvalidLink(

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
@@ -45,19 +44,54 @@ Anchor: TypeAlias = "CustomerId | LinkKey"
 MAX_EVENT_ID_LENGTH = 256
 
 
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that owns its data: what event data is stored as.
+
+    Unlike ``MappingProxyType`` it cannot be a view of a dict someone else
+    still holds, so the ledger can trust it without copying it again.
+    """
+
+    __slots__ = ("_data",)
+    _data: dict[str, Any]
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("event data is read-only")
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+_SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
+
+
 def _freeze(value: Any, path: str) -> Any:
     """A deep immutable copy of event data: mappings become read-only, lists tuples."""
-    if isinstance(value, str | int | float | bool | Decimal | date | type(None)):
+    kind = type(value)
+    if kind in _SCALARS or kind is FrozenMap:
         return value
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         frozen = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise InvalidEvent(f"event data key {key!r} at {path} is not a string")
             frozen[key] = _freeze(item, f"{path}.{key}")
-        return MappingProxyType(frozen)
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return FrozenMap(frozen)
+    if kind is list or kind is tuple:
+        return tuple([_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)])
+    if isinstance(value, str | int | float | Decimal | date):  # subclasses
+        return value
     raise InvalidEvent(
         f"event data value at {path} is a {type(value).__name__}; data holds str, int, "
         "float, bool, None, Decimal, date, datetime, lists and mappings"
@@ -80,6 +114,8 @@ def _plain(value: Any) -> Any:
 
 
 def _data(value: Any) -> Mapping[str, Any]:
+    if type(value) is FrozenMap:
+        return value
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"event data {value!r} is not a mapping")
     frozen: Mapping[str, Any] = _freeze(value, "data")
@@ -87,6 +123,8 @@ def _data(value: Any) -> Mapping[str, Any]:
 
 
 def _links(value: Any) -> tuple[Link, ...]:
+    if type(value) is tuple:
+        return value
     if isinstance(value, Link):
         return (value,)
     if isinstance(value, str) or not isinstance(value, Iterable):
@@ -171,57 +209,68 @@ class Ledger:
         Invalid or blocked links are dropped and each drop logged as a refusal.
         """
         graph = self._graph
-        if not isinstance(event, Event):
+        if type(event) is not Event:
             raise InvalidEvent(f"{event!r} is not an Event")
-        if not isinstance(event.type, str) or not event.type.strip():
-            raise InvalidEvent(f"event type {event.type!r} must be a non-empty string")
-        if not isinstance(event.at, datetime):
-            raise InvalidEvent(
-                f"event {event.id or event.type!r}: at={event.at!r} is not a datetime"
-            )
-        if event.at.tzinfo is None or event.at.utcoffset() is None:
-            raise ValueError(
-                f"event {event.id or event.type!r}: at={event.at.isoformat()} is a naive "
-                "datetime; give a time zone (the library never guesses one)"
-            )
-        if event.id is not None and (
-            not isinstance(event.id, str)
-            or not event.id.strip()
-            or len(event.id) > MAX_EVENT_ID_LENGTH
+        kind, at, event_id = event.type, event.at, event.id
+        name = event_id or kind
+        if type(kind) is not str or not kind or kind.isspace():
+            raise InvalidEvent(f"event type {kind!r} must be a non-empty string")
+        if not (type(at) is datetime and at.tzinfo is UTC):  # else check it properly
+            if not isinstance(at, datetime):
+                raise InvalidEvent(f"event {name!r}: at={at!r} is not a datetime")
+            if at.tzinfo is None or at.utcoffset() is None:
+                raise ValueError(
+                    f"event {name!r}: at={at.isoformat()} is a naive datetime; "
+                    "give a time zone (the library never guesses one)"
+                )
+        if event_id is not None and (
+            type(event_id) is not str
+            or not event_id
+            or event_id.isspace()
+            or len(event_id) > MAX_EVENT_ID_LENGTH
         ):
             raise InvalidEvent(
-                f"event id {event.id!r} must be a non-empty string of at most "
+                f"event id {event_id!r} must be a non-empty string of at most "
                 f"{MAX_EVENT_ID_LENGTH} characters"
             )
-        keys: dict[LinkKey, None] = {}
+        keys: list[LinkKey] = []
         for link in event.links:
             try:
-                keys[graph._types.key(link)] = None
+                key = graph._types.key(link)
             except InvalidLink as error:
-                graph._guards.refuse(event.at, "record", {"event": event.id, "link": link}, error)
-        customer = None
-        if event.customer_id is not None:
+                graph._guards.refuse(at, "record", {"event": event_id, "link": link}, error)
+                continue
+            if key not in keys:
+                keys.append(key)
+        customer = event.customer_id
+        if customer is not None and customer not in graph._order:
             try:
-                customer = check_customer_id(event.customer_id)
+                customer = check_customer_id(customer)
             except IdentityGraphError as error:
-                raise InvalidEvent(f"event {event.id or event.type!r}: {error}") from None
+                raise InvalidEvent(f"event {name!r}: {error}") from None
             if customer not in graph._order and not graph.register_unknown:
                 raise UnknownCustomer(
-                    f"event {event.id or event.type!r} names customer {customer!r}, which is "
-                    "not registered (IdentityGraph(register_unknown=True) registers it)"
+                    f"event {name!r} names customer {customer!r}, which is not registered "
+                    "(IdentityGraph(register_unknown=True) registers it)"
                 )
         if customer is None and not keys:
             raise InvalidEvent(
-                f"event {event.id or event.type!r} has no customer id and no valid link "
-                "left to identify it"
+                f"event {name!r} has no customer id and no valid link left to identify it"
             )
-        links = tuple(Link(name, value) for name, value in sorted(keys))
-        normalised = attrs.evolve(event, type=event.type.strip(), customer_id=customer, links=links)
-        if normalised.id is None:
+        keys.sort()
+        links = event.links
+        if len(links) != len(keys) or any(x.key != k for x, k in zip(links, keys, strict=True)):
+            links = tuple(Link(*key) for key in keys)
+        normalised = event
+        if kind != kind.strip() or customer != event.customer_id or links is not event.links:
+            normalised = attrs.evolve(event, type=kind.strip(), customer_id=customer, links=links)
+        if event_id is None:
             normalised = attrs.evolve(normalised, id=normalised.content_id())
         anchor: Anchor
         if customer is not None:
             anchor = customer
+        elif len(keys) == 1:
+            anchor = keys[0]
         else:
             priority = graph._types.priority_key
             anchor = min(keys, key=lambda key: (priority(key[0]), key[1]))
