@@ -69,6 +69,13 @@ class FrozenMap(Mapping[str, Any]):
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("event data is read-only")
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is FrozenMap:
+            return self._data == other._data
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"FrozenMap({self._data!r})"
 
@@ -318,7 +325,8 @@ class Ledger:
         assert event.id is not None
         known = self._events.get(event.id)
         if known is not None:
-            if known.content() == event.content():
+            # Field equality first (cheap); the canonical text decides the rest.
+            if known == event or known.content() == event.content():
                 return False
             raise DuplicateEvent(
                 f"event id {event.id!r} was recorded with other content; an event id "
