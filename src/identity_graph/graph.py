@@ -301,7 +301,8 @@ class IdentityGraph:
         """Register a customer, or update its attributes (§1.1).
 
         Each attribute keeps the time it was set and the latest value wins: a
-        value set at an earlier time than the stored one changes nothing.
+        value set at an earlier time than the stored one changes nothing, and
+        re-sending an equal value later moves its set time on.
         Returns the journal entry, or None when nothing changed.
         O(number of attributes).
         """
@@ -322,9 +323,10 @@ class IdentityGraph:
                 )
             old = known.get(name)
             if (
-                old is None
-                or (at > old[1] and value != old[0])
-                or (at == old[1] and value != old[0])
+                # Set later (even to an equal value: its set time moves on, so a
+                # late-arriving older value cannot win), or at the same
+                # instant with another value (the later call replaces it).
+                old is None or at > old[1] or (at == old[1] and value != old[0])
             ):
                 changed[name] = value
         if customer in self._order and not changed:

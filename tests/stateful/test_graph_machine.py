@@ -23,7 +23,7 @@ import copy
 import itertools
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -102,7 +102,7 @@ class NaiveModel:
         if before and before[-1][1] is not None:
             return before[-1][1]
         after = [p for p in pts if p[0] > t]
-        if after and after[-1][1] is not None:
+        if after and after[0][1] is not None:
             return after[0][1]
         return None
 
@@ -180,13 +180,14 @@ class NaiveModel:
 
     def register(self, customer: str, attributes: dict[str, Any] | None, t: datetime) -> bool:
         known = self.attributes.get(customer, {})
-        # A value changes when it is new, or set at the same time or later with a
-        # different value.  (Re-sending an equal value later does not refresh its
-        # time: see test_attribute_resent_later_keeps_latest_value below.)
+        # A value changes when it is new, set later (an equal value too: its
+        # time moves on), or set at the same time with a different value.
         changed = {
             name: value
             for name, value in (attributes or {}).items()
-            if name not in known or (t >= known[name][1] and value != known[name][0])
+            if name not in known
+            or t > known[name][1]
+            or (t == known[name][1] and value != known[name][0])
         }
         if customer in self.order and not changed:
             return False
@@ -254,7 +255,7 @@ class NaiveModel:
 class GraphMachine(RuleBasedStateMachine):
     """Drives ``IdentityGraph`` and ``NaiveModel`` side by side."""
 
-    CONFLICTS: dict[str, str] = {}
+    CONFLICTS: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -302,7 +303,9 @@ class GraphMachine(RuleBasedStateMachine):
         result = self.g.register(customer, attributes=attributes, at=t)
         self._changed("register", result, changed, t)
 
-    @rule(customer=st.sampled_from(CUSTOMERS), link=st.sampled_from(LINKS), t=st.sampled_from(TIMES))
+    @rule(
+        customer=st.sampled_from(CUSTOMERS), link=st.sampled_from(LINKS), t=st.sampled_from(TIMES)
+    )
     def link(self, customer: str, link: Link, t: datetime) -> None:
         outcome = self.model.link(customer, link, t)
         result = self.g.link(customer, link, at=t)
@@ -318,7 +321,9 @@ class GraphMachine(RuleBasedStateMachine):
             assert (edge["merge_id"], edge["reason"]) == (merge_id, "shared link")
         self._changed("link", result, outcome is not None, t)
 
-    @rule(customer=st.sampled_from(CUSTOMERS), link=st.sampled_from(LINKS), t=st.sampled_from(TIMES))
+    @rule(
+        customer=st.sampled_from(CUSTOMERS), link=st.sampled_from(LINKS), t=st.sampled_from(TIMES)
+    )
     def relink(self, customer: str, link: Link, t: datetime) -> None:
         changed = self.model.relink(link, customer, t)
         result = self.g.relink(link, to=customer, at=t)
@@ -381,7 +386,9 @@ class GraphMachine(RuleBasedStateMachine):
         snapshot = self.snapshots[k]
         assert view.customers() == snapshot.order
         for customer in snapshot.order:
-            assert view.resolve(customer) == replay.resolve(customer) == snapshot.profile_id(customer)
+            assert (
+                view.resolve(customer) == replay.resolve(customer) == snapshot.profile_id(customer)
+            )
         for link in LINKS:
             assert view.history(link) == snapshot.history(link)
             assert view.owner(link) == snapshot.current_owner(link)
@@ -442,11 +449,11 @@ class GraphMachine(RuleBasedStateMachine):
 class MergePolicyMachine(GraphMachine):
     """The same, with ``crm_id`` links merging profiles on conflict (§1.4)."""
 
-    CONFLICTS = {"crm_id": "merge"}
+    CONFLICTS: ClassVar[dict[str, str]] = {"crm_id": "merge"}
 
 
 _SETTINGS = settings(
-    max_examples=100,
+    max_examples=150,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -456,3 +463,11 @@ TestGraphMachine = GraphMachine.TestCase
 TestGraphMachine.settings = _SETTINGS
 TestMergePolicyMachine = MergePolicyMachine.TestCase
 TestMergePolicyMachine.settings = _SETTINGS
+
+
+def test_attribute_resent_later_keeps_latest_value() -> None:
+    g = IdentityGraph()
+    g.register("c1", attributes={"city": "Oulu"}, at=TIMES[0])
+    g.register("c1", attributes={"city": "Oulu"}, at=TIMES[4])  # confirmed, latest fact
+    g.register("c1", attributes={"city": "Turku"}, at=TIMES[2])  # late-arriving, older
+    assert g.profile("c1").attributes["city"] == "Oulu"

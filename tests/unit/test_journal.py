@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -82,7 +82,8 @@ def test_seqs_gap_free_from_one() -> None:
 def test_no_op_calls_append_nothing() -> None:
     g = build()
     n = len(list(g.journal()))
-    assert g.register("c1", {"first_name": "Ann"}, at=d(9)) is None
+    assert g.register("c1", {"first_name": "Ann"}, at=d(1)) is None  # same value, same time
+    assert g.register("c1", {"first_name": "Ann"}, at=d(1) - timedelta(hours=1)) is None  # earlier
     assert g.link("c3", EMAIL, at=d(9)) is None
     assert g.unlink(PHONE, at=d(9)) is None
     assert g.split("m4", at=d(9)) is None
