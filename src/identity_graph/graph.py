@@ -666,13 +666,17 @@ class IdentityGraph:
         start: datetime | None = None,
         end: datetime | None = None,
         types: Iterable[str] | None = None,
+        at: datetime | None = None,
     ) -> list[Event]:
         """Events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)`` (§3).
 
         Each event belongs to the profile that owned its anchor at the time of
-        the event, as the graph stands now.  O(anchors × spans × log n + result).
+        the event, as the graph stands now.  ``ref`` resolves as in
+        ``resolve(ref, at)``: ``events(link, at=t)`` is the profile the link
+        belonged to at ``t`` — its anonymous profile if it was unowned then.
+        O(anchors × spans × log n + result).
         """
-        return self._ledger.events(ref, start, end, types)
+        return self._ledger.events(ref, start, end, types, at)
 
     # ------------------------------------------------------------------ journal
 

@@ -86,6 +86,11 @@ _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)
 def _freeze(value: Any, path: str) -> Any:
     """A deep immutable copy of event data: mappings become read-only, lists tuples."""
     kind = type(value)
+    if kind is datetime and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidEvent(
+            f"event data value at {path} is a naive datetime ({value.isoformat()}); give a "
+            "time zone (the library never guesses one)"
+        )
     if kind in _SCALARS or kind is FrozenMap:
         return value
     if kind is dict or isinstance(value, Mapping):
@@ -97,6 +102,9 @@ def _freeze(value: Any, path: str) -> Any:
         return FrozenMap(frozen)
     if kind is list or kind is tuple:
         return tuple([_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)])
+    if isinstance(value, datetime):  # a subclass: check it as a datetime
+        _freeze(datetime.fromisoformat(value.isoformat()), path)
+        return value
     if isinstance(value, str | int | float | Decimal | date):  # subclasses
         return value
     raise InvalidEvent(
@@ -130,13 +138,15 @@ def _data(value: Any) -> Mapping[str, Any]:
 
 
 def _links(value: Any) -> tuple[Link, ...]:
-    if type(value) is tuple:
-        return value
     if isinstance(value, Link):
         return (value,)
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise InvalidEvent(f"event links {value!r} must be a sequence of Link")
-    return tuple(value)
+    links = tuple(value)
+    for link in links:
+        if not isinstance(link, Link):
+            raise InvalidEvent(f"event link {link!r} is not a Link; write Link(name, value)")
+    return links
 
 
 @attrs.frozen
@@ -325,8 +335,9 @@ class Ledger:
         assert event.id is not None
         known = self._events.get(event.id)
         if known is not None:
-            # Field equality first (cheap); the canonical text decides the rest.
-            if known == event or known.content() == event.content():
+            # The canonical text, not ==: True == 1 and Decimal("10.0") ==
+            # Decimal("10.00") in Python, yet they are different content.
+            if known.content() == event.content():
                 return False
             raise DuplicateEvent(
                 f"event id {event.id!r} was recorded with other content; an event id "
@@ -349,9 +360,13 @@ class Ledger:
         start: datetime | None = None,
         end: datetime | None = None,
         types: Iterable[str] | None = None,
+        at: datetime | None = None,
     ) -> list[Event]:
         """The events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)``.
 
+        ``ref`` is resolved as ``resolve(ref, at)`` resolves it, so
+        ``events(link, at=t)`` reaches the anonymous profile of a link that
+        was unowned at ``t`` even if someone owns it now.
         O(anchors × spans × log n + result).
         """
         graph = self._graph
@@ -359,7 +374,7 @@ class Ledger:
             if bound is not None:
                 graph._now(bound)  # refuses naive or non-datetime bounds, naming them
         wanted = None if types is None else frozenset([types] if isinstance(types, str) else types)
-        profile = graph.resolve(ref)
+        profile = graph.resolve(ref, at)
         keys: list[tuple[datetime, str]] = []
         if isinstance(profile, Link):
             self._collect(profile.key, {None}, start, end, keys)
