@@ -348,15 +348,10 @@ class IdentityGraph:
         self._writable("link")
         at = self._now(at)
         call = {"customer_id": customer_id, "link": link}
-        customer = check_customer_id(customer_id)
-        key = self._key(link, "link", call, at)
-        before = self._history.get(key)
+        customer, key, before, args = self._claim("link", customer_id, link, call, at)
         explicit = hist.explicit_owner_at(before, at)
         if explicit == customer:
             return None
-        args: dict[str, Any] = {"customer_id": customer, "link": key}
-        if link.value != key[1]:
-            args["raw"] = link.value
         if explicit is not None:
             policy = self._types.get(key[0]).conflict
             if policy == "reject":
@@ -376,9 +371,7 @@ class IdentityGraph:
                 args["merge_id"] = f"m{self._journal.next_seq()}"
                 args["merged_with"] = explicit
                 return self._commit("link", args, at)
-        if self._check_ownership(key, customer, before, "link", call, at):
-            args["freezes"] = True
-        return self._commit("link", args, at)
+        return self._commit_claim("link", customer, key, before, args, call, at)
 
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
         """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy (§1.4).
@@ -388,18 +381,36 @@ class IdentityGraph:
         self._writable("relink")
         at = self._now(at)
         call = {"link": link, "to": to}
-        customer = check_customer_id(to)
-        key = self._key(link, "relink", call, at)
-        before = self._history.get(key)
-        explicit = hist.explicit_owner_at(before, at)
-        if explicit == customer:
+        customer, key, before, args = self._claim("relink", to, link, call, at)
+        if hist.explicit_owner_at(before, at) == customer:
             return None
+        return self._commit_claim("relink", customer, key, before, args, call, at)
+
+    def _claim(
+        self, op: str, customer_id: object, link: Link, call: Mapping[str, Any], at: datetime
+    ) -> tuple[CustomerId, LinkKey, hist.History | None, dict[str, Any]]:
+        """Validate a claim of ``link`` by a customer: (customer, key, history, args)."""
+        customer = check_customer_id(customer_id)
+        key = self._key(link, op, call, at)
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
-        if self._check_ownership(key, customer, before, "relink", call, at):
+        return customer, key, self._history.get(key), args
+
+    def _commit_claim(
+        self,
+        op: str,
+        customer: CustomerId,
+        key: LinkKey,
+        before: hist.History | None,
+        args: dict[str, Any],
+        call: Mapping[str, Any],
+        at: datetime,
+    ) -> Entry:
+        """Guard a claim that changes ownership, then journal and apply it."""
+        if self._check_ownership(key, customer, before, op, call, at):
             args["freezes"] = True
-        return self._commit("relink", args, at)
+        return self._commit(op, args, at)
 
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
         """From ``at`` on, ``link`` points to nobody (§1.4).  O(log k).
