@@ -266,6 +266,17 @@ class IdentityGraph:
         changes: list[Any],
     ) -> None:
         before = self._history.get(link)
+        if before is None and owner is not None:
+            # A link's first claim: by far the most common change in bulk
+            # loads, and one with nothing to compare against.
+            self._history[link] = (at, owner, seq)
+            held = self._claimed.get(owner)
+            if held is None:
+                self._claimed[owner] = link
+            else:
+                self._claimed[owner] = (*self._claimed_by(owner), link)
+            changes.extend(("link_moved", link, self._partition.profile_id(owner), link))
+            return
         previous = hist.current_owner(before)
         explicit = hist.explicit_owner_at(before, at)
         mover = hist.previous_customer(before, at)
@@ -521,7 +532,7 @@ class IdentityGraph:
         decision the journal records as ``freezes``).
         """
         name, value = key
-        mover = hist.previous_customer(before, at)
+        mover = None if before is None else hist.previous_customer(before, at)
         moving = mover is not None and mover != customer
         if moving and key in self._guards.frozen:
             raise self._guards.refuse(
