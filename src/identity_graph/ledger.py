@@ -190,6 +190,33 @@ class Event:
         return "h-" + hashlib.sha256(self.content().encode()).hexdigest()[:32]
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal *and* of the same type, all the way down: the equality of
+    :meth:`Event.content`.  Plain ``==`` will not do: ``True == 1 == 1.0`` and
+    ``Decimal("10.0") == Decimal("10.00")``, yet they are different content.
+    Much cheaper than comparing two canonical texts."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is FrozenMap:
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if kind is tuple:
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if kind is Decimal or kind is float:  # 10.0 vs 10.00; -0.0 vs 0.0; nan
+        return str(a) == str(b)
+    return bool(a == b)
+
+
+def _same_event(a: Event, b: Event) -> bool:
+    return (
+        a.type == b.type
+        and a.at == b.at  # aware datetimes compare as instants, as content() does
+        and a.customer_id == b.customer_id
+        and a.links == b.links
+        and _same_value(a.data, b.data)
+    )
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     """The later of two lower bounds (None is the open past)."""
     return b if a is None else a if b is None else max(a, b)
@@ -335,9 +362,7 @@ class Ledger:
         assert event.id is not None
         known = self._events.get(event.id)
         if known is not None:
-            # The canonical text, not ==: True == 1 and Decimal("10.0") ==
-            # Decimal("10.00") in Python, yet they are different content.
-            if known.content() == event.content():
+            if _same_event(known, event):
                 return False
             raise DuplicateEvent(
                 f"event id {event.id!r} was recorded with other content; an event id "
