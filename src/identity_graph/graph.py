@@ -700,6 +700,22 @@ class IdentityGraph:
         """
         return self._ledger.events(ref, start, end, types, at)
 
+    def kpis(self, as_of: datetime, ref: Ref | None = None) -> Any:
+        """Omnichannel indicators at ``as_of`` (§4).
+
+        Without ``ref``: ``{profile id: {indicator: value}}`` for every customer
+        profile (with or without purchases) and every anonymous profile with a
+        purchase.  With ``ref``: the indicators of that one profile.  The RFM
+        ranks compare profiles with each other, so both cost one pass over the
+        purchases: O(p log p) plus O(q log q) per window.
+        """
+        from . import kpis
+
+        as_of = self._now(as_of)
+        if ref is None:
+            return kpis.compute(self, as_of)
+        return kpis.compute_one(self, as_of, ref)
+
     # ------------------------------------------------------------------ journal
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
