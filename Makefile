@@ -22,8 +22,8 @@ demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/tools
+	$(BIN)/ruff format --check src tests benchmarks examples docs/tools
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

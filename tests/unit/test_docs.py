@@ -36,3 +36,19 @@ def test_model_page_has_examples() -> None:
     # Guards against the page losing its examples and passing vacuously.
     result = doctest.testfile(str(DOCS / "model.md"), module_relative=False, optionflags=FLAGS)
     assert result.attempted >= 30
+
+
+def test_indicator_table_matches_the_code() -> None:
+    # docs/indicators.md ends with a table generated from kpis.INDICATORS and
+    # example values the library computes; regenerate it when this fails.
+    import importlib.util
+
+    path = DOCS / "tools" / "indicators_table.py"
+    spec = importlib.util.spec_from_file_location("indicators_table", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (DOCS / "indicators.md").read_text(encoding="utf-8")
+    table = module.table()
+    assert page.endswith(table)
+    assert table.count("\n| `") == 69
