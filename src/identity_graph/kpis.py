@@ -15,17 +15,17 @@ Money is :class:`decimal.Decimal` from end to end; nothing passes through
 from __future__ import annotations
 
 import csv
-from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
 from . import history as hist
 from .ids import Link
+from .ledger import FrozenMap
 
 if TYPE_CHECKING:
     from .graph import IdentityGraph, Ref
@@ -160,9 +160,12 @@ def rfm_group(code: str | None) -> str | None:
 # --------------------------------------------------------------------- purchases
 
 
-@attrs.frozen
-class _Ticket:
-    """What the indicators need of one purchase event, read once."""
+class _Ticket(NamedTuple):
+    """What the window indicators need of one purchase, read once.
+
+    A tuple, not a frozen attrs class: a million of them are built per call.
+    The latest-ticket lists are read from ``event`` for the latest one only.
+    """
 
     at: datetime
     id: str
@@ -172,15 +175,15 @@ class _Ticket:
     categories: frozenset[str]
     promo_codes: frozenset[str]
     store: str | None
-    last_fields: Mapping[str, tuple[str, ...]]
+    event: Event
 
 
 def _money(value: Any, where: str) -> Decimal:
-    if isinstance(value, Decimal):
+    if type(value) is Decimal:
         return value
     if isinstance(value, bool):
         raise ValueError(f"{where} {value!r} is not an amount")
-    if isinstance(value, int):
+    if isinstance(value, int | Decimal):
         return Decimal(value)
     if isinstance(value, float):
         # The shortest text that reads back as the float: no binary noise,
@@ -199,81 +202,106 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value if item is not None)
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _plain_data(mapping: Any) -> Any:
+    # Stored event data is a FrozenMap; its dict answers .get() without the
+    # exception round trip of Mapping.get.
+    return mapping._data if type(mapping) is FrozenMap else mapping
+
+
 def _ticket(event: Event) -> _Ticket:
-    data = event.data
-    items = data.get("items") or ()
+    data = _plain_data(event.data)
+    items = [_plain_data(item) for item in data.get("items") or ()]
     quantity = 0
     brands: set[str] = set()
     categories: set[str] = set()
-    skus: set[str] = set()
     computed = Decimal(0)
     for item in items:
-        count = item.get("quantity", 1)
-        quantity += int(count)
-        if item.get("brand") is not None:
-            brands.add(str(item["brand"]))
-        if item.get("category") is not None:
-            categories.add(str(item["category"]))
-        if item.get("sku") is not None:
-            skus.add(str(item["sku"]))
-        if item.get("unit_price") is not None:
-            computed += _money(item["unit_price"], f"event {event.id} unit_price") * int(count)
+        count = int(item.get("quantity", 1))
+        quantity += count
+        brand = item.get("brand")
+        if brand is not None:
+            brands.add(str(brand))
+        category = item.get("category")
+        if category is not None:
+            categories.add(str(category))
+        price = item.get("unit_price")
+        if price is not None:
+            computed += _money(price, f"event {event.id} unit_price") * count
     amount = data.get("amount")
     value = computed if amount is None else _money(amount, f"event {event.id} amount")
     store = data.get("store")
-    promo = frozenset(_strings(data.get("promo_codes")))
+    promo = data.get("promo_codes")
+    assert event.id is not None
+    return _Ticket(
+        event.at,
+        event.id,
+        value,
+        quantity,
+        frozenset(brands) if brands else _NOTHING,
+        frozenset(categories) if categories else _NOTHING,
+        frozenset(_strings(promo)) if promo else _NOTHING,
+        None if store is None else str(store),
+        event,
+    )
+
+
+def _last_fields(event: Event) -> dict[str, tuple[str, ...]]:
+    """The ``Last_Purchase_*`` lists of the latest ticket."""
+    data = _plain_data(event.data)
+    items = [_plain_data(item) for item in data.get("items") or ()]
+
+    def of_items(field: str) -> tuple[str, ...]:
+        return tuple(sorted({str(i[field]) for i in items if i.get(field) is not None}))
+
     sellers = set(_strings(data.get("seller")))
     for item in items:
         sellers.update(_strings(item.get("seller")))
-    last_fields = {
+    store = data.get("store")
+    return {
         "Payment_Methods": tuple(sorted(set(_strings(data.get("payment_methods"))))),
         "Shipping_Methods": tuple(sorted(set(_strings(data.get("shipping_methods"))))),
-        "Items": tuple(sorted(skus)),
-        "Brands": tuple(sorted(brands)),
-        "Categories": tuple(sorted(categories)),
+        "Items": of_items("sku"),
+        "Brands": of_items("brand"),
+        "Categories": of_items("category"),
         "Sellers": tuple(sorted(sellers)),
         "Stores": () if store is None else (str(store),),
-        "Promo_Codes": tuple(sorted(promo)),
+        "Promo_Codes": tuple(sorted(set(_strings(data.get("promo_codes"))))),
     }
-    assert event.id is not None
-    return _Ticket(
-        at=event.at,
-        id=event.id,
-        amount=value,
-        quantity=quantity,
-        brands=frozenset(brands),
-        categories=frozenset(categories),
-        promo_codes=promo,
-        store=None if store is None else str(store),
-        last_fields=last_fields,
-    )
 
 
 def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, list[_Ticket]]:
     """Every purchase at or before ``as_of``, grouped by the profile it belongs to."""
     ledger = graph._ledger
+    events = ledger._events
     partition = graph._partition
     grouped: dict[Any, list[_Ticket]] = {}
     for anchor, index in ledger._by_anchor.items():
+        on_customer = isinstance(anchor, str)
+        history = None
+        tickets: list[_Ticket] = []
         if isinstance(anchor, str):
-            owner_of = None
-            profile: Any = partition.profile_id(anchor)
+            tickets = grouped.setdefault(partition.profile_id(anchor), [])
         else:
-            owner_of = graph._history.get(anchor)
+            history = graph._history.get(anchor)
         for at, event_id in index:
             if at > as_of:
                 break  # the index is sorted by time
-            event = ledger._events[event_id]
+            event = events[event_id]
             if event.type != "purchase":
                 continue
-            if isinstance(anchor, tuple):
-                owner = hist.owner_at(owner_of, at)
+            if not on_customer:  # a link's events follow its owner at their time
+                owner = hist.owner_at(history, at)
                 profile = anchor if owner is None else partition.profile_id(owner)
-            grouped.setdefault(profile, []).append(_ticket(event))
+                tickets = grouped.setdefault(profile, [])
+            tickets.append(_ticket(event))
     result: dict[ProfileId, list[_Ticket]] = {}
-    for profile, tickets in grouped.items():
-        tickets.sort(key=lambda t: (t.at, t.id))
-        result[Link(*profile) if isinstance(profile, tuple) else profile] = tickets
+    for profile, found in grouped.items():
+        if found:
+            found.sort(key=lambda t: (t.at, t.id))
+            result[Link(*profile) if isinstance(profile, tuple) else profile] = found
     return result
 
 
@@ -281,105 +309,152 @@ def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[Profile
 
 
 def _days(delta: timedelta) -> int:
-    return delta // timedelta(days=1)
+    return delta.days  # whole days, floored: timedelta keeps days floored
 
 
-def _window(tickets: list[_Ticket], times: list[datetime], start: datetime | None) -> list[_Ticket]:
-    if start is None:
-        return tickets
-    return tickets[bisect_right(times, start) :]  # (as_of - W, as_of]
+_DAY_NAMES = {
+    days: {measure: _window_name(measure, days) for measure, _, _ in _WINDOW_MEASURES}
+    for days in _PERIODS
+}
+#: Per period, the indicator names in the order _windows() fills them.
+_PERIOD_NAMES = {
+    days: tuple(_window_name(measure, days) for measure, _, _ in _WINDOW_MEASURES)
+    for days in _PERIODS
+}
 
 
-def _measures(window: list[_Ticket]) -> dict[str, Any]:
+def _windows(
+    row: dict[str, Any], tickets: list[_Ticket], starts: list[datetime]
+) -> list[int | None]:
+    """Fill the window indicators of one profile in a single pass, newest
+    ticket first: the windows are nested, so each one's totals are the
+    running totals when the pass crosses its start (``starts[i]`` is
+    ``as_of - WINDOWS[i]`` days; a window is ``(start, as_of]``).  Returns
+    the periods in which the profile has a purchase.  O(k) for k tickets,
+    plus the sizes of the distinct sets at each boundary."""
     brands: set[str] = set()
     categories: set[str] = set()
     promo: set[str] = set()
     stores: set[str] = set()
+    items = count = 0
     value = Decimal(0)
-    items = 0
-    for ticket in window:
+    bought: list[int | None] = []
+    values: tuple[Any, ...] = (0, 0, 0, 0, Decimal(0), None, None, (), ())
+    changed = False
+
+    def close(days: int | None) -> None:
+        nonlocal values, changed
+        if changed:  # else the previous (smaller) window's values still hold
+            values = (
+                items,
+                len(brands),
+                len(categories),
+                count,
+                value,
+                value / count,
+                None,
+                tuple(sorted(promo)) if promo else (),
+                tuple(sorted(stores)) if stores else (),
+            )
+            changed = False
+        for name, item in zip(_PERIOD_NAMES[days], values, strict=True):
+            row[name] = item
+        if count:
+            bought.append(days)
+
+    period = 0
+    last = len(WINDOWS)
+    for ticket in reversed(tickets):
+        while period < last and ticket.at <= starts[period]:
+            close(WINDOWS[period])
+            period += 1
+        changed = True
         items += ticket.quantity
+        count += 1
         value += ticket.amount
-        brands |= ticket.brands
-        categories |= ticket.categories
-        promo |= ticket.promo_codes
+        if ticket.brands:
+            brands |= ticket.brands
+        if ticket.categories:
+            categories |= ticket.categories
+        if ticket.promo_codes:
+            promo |= ticket.promo_codes
         if ticket.store is not None:
             stores.add(ticket.store)
-    count = len(window)
-    return {
-        "Items": items,
-        "Brands": len(brands),
-        "Categories": len(categories),
-        "Purchases": count,
-        "Value": value,
-        "Average_Value": value / count if count else None,
-        "Promo_Codes": tuple(sorted(promo)),
-        "Stores": tuple(sorted(stores)),
-    }
+    while period < last:
+        close(WINDOWS[period])
+        period += 1
+    close(None)
+    return bought
 
 
-def _rank_digit(strictly_beaten: int, n: int) -> int:
-    return 1 + (5 * strictly_beaten) // n
+def _strictly_less(values: list[Any]) -> dict[Any, int]:
+    """Each distinct value of a sorted list -> how many values are smaller.  O(n)."""
+    table: dict[Any, int] = {}
+    for index, value in enumerate(values):
+        if value not in table:
+            table[value] = index
+    return table
 
 
 def compute(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
     """Every indicator of every customer profile, and of every anonymous
     profile with a purchase, at ``as_of`` (§4).  O(p log p + windows × q log q)."""
     purchases = _purchases_by_profile(graph, as_of)
-    profiles: set[Any] = {graph._partition.profile_id(c) for c in graph._order}
-    profiles.update(purchases)
+    profiles: dict[Any, None] = dict.fromkeys(graph._partition.profile_id(c) for c in graph._order)
+    profiles.update(dict.fromkeys(purchases))
+    template = compute_empty()
+    starts = [as_of - timedelta(days=days) for days in WINDOWS]
     result: dict[ProfileId, dict[str, Any]] = {}
-    # Per window: (profile, recency days, purchases, value) of profiles that bought.
-    active: dict[int | None, list[tuple[Any, int, int, Decimal]]] = {d: [] for d in _PERIODS}
+    # Per period: (row, recency days, purchases, value) of the profiles that bought.
+    active: dict[int | None, list[tuple[dict[str, Any], int, int, Decimal]]] = {
+        days: [] for days in _PERIODS
+    }
     for profile in profiles:
-        tickets = purchases.get(profile, [])
-        times = [ticket.at for ticket in tickets]
-        row: dict[str, Any] = {}
-        if tickets:
-            first, last = tickets[0], tickets[-1]
-            row["First_Purchase_Date"] = first.at
-            row["Last_Purchase_Date"] = last.at
-            row["Days_Since_First_Purchase"] = _days(as_of - first.at)
-            row["Days_Since_Last_Purchase"] = _days(as_of - last.at)
-            row["Last_Purchase_Amount"] = last.amount
-        else:
-            for name in (
-                "First_Purchase_Date",
-                "Last_Purchase_Date",
-                "Days_Since_First_Purchase",
-                "Days_Since_Last_Purchase",
-                "Last_Purchase_Amount",
-            ):
-                row[name] = None
-        for days in _PERIODS:
-            start = None if days is None else as_of - timedelta(days=days)
-            window = _window(tickets, times, start)
-            for measure, value in _measures(window).items():
-                row[_window_name(measure, days)] = value
-            row[_window_name("RFM", days)] = None
-            if window:
-                recency = _days(as_of - window[-1].at)
-                active[days].append(
-                    (profile, recency, len(window), row[_window_name("Value", days)])
-                )
-        for name, _field in _LAST_FIELDS:
-            row[f"Last_Purchase_{name}"] = tickets[-1].last_fields[name] if tickets else ()
+        row = template.copy()
         result[profile] = row
+        tickets = purchases.get(profile)
+        if not tickets:
+            continue
+        first, last = tickets[0], tickets[-1]
+        row["First_Purchase_Date"] = first.at
+        row["Last_Purchase_Date"] = last.at
+        row["Days_Since_First_Purchase"] = _days(as_of - first.at)
+        row["Days_Since_Last_Purchase"] = _days(as_of - last.at)
+        row["Last_Purchase_Amount"] = last.amount
+        recency = row["Days_Since_Last_Purchase"]
+        for days in _windows(row, tickets, starts):
+            names = _DAY_NAMES[days]
+            active[days].append((row, recency, row[names["Purchases"]], row[names["Value"]]))
+        for name, values in _last_fields(last.event).items():
+            row[f"Last_Purchase_{name}"] = values
     for days, rows in active.items():
         n = len(rows)
+        if not n:
+            continue
         recencies = sorted(r for _, r, _, _ in rows)
-        frequencies = sorted(f for _, _, f, _ in rows)
-        values = sorted(m for _, _, _, m in rows)
-        name = _window_name("RFM", days)
-        for profile, r, f, m in rows:
-            big_r = _rank_digit(n - bisect_right(recencies, r), n)
-            big_f = _rank_digit(bisect_left(frequencies, f), n)
-            big_m = _rank_digit(bisect_left(values, m), n)
-            result[profile][name] = f"{big_r}{big_f}{big_m}"
+        # R counts the profiles with a strictly greater recency.
+        greater = {r: n - k for r, k in _strictly_greater_end(recencies).items()}
+        fewer_f = _strictly_less(sorted(f for _, _, f, _ in rows))
+        fewer_m = _strictly_less(sorted(m for _, _, _, m in rows))
+        name = _DAY_NAMES[days]["RFM"]
+        for row, r, f, m in rows:
+            row[name] = (
+                f"{1 + 5 * greater[r] // n}{1 + 5 * fewer_f[f] // n}{1 + 5 * fewer_m[m] // n}"
+            )
     for row in result.values():
-        row["RFM_Segment"] = rfm_segment(row["Total_RFM"])
-        row["RFM_Group"] = rfm_group(row["Total_RFM"])
-    return {profile: {i.name: row[i.name] for i in INDICATORS} for profile, row in result.items()}
+        code = row["Total_RFM"]
+        if code is not None:
+            row["RFM_Segment"] = rfm_segment(code)
+            row["RFM_Group"] = rfm_group(code)
+    return result
+
+
+def _strictly_greater_end(values: list[Any]) -> dict[Any, int]:
+    """Each distinct value of a sorted list -> the index just past its last copy."""
+    table: dict[Any, int] = {}
+    for index, value in enumerate(values):
+        table[value] = index + 1
+    return table
 
 
 def compute_one(graph: IdentityGraph, as_of: datetime, ref: Ref) -> dict[str, Any]:

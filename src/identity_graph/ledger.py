@@ -66,6 +66,10 @@ class FrozenMap(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a caught KeyError.
+        return self._data.get(key, default)
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("event data is read-only")
 
