@@ -11,7 +11,12 @@ SPEC.md §1.3-§1.6 and §2 literally:
   else the owner of the next point after ``t`` if that names a customer, else None;
 - the current owner is the owner of the last point;
 - merges as a list; profiles are the connected components of the active merges,
-  found by a breadth-first search; a profile's id is its earliest-registered customer.
+  found by a breadth-first search; a profile's id is its earliest-registered customer;
+- events (§3) as a plain list of already-normalised records; a profile's events
+  are found by scanning every event and resolving each one at its own time: an
+  event with a customer id belongs to that customer's profile, an event anchored
+  on a link (its highest-priority link) to the profile of ``owner(link, event.at)``,
+  or to the link's anonymous profile when nobody owns the link then.
 
 Times are drawn from a small pool so that late-arriving change points and
 same-instant collisions are frequent.  Guards are disabled with generous limits.
@@ -21,9 +26,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,8 +44,11 @@ from hypothesis.stateful import (
 )
 
 from identity_graph import (
+    DuplicateEvent,
     Entry,
+    Event,
     IdentityGraph,
+    InvalidEvent,
     Limits,
     Link,
     LinkType,
@@ -65,6 +76,29 @@ LINKS = [
     Link("crm_id", "crm-1"),
     Link("crm_id", "crm-2"),
 ]
+# Events: times before, at, between and after the change points; a few types,
+# a few explicit ids (so that re-recording and id collisions are frequent).
+EVENT_TIMES = PROBES
+EVENT_TYPES = ["purchase", "call", "visit"]
+EVENT_IDS = [f"E{i}" for i in range(1, 13)]
+# (No two payloads that are == but differ in canonical text, like Decimal 9.9 and
+# 9.90: the model compares content with ==, the ledger by its canonical text.)
+EVENT_DATA: list[dict[str, Any]] = [
+    {},
+    {"amount": Decimal("9.90")},
+    {"amount": Decimal("12.00"), "store": "S1"},
+    {"items": [{"sku": "A", "quantity": 2}]},
+]
+# Raw spellings of pool links: the ledger must normalise them to the pool link.
+RAW_FORMS = {
+    Link("email", "ann@example.com"): Link("email", " Ann@Example.COM "),
+    Link("loyalty_card", "CARD7001"): Link("loyalty_card", "card-7001"),
+    Link("crm_id", "crm-1"): Link("crm_id", " crm-1 "),
+}
+# Dropped from an event (and logged as a refusal), never an identity.
+BLOCKED = Link("email", "test@test.com")
+# §3 default anchor priority; other names follow, alphabetically.
+ANCHOR_PRIORITY = {"loyalty_card": 0, "email": 1, "phone": 2}
 ATTRIBUTES = [None, ("city", "Oulu"), ("city", "Turku"), ("tier", "gold"), ("tier", "silver")]
 GENEROUS = Limits(
     max_links_per_customer=10**6,
@@ -72,6 +106,43 @@ GENEROUS = Limits(
     max_moves=10**6,
     move_window=timedelta(days=1),
 )
+
+
+class ModelEvent(NamedTuple):
+    """An event as the ledger should store it: normalised, with its id."""
+
+    id: str
+    type: str
+    at: datetime
+    customer_id: str | None
+    links: tuple[tuple[str, str], ...]  # normalised (name, value), no repeats, sorted
+    data: dict[str, Any]
+
+    def content(self) -> tuple[Any, ...]:
+        return (self.type, self.at, self.customer_id, self.links, self.data)
+
+    def anchor(self) -> str | Link:
+        """The customer id, else the highest-priority link (computed independently)."""
+        if self.customer_id is not None:
+            return self.customer_id
+        rank = len(ANCHOR_PRIORITY)
+        name, value = min(self.links, key=lambda k: (ANCHOR_PRIORITY.get(k[0], rank), k))
+        return Link(name, value)
+
+    def as_event(self) -> Event:
+        """The ``Event`` the ledger should hand back for this record."""
+        return Event(
+            self.type,
+            at=self.at,
+            customer_id=self.customer_id,
+            links=tuple(Link(name, value) for name, value in self.links),
+            data=self.data,
+            id=self.id,
+        )
+
+    def hashed_id(self) -> str:
+        """The id the ledger derives for this content when the event has none."""
+        return self.as_event().content_id()
 
 
 class NaiveModel:
@@ -86,6 +157,7 @@ class NaiveModel:
         # merge id -> [a, b, seq, active]
         self.merges: dict[str, list[Any]] = {}
         self.seq = 0
+        self.events: list[ModelEvent] = []  # in recording order
 
     # ---------------------------------------------------------------- links
 
@@ -169,6 +241,52 @@ class NaiveModel:
                 if name not in best or (record[1], record[2]) > (best[name][1], best[name][2]):
                     best[name] = record
         return {name: record[0] for name, record in sorted(best.items())}
+
+    # ---------------------------------------------------------------- events
+
+    def record(self, event: ModelEvent) -> str | type[Exception]:
+        """ "recorded", "unchanged", or the error the ledger must raise (and then
+        record nothing)."""
+        if event.customer_id is not None and event.customer_id not in self.order:
+            return UnknownCustomer
+        if event.customer_id is None and not event.links:
+            return InvalidEvent
+        known = [e for e in self.events if e.id == event.id]
+        if known:
+            return "unchanged" if known[0].content() == event.content() else DuplicateEvent
+        self.events.append(event)
+        return "recorded"
+
+    def event_ids(
+        self,
+        ref: str | Link,
+        events: Sequence[ModelEvent] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Ids of the events of ``ref``'s profile, by scanning every event and
+        resolving each at its own time; in ``[start, end)``, ordered by (at, id)."""
+        events = self.events if events is None else events
+        owner = self.current_owner(ref) if isinstance(ref, Link) else ref
+        members = set() if owner is None else set(self.component_of(owner))
+        found = []
+        for event in events:
+            anchor = event.anchor()
+            if event.customer_id is not None:
+                mine = event.customer_id in members
+            elif owner is None:  # the anonymous profile of the link `ref`
+                mine = anchor == ref and self.owner_at(anchor, event.at) is None
+            else:
+                mine = self.owner_at(anchor, event.at) in members
+            if (
+                mine
+                and (start is None or start <= event.at)
+                and (end is None or event.at < end)
+                and (types is None or event.type in types)
+            ):
+                found.append((event.at, event.id))
+        return [event_id for _at, event_id in sorted(found)]
 
     # ---------------------------------------------------------------- operations
     # Each returns what the call should return in kind: False when nothing
@@ -267,6 +385,7 @@ class GraphMachine(RuleBasedStateMachine):
         self.model = NaiveModel(dict(self.CONFLICTS))
         self.snapshots: list[NaiveModel] = [copy.deepcopy(self.model)]
         self.merge_ids: list[str] = []
+        self.event_checks = 0
 
     # ---------------------------------------------------------------- helpers
 
@@ -289,6 +408,240 @@ class GraphMachine(RuleBasedStateMachine):
 
     def _registered(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(self.model.order), label="customer")
+
+    # ---------------------------------------------------------------- event helpers
+
+    def _identity(
+        self, data: st.DataObject, *, on_customer: bool
+    ) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        """A normalised identity: a pool customer (usually a registered one) with 0-1
+        links, or 1-2 pool links (possibly the same one twice) and no customer."""
+        if on_customer:
+            # Mostly a registered customer; else any (perhaps unregistered) one.
+            customers = CUSTOMERS
+            if self.model.order and data.draw(st.integers(0, 3), label="registered only"):
+                customers = self.model.order
+            customer = data.draw(st.sampled_from(customers), label="event customer")
+            pool = data.draw(st.lists(st.sampled_from(LINKS), max_size=1), label="event links")
+        else:
+            customer = None
+            pool = data.draw(
+                st.lists(st.sampled_from(LINKS), min_size=1, max_size=2), label="event links"
+            )
+        return customer, tuple(sorted({link.key for link in pool}))
+
+    def _spell(self, data: st.DataObject, model: ModelEvent, event_id: str | None) -> Event:
+        """An ``Event`` the ledger should normalise into ``model``: raw link
+        spellings, any link order, a padded customer id, perhaps a blocked link
+        (which it must drop and log)."""
+        links = [
+            RAW_FORMS.get(link, link) if data.draw(st.booleans(), label="raw form") else link
+            for link in (Link(name, value) for name, value in model.links)
+        ]
+        links = data.draw(st.permutations(links), label="link order")
+        if data.draw(st.integers(0, 3), label="blocked") == 0:
+            links.insert(data.draw(st.integers(0, len(links)), label="where"), BLOCKED)
+        customer = model.customer_id
+        if customer is not None and data.draw(st.booleans(), label="padded id"):
+            customer = f" {customer} "
+        return Event(
+            model.type,
+            at=model.at,
+            customer_id=customer,
+            links=links,
+            data=copy.deepcopy(model.data),
+            id=event_id,
+        )
+
+    def _new_event(
+        self, data: st.DataObject, *, on_customer: bool, with_id: bool = True
+    ) -> tuple[Event, ModelEvent]:
+        customer, links = self._identity(data, on_customer=on_customer)
+        event_id = data.draw(st.sampled_from(EVENT_IDS), label="id") if with_id else None
+        model = ModelEvent(
+            event_id or "",
+            data.draw(st.sampled_from(EVENT_TYPES), label="type"),
+            data.draw(st.sampled_from(EVENT_TIMES), label="at"),
+            customer,
+            links,
+            copy.deepcopy(data.draw(st.sampled_from(EVENT_DATA), label="data")),
+        )
+        if event_id is None:
+            model = model._replace(id=model.hashed_id())
+        return self._spell(data, model, event_id), model
+
+    def _known_event(self, data: st.DataObject) -> ModelEvent:
+        return data.draw(st.sampled_from(self.model.events), label="known event")
+
+    def _other_content(self, data: st.DataObject, known: ModelEvent) -> ModelEvent:
+        """``known`` with one field changed (the identity may come out equal)."""
+        field = data.draw(st.sampled_from(["type", "at", "data", "identity"]), label="change")
+        if field == "type":
+            other = [kind for kind in EVENT_TYPES if kind != known.type]
+            return known._replace(type=data.draw(st.sampled_from(other), label="type"))
+        if field == "at":
+            other = [t for t in EVENT_TIMES if t != known.at]
+            return known._replace(at=data.draw(st.sampled_from(other), label="at"))
+        if field == "data":
+            payloads = [d for d in EVENT_DATA if d != known.data]
+            payload = data.draw(st.sampled_from(payloads), label="data")
+            return known._replace(data=copy.deepcopy(payload))
+        on_customer = data.draw(st.booleans(), label="on customer")
+        customer, links = self._identity(data, on_customer=on_customer)
+        return known._replace(customer_id=customer, links=links)
+
+    def _refusals_for(self, event: Event, outcome: str | type[Exception]) -> list[str]:
+        """The refusals recording ``event`` must log: one per dropped link, then
+        one for the refused event itself."""
+        dropped = ["BlockedLink" for link in event.links if link == BLOCKED]
+        return dropped + ([outcome.__name__] if isinstance(outcome, type) else [])
+
+    def _new_refusals(self, before: int) -> list[str]:
+        new = self.g.refusals()[before:]
+        assert all(refusal.op == "record" for refusal in new), new
+        return [refusal.error for refusal in new]
+
+    def _record_one(self, event: Event, model: ModelEvent) -> str | type[Exception]:
+        """Record ``event`` in the graph and ``model`` in the model; compare."""
+        stored, refused = len(self.g._ledger), len(self.g.refusals())
+        outcome = self.model.record(model)
+        if isinstance(outcome, type):
+            with pytest.raises(outcome):
+                self.g.record(event)
+        else:
+            assert self.g.record(event) is (outcome == "recorded"), (event, outcome)
+        assert len(self.g._ledger) == stored + (outcome == "recorded")
+        assert self._new_refusals(refused) == self._refusals_for(event, outcome)
+        return outcome
+
+    # ---------------------------------------------------------------- event rules
+
+    @rule(data=st.data())
+    def record_customer_event(self, data: st.DataObject) -> None:
+        event, model = self._new_event(data, on_customer=True)
+        self._record_one(event, model)
+
+    @rule(data=st.data())
+    def record_link_event(self, data: st.DataObject) -> None:
+        event, model = self._new_event(data, on_customer=False)
+        self._record_one(event, model)
+
+    @rule(data=st.data(), on_customer=st.booleans())
+    def record_event_without_id(self, data: st.DataObject, on_customer: bool) -> None:
+        event, model = self._new_event(data, on_customer=on_customer, with_id=False)
+        assert event.id is None
+        if self._record_one(event, model) not in ("recorded", "unchanged"):
+            return
+        # Find it where the model says it is, under the id the model computed.
+        anchor = model.anchor()
+        if isinstance(anchor, str):
+            ref: str | Link = anchor
+        else:
+            owner = self.model.owner_at(anchor, model.at)
+            ref = owner if owner is not None else anchor
+        # at=: a link resolves as it stood at the event's time, which reaches
+        # an anonymous span even when someone owns the link now.
+        found = [e for e in self.g.events(ref, at=model.at) if e.id == model.id]
+        assert found == [model.as_event()], (found, model)
+        assert found[0].content_id() == model.id
+
+    @precondition(lambda self: self.model.events)
+    @rule(data=st.data())
+    def rerecord_known_event(self, data: st.DataObject) -> None:
+        known = self._known_event(data)
+        # A derived id may be left out: the ledger derives the same one again.
+        # (Not any "h-" id: one may have been given explicitly with other content.)
+        derived = known.id == known.hashed_id()
+        omit = derived and data.draw(st.booleans(), label="omit id")
+        event = self._spell(data, known, None if omit else known.id)
+        assert self._record_one(event, known) == "unchanged"
+
+    @precondition(lambda self: self.model.events)
+    @rule(data=st.data())
+    def record_known_id_with_other_content(self, data: st.DataObject) -> None:
+        known = self._known_event(data)
+        other = self._other_content(data, known)
+        outcome = self._record_one(self._spell(data, other, known.id), other)
+        if other.content() == known.content():
+            assert outcome == "unchanged"
+        else:
+            assert outcome in (DuplicateEvent, UnknownCustomer), outcome
+
+    @rule(data=st.data())
+    def record_many_mixed_batch(self, data: st.DataObject) -> None:
+        kinds = data.draw(
+            st.lists(
+                st.sampled_from(["new", "new", "again", "other", "unknown", "unidentified"]),
+                min_size=1,
+                max_size=5,
+            ),
+            label="batch",
+        )
+        known = list(self.model.events)  # before the batch
+        batch: list[tuple[Event, ModelEvent]] = []
+        for kind in kinds:
+            if kind in ("again", "other") and not (known or batch):
+                kind = "new"
+            if kind == "new":
+                on_customer = data.draw(st.booleans(), label="on customer")
+                with_id = data.draw(st.booleans(), label="with id")
+                batch.append(self._new_event(data, on_customer=on_customer, with_id=with_id))
+            elif kind == "again":  # a known event, or one earlier in this batch
+                model = data.draw(st.sampled_from(known + [m for _e, m in batch]), label="again")
+                batch.append((self._spell(data, model, model.id), model))
+            elif kind == "other":
+                base = data.draw(st.sampled_from(known or [batch[0][1]]), label="known event")
+                model = self._other_content(data, base)
+                batch.append((self._spell(data, model, model.id), model))
+            elif kind == "unknown":
+                _event, model = self._new_event(data, on_customer=True)
+                model = model._replace(customer_id=UNREGISTERED_PROBE)
+                batch.append((self._spell(data, model, model.id), model))
+            else:  # nothing left to identify it once the blocked link is dropped
+                at = data.draw(st.sampled_from(EVENT_TIMES), label="at")
+                event = Event("visit", at=at, links=[BLOCKED], id="E-blocked")
+                batch.append((event, ModelEvent("E-blocked", "visit", at, None, (), {})))
+        stored, refused = len(self.g._ledger), len(self.g.refusals())
+        outcomes = [self.model.record(model) for _event, model in batch]
+        recorded, unchanged = outcomes.count("recorded"), outcomes.count("unchanged")
+        assert self.g.record_many(event for event, _model in batch) == (recorded, unchanged)
+        assert len(self.g._ledger) == stored + recorded
+        expected = [
+            error
+            for (event, _model), outcome in zip(batch, outcomes, strict=True)
+            for error in self._refusals_for(event, outcome)
+        ]
+        assert self._new_refusals(refused) == expected
+
+    @rule(
+        data=st.data(),
+        start=st.sampled_from([None, *EVENT_TIMES]),
+        end=st.sampled_from([None, *EVENT_TIMES]),
+        types=st.sampled_from([None, "purchase", ["call", "visit"], [], EVENT_TYPES]),
+    )
+    def query_events(
+        self,
+        data: st.DataObject,
+        start: datetime | None,
+        end: datetime | None,
+        types: str | list[str] | None,
+    ) -> None:
+        ref = data.draw(st.sampled_from([*self.model.order, *LINKS]), label="ref")
+        self._check_query(ref, start, end, types)
+
+    def _check_query(
+        self,
+        ref: str | Link,
+        start: datetime | None,
+        end: datetime | None,
+        types: str | list[str] | None,
+    ) -> None:
+        wanted = [types] if isinstance(types, str) else types
+        expected = self.model.event_ids(ref, start=start, end=end, types=wanted)
+        found = self.g.events(ref, start, end, types=types)
+        assert [e.id for e in found] == expected, (ref, start, end, types)
+        by_id = {m.id: m for m in self.model.events}
+        assert found == [by_id[event_id].as_event() for event_id in expected]
 
     # ---------------------------------------------------------------- rules
 
@@ -393,6 +746,10 @@ class GraphMachine(RuleBasedStateMachine):
             assert view.history(link) == snapshot.history(link)
             assert view.owner(link) == snapshot.current_owner(link)
         assert len(list(view.journal())) == k
+        # The view shares the ledger: every event, attributed as the graph stood then.
+        for ref in [*snapshot.order, *LINKS]:
+            expected = snapshot.event_ids(ref, events=self.model.events)
+            assert [e.id for e in view.events(ref)] == expected, (k, ref)
         with pytest.raises(ReadOnlyGraph):
             view.register("c1", attributes={"city": "Espoo"}, at=T0)
 
@@ -439,6 +796,24 @@ class GraphMachine(RuleBasedStateMachine):
                     g.resolve(customer)
 
     @invariant()
+    def events_agree(self) -> None:
+        """Every profile's events are what scanning all events, each resolved at
+        its own time, gives: each registered customer's profile, and each pool
+        link's profile (its anonymous profile when nobody owns it now)."""
+        g, m = self.g, self.model
+        g._ledger.check()
+        assert len(g._ledger) == len(m.events)
+        refs: list[str | Link] = [*m.order, *LINKS]
+        for ref in refs:
+            assert [e.id for e in g.events(ref)] == m.event_ids(ref), ref
+        # One profile per step, through a window and a type filter.
+        rng = random.Random(self.event_checks)
+        self.event_checks += 1
+        bounds = [None, *EVENT_TIMES]
+        types = rng.choice([None, "call", ["purchase", "visit"], []])
+        self._check_query(rng.choice(refs), rng.choice(bounds), rng.choice(bounds), types)
+
+    @invariant()
     def journal_replays(self) -> None:
         entries = list(self.g.journal())
         assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
@@ -453,7 +828,7 @@ class MergePolicyMachine(GraphMachine):
 
 
 _SETTINGS = settings(
-    max_examples=150,
+    max_examples=120,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
