@@ -15,6 +15,7 @@ Money is :class:`decimal.Decimal` from end to end; nothing passes through
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -205,6 +206,14 @@ def _strings(value: Any) -> tuple[str, ...]:
 _NOTHING: frozenset[str] = frozenset()
 
 
+def _whole(quantity: Any) -> int:
+    """A quantity as an int; the ledger checked it is whole when recording."""
+    if type(quantity) is int:
+        return quantity
+    text = repr(quantity) if isinstance(quantity, float) else quantity
+    return int(Decimal(text.strip() if isinstance(text, str) else text))
+
+
 def _plain_data(mapping: Any) -> Any:
     # Stored event data is a FrozenMap; its dict answers .get() without the
     # exception round trip of Mapping.get.
@@ -219,7 +228,7 @@ def _ticket(event: Event) -> _Ticket:
     categories: set[str] = set()
     computed = Decimal(0)
     for item in items:
-        count = int(item.get("quantity", 1))
+        count = _whole(item.get("quantity", 1))
         quantity += count
         brand = item.get("brand")
         if brand is not None:
@@ -511,10 +520,12 @@ def write_csv(result: Mapping[ProfileId, Mapping[str, Any]], path: str | Path) -
     return len(rows)
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def _safe(cell: str) -> str:
-    if cell[:1] in ("=", "+", "-", "@"):
-        try:
-            Decimal(cell)
-        except ArithmeticError:
-            return "'" + cell
+    # What a spreadsheet may evaluate starts with one of these; only a plain
+    # negative number ("-5.00") is left as it is.
+    if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
     return cell

@@ -221,6 +221,57 @@ def _same_event(a: Event, b: Event) -> bool:
     )
 
 
+def _check_money(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise InvalidEvent(f"{where} {value!r} is not an amount (Decimal, int or numeric text)")
+    try:
+        number = Decimal(
+            value.strip()
+            if isinstance(value, str)
+            else repr(value)
+            if isinstance(value, float)
+            else value
+        )
+    except ArithmeticError:
+        raise InvalidEvent(f"{where} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise InvalidEvent(f"{where} {value!r} is not a finite amount")
+
+
+def _check_purchase(event: Event) -> None:
+    """The purchase fields the indicators read (§4), checked when recorded so
+    that one malformed ticket can never break the indicators of everyone."""
+    data, name = event.data, f"purchase {event.id or ''}".strip()
+    if data.get("amount") is not None:
+        _check_money(data["amount"], f"{name}: amount")
+    items = data.get("items")
+    if items is None:
+        return
+    if not isinstance(items, tuple):
+        raise InvalidEvent(f"{name}: items {items!r} must be a list of mappings")
+    for index, item in enumerate(items):
+        where = f"{name}: items[{index}]"
+        if not isinstance(item, Mapping):
+            raise InvalidEvent(f"{where} {item!r} must be a mapping")
+        quantity = item.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int | float | Decimal | str):
+            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number")
+        try:
+            whole = Decimal(
+                quantity.strip()
+                if isinstance(quantity, str)
+                else repr(quantity)
+                if isinstance(quantity, float)
+                else quantity
+            )
+        except ArithmeticError:
+            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number") from None
+        if not whole.is_finite() or whole != whole.to_integral_value() or whole < 0:
+            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number >= 0")
+        if item.get("unit_price") is not None:
+            _check_money(item["unit_price"], f"{where}.unit_price")
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     """The later of two lower bounds (None is the open past)."""
     return b if a is None else a if b is None else max(a, b)
@@ -305,6 +356,8 @@ class Ledger:
             raise InvalidEvent(
                 f"event {name!r} has no customer id and no valid link left to identify it"
             )
+        if kind == "purchase":
+            _check_purchase(event)
         keys.sort()
         links = event.links
         if len(links) != len(keys) or any(x.key != k for x, k in zip(links, keys, strict=True)):
