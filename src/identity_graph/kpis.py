@@ -26,7 +26,7 @@ import attrs
 
 from . import history as hist
 from .ids import Link
-from .ledger import FrozenMap
+from .ledger import FrozenMap, as_decimal
 
 if TYPE_CHECKING:
     from .graph import IdentityGraph, Ref
@@ -179,22 +179,6 @@ class _Ticket(NamedTuple):
     event: Event
 
 
-def _money(value: Any, where: str) -> Decimal:
-    if type(value) is Decimal:
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"{where} {value!r} is not an amount")
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        # The shortest text that reads back as the float: no binary noise,
-        # and no float arithmetic anywhere after this.
-        return Decimal(repr(value))
-    if isinstance(value, str):
-        return Decimal(value.strip())
-    raise ValueError(f"{where} {value!r} is not an amount")
-
-
 def _strings(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -208,10 +192,7 @@ _NOTHING: frozenset[str] = frozenset()
 
 def _whole(quantity: Any) -> int:
     """A quantity as an int; the ledger checked it is whole when recording."""
-    if type(quantity) is int:
-        return quantity
-    text = repr(quantity) if isinstance(quantity, float) else quantity
-    return int(Decimal(text.strip() if isinstance(text, str) else text))
+    return quantity if type(quantity) is int else int(as_decimal(quantity))
 
 
 def _plain_data(mapping: Any) -> Any:
@@ -238,9 +219,9 @@ def _ticket(event: Event) -> _Ticket:
             categories.add(str(category))
         price = item.get("unit_price")
         if price is not None:
-            computed += _money(price, f"event {event.id} unit_price") * count
+            computed += as_decimal(price) * count
     amount = data.get("amount")
-    value = computed if amount is None else _money(amount, f"event {event.id} amount")
+    value = computed if amount is None else as_decimal(amount)
     store = data.get("store")
     promo = data.get("promo_codes")
     assert event.id is not None

@@ -221,29 +221,44 @@ def _same_event(a: Event, b: Event) -> bool:
     )
 
 
-def _check_money(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise InvalidEvent(f"{where} {value!r} is not an amount (Decimal, int or numeric text)")
+def as_decimal(value: Any) -> Decimal:
+    """A number from event data as a ``Decimal``, never through float arithmetic.
+
+    ``Decimal`` and ``int`` as they are; numeric text parsed; a ``float``
+    through its shortest text (``repr``), so ``0.1`` is ``Decimal("0.1")``.
+    Raises ``TypeError`` for anything else (``bool`` included) and
+    ``ArithmeticError`` for text that is not a number.
+    """
+    if type(value) is Decimal:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is a bool, not a number")
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return Decimal(value.strip())
+    raise TypeError(f"{value!r} is not a number")
+
+
+def _number(value: Any, where: str, rule: str) -> Decimal:
     try:
-        number = Decimal(
-            value.strip()
-            if isinstance(value, str)
-            else repr(value)
-            if isinstance(value, float)
-            else value
-        )
-    except ArithmeticError:
-        raise InvalidEvent(f"{where} {value!r} is not a number") from None
+        number = as_decimal(value)
+    except (TypeError, ArithmeticError):
+        raise InvalidEvent(f"{where} {value!r} {rule}") from None
     if not number.is_finite():
-        raise InvalidEvent(f"{where} {value!r} is not a finite amount")
+        raise InvalidEvent(f"{where} {value!r} {rule}")
+    return number
 
 
 def _check_purchase(event: Event) -> None:
     """The purchase fields the indicators read (§4), checked when recorded so
     that one malformed ticket can never break the indicators of everyone."""
     data, name = event.data, f"purchase {event.id or ''}".strip()
+    money = "is not a finite amount (Decimal, int or numeric text)"
     if data.get("amount") is not None:
-        _check_money(data["amount"], f"{name}: amount")
+        _number(data["amount"], f"{name}: amount", money)
     items = data.get("items")
     if items is None:
         return
@@ -254,22 +269,11 @@ def _check_purchase(event: Event) -> None:
         if not isinstance(item, Mapping):
             raise InvalidEvent(f"{where} {item!r} must be a mapping")
         quantity = item.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int | float | Decimal | str):
-            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number")
-        try:
-            whole = Decimal(
-                quantity.strip()
-                if isinstance(quantity, str)
-                else repr(quantity)
-                if isinstance(quantity, float)
-                else quantity
-            )
-        except ArithmeticError:
-            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number") from None
-        if not whole.is_finite() or whole != whole.to_integral_value() or whole < 0:
+        whole = _number(quantity, f"{where}.quantity", "must be a whole number >= 0")
+        if whole != whole.to_integral_value() or whole < 0:
             raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number >= 0")
         if item.get("unit_price") is not None:
-            _check_money(item["unit_price"], f"{where}.unit_price")
+            _number(item["unit_price"], f"{where}.unit_price", money)
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -358,13 +358,13 @@ def test_module_lists_its_windows() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"amount": "abc"}, r"amount 'abc' is not a number"),
+        ({"amount": "abc"}, r"amount 'abc' is not a finite amount"),
         ({"amount": Decimal("NaN")}, r"amount Decimal\('NaN'\) is not a finite amount"),
-        ({"amount": True}, r"amount True is not an amount"),
+        ({"amount": True}, r"amount True is not a finite amount"),
         ({"items": [{"quantity": 2.5}]}, r"items\[0\]\.quantity 2\.5 must be a whole number"),
         ({"items": [{"quantity": None}]}, r"items\[0\]\.quantity None must be a whole number"),
         ({"items": [{"quantity": -1}]}, r"items\[0\]\.quantity -1 must be a whole number >= 0"),
-        ({"items": [{"unit_price": "x"}]}, r"items\[0\]\.unit_price 'x' is not a number"),
+        ({"items": [{"unit_price": "x"}]}, r"items\[0\]\.unit_price 'x' is not a finite amount"),
         ({"items": "abc"}, r"items 'abc' must be a list of mappings"),
     ],
 )
