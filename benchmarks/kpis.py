@@ -42,7 +42,6 @@ import json
 import os
 import pstats
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -50,6 +49,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from memory import PeakMeter, current_rss
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -107,46 +108,6 @@ def sample_customers(customers: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- memory
-
-
-def _current_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class PeakMeter:
-    """Peak RSS above the RSS at construction (after a collection)."""
-
-    def __init__(self) -> None:
-        gc.collect()
-        self.reset = _reset_peak()
-        self.base = _current_rss()
-
-    def delta(self) -> int:
-        return _peak_rss() - self.base
 
 
 # ----------------------------------------------------------------------------- ours
@@ -208,10 +169,10 @@ def worker_ours(replicas: int, mode: str, repeats: int) -> dict[str, Any]:
     sample = sample_customers(customers_of(rows))
     out: dict[str, Any] = {"rows": len(rows), "customers": len(customers_of(rows))}
     gc.collect()
-    rss0 = _current_rss()
+    rss0 = current_rss()
     g, build = build_graph(rows)
     gc.collect()
-    out["graph_mib"] = (_current_rss() - rss0) / 2**20
+    out["graph_mib"] = (current_rss() - rss0) / 2**20
     out["build"] = build
     if mode == "mem":
         meter = PeakMeter()

@@ -23,10 +23,8 @@ Run: ``python benchmarks/ledger.py [--events 1000000] [--quick]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import random
-import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,41 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from identity_graph import Event, IdentityGraph, Limits, Link
+from memory import PeakMeter
 
 SEED = 20240601
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 IDENTITIES = 100_000
 TARGET_INGEST = 200_000  # events/s
 TARGET_QUERY_MS = 1.0
-
-
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reset_peak() -> None:
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def current_rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return rss_mib()
-
-
-def peak_rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return rss_mib()
 
 
 def build_graph() -> IdentityGraph:
@@ -109,13 +79,11 @@ def ingest(m: int) -> None:
     specs = event_specs(m)
     g = build_graph()
     events = make_events(specs)
-    gc.collect()
-    reset_peak()
-    before = current_rss_mib()
+    meter = PeakMeter()
     start = time.perf_counter()
     recorded, unchanged = g.record_many(events)
     seconds = time.perf_counter() - start
-    peak = peak_rss_mib() - before
+    peak = meter.delta() / 2**20
     assert recorded == m and unchanged == 0, (recorded, unchanged)
     rate = m / seconds
     print(

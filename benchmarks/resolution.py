@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from array import array
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from memory import current_rss, peak_rss, reset_peak
 
 SEED = 20240601
 T = datetime(2024, 1, 1, tzinfo=UTC)
@@ -71,35 +72,6 @@ def emails(n: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- memory
-
-
-def _rss() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM); False where that is impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int:
-    """Peak RSS of this process: VmHWM (resettable) on Linux, else ru_maxrss."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
 
 
 # ----------------------------------------------------------------------------- partitions
@@ -200,14 +172,14 @@ def ready() -> None:
     """Called by a workload once its input exists: the memory baseline is taken here."""
     if _state.get("mode") == "mem":
         gc.collect()
-        _state["rss0"] = _rss()
-        _state["reset"] = _reset_peak()
-        _state["peak0"] = _peak_rss()
+        _state["rss0"] = current_rss()
+        _state["reset"] = reset_peak()
+        _state["peak0"] = peak_rss()
 
 
 def _rss_timer() -> float:
     """The memory run's phase clock: records RSS instead of time."""
-    _state["rss_end"] = _rss()
+    _state["rss_end"] = current_rss()
     return 0.0
 
 
@@ -221,7 +193,7 @@ def worker(lib: str, n: int, mode: str) -> dict[str, Any]:
         result["parts"] = _parts(labels)
     else:
         _phases, labels = WORKLOADS[lib](n, _rss_timer)
-        peak = _peak_rss()
+        peak = peak_rss()
         result["peak_delta"] = peak - _state["rss0"]
         # RSS at the end of the last phase, while the structure is still alive
         result["retained_delta"] = _state["rss_end"] - _state["rss0"]
