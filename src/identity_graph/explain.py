@@ -50,7 +50,7 @@ def _node(graph: IdentityGraph, ref: Ref) -> CustomerId | Link:
 def _owner_edges(graph: IdentityGraph, customer: CustomerId) -> list[tuple[Link, int, Any]]:
     edges = []
     for key in graph._links_of(customer):
-        at, _owner, seq = hist.points(graph._history[key])[-1]
+        at, _owner, seq = hist.last_point(graph._history[key])
         edges.append((Link(key[0], key[1]), seq, at))
     return edges
 

@@ -546,7 +546,7 @@ class IdentityGraph:
                 ),
             )
         freezes = moving and self._guards.would_freeze(key, at)
-        becomes_current = before is None or at >= hist.points(before)[-1][0]
+        becomes_current = before is None or at >= hist.last_point(before)[0]
         if not becomes_current or hist.current_owner(before) == customer:
             return freezes
         owned = self._links_of(customer)

@@ -29,6 +29,7 @@ __all__ = [
     "current_owner",
     "explicit_owner_at",
     "insert",
+    "last_point",
     "owner_at",
     "points",
     "previous_customer",
@@ -157,13 +158,14 @@ def previous_customer(history: History | None, at: datetime) -> CustomerId | Non
     return history[1] if history[0] <= at else None
 
 
+def last_point(history: History) -> Point:
+    """The latest change point.  O(1)."""
+    return history.last() if isinstance(history, LinkHistory) else history
+
+
 def current_owner(history: History | None) -> CustomerId | None:
     """The owner after the last change point.  O(1)."""
-    if history is None:
-        return None
-    if isinstance(history, LinkHistory):
-        return history.last()[1]
-    return history[1]
+    return None if history is None else last_point(history)[1]
 
 
 def insert(history: History | None, point: Point) -> tuple[History, Point | None]:

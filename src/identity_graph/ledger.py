@@ -392,10 +392,7 @@ class Ledger:
             normalised, anchor = self._prepare(event)
             return self._store(normalised, anchor)
         except IdentityGraphError as error:
-            at = event.at if isinstance(getattr(event, "at", None), datetime) else None
-            self._graph._guards.refuse(
-                at or self._graph._clock(), "record", {"event": event}, error
-            )
+            self._refuse(event, error)
             raise
 
     def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
@@ -413,11 +410,15 @@ class Ledger:
                 else:
                     unchanged += 1
             except (IdentityGraphError, ValueError) as error:
-                at = getattr(event, "at", None)
-                if not isinstance(at, datetime) or at.utcoffset() is None:
-                    at = self._graph._clock()
-                self._graph._guards.refuse(at, "record", {"event": event}, error)
+                self._refuse(event, error)
         return recorded, unchanged
+
+    def _refuse(self, event: object, error: Exception) -> None:
+        """Log a refused event at its own time, or now if it has no valid time."""
+        at = getattr(event, "at", None)
+        if not isinstance(at, datetime) or at.utcoffset() is None:
+            at = self._graph._clock()
+        self._graph._guards.refuse(at, "record", {"event": event}, error)
 
     def _store(self, event: Event, anchor: Anchor) -> bool:
         assert event.id is not None
