@@ -42,7 +42,6 @@ import json
 import os
 import pstats
 import random
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -50,7 +49,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from memory import PeakMeter, current_rss
+from memory import PeakMeter, current_rss, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -340,16 +339,7 @@ def profile(replicas: int, top: int) -> None:
 
 
 def _sub(args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"worker {args} failed with exit code {proc.returncode}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_worker(os.path.abspath(__file__), args)
 
 
 def _mib(value: float) -> str:

@@ -1,4 +1,5 @@
-"""Memory measurement shared by the benchmark scripts.
+"""Measurement helpers shared by the benchmark scripts: peak memory, and
+running one measurement in a fresh subprocess of the calling script.
 
 Peak memory is the kernel's peak resident set size (``VmHWM``), reset by
 writing 5 to ``/proc/self/clear_refs`` before a measured region, so a peak
@@ -9,8 +10,11 @@ are not available it falls back to ``ru_maxrss``, which cannot be reset.
 from __future__ import annotations
 
 import gc
+import json
 import resource
+import subprocess
 import sys
+from typing import Any
 
 
 def _status_kib(field: str) -> int | None:
@@ -59,3 +63,15 @@ class PeakMeter:
 
     def delta(self) -> int:
         return peak_rss() - self.base
+
+
+def run_worker(script: str, args: list[str]) -> dict[str, Any]:
+    """Run ``python script *args`` in a fresh process; return the JSON object
+    it prints on its last line.  A failing worker stops the benchmark."""
+    proc = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"worker {args} failed with exit code {proc.returncode}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import timeit
@@ -33,7 +32,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from memory import current_rss, peak_rss, reset_peak
+from memory import current_rss, peak_rss, reset_peak, run_worker
 
 SEED = 20240601
 T = datetime(2024, 1, 1, tzinfo=UTC)
@@ -354,16 +353,7 @@ def profile(n: int, top: int) -> None:
 
 
 def _sub(args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"worker {args} failed with exit code {proc.returncode}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_worker(os.path.abspath(__file__), args)
 
 
 def _mb(value: float) -> str:
