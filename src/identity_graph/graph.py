@@ -650,6 +650,25 @@ class IdentityGraph:
         """Every registered customer id, in registration order.  O(n)."""
         return list(self._order)
 
+    def attributes(self, customer_id: CustomerId) -> dict[str, Any]:
+        """The attributes of one customer (not of its whole profile), sorted by name.
+
+        Importers compare with these to skip unchanged cells.  O(attributes).
+        """
+        customer = self._customer(customer_id)
+        return {
+            name: record[0] for name, record in sorted(self._attributes.get(customer, {}).items())
+        }
+
+    def links(self, customer_id: CustomerId) -> list[Link]:
+        """The links one customer (not its whole profile) owns now, sorted.
+
+        O(links it ever owned).
+        """
+        return sorted(
+            Link(name, value) for name, value in self._links_of(self._customer(customer_id))
+        )
+
     def explain(self, ref_a: Ref, ref_b: Ref) -> list[Any]:
         """Why two references share a profile: the shortest chain of steps (§1.7)."""
         from .explain import explain
