@@ -26,6 +26,8 @@ from .errors import (
     LinkConflict,
     NotConnected,
     ReadOnlyGraph,
+    SchemaVersionError,
+    StoreError,
     UnknownCustomer,
     UnknownMerge,
 )
@@ -61,7 +63,9 @@ __all__ = [
     "ProfileId",
     "ReadOnlyGraph",
     "Refusal",
+    "SchemaVersionError",
     "Step",
+    "StoreError",
     "UnknownCustomer",
     "UnknownMerge",
     "__version__",

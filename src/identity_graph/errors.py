@@ -31,6 +31,8 @@ __all__ = [
     "LinkConflict",
     "NotConnected",
     "ReadOnlyGraph",
+    "SchemaVersionError",
+    "StoreError",
     "UnknownCustomer",
     "UnknownMerge",
 ]
@@ -87,3 +89,12 @@ class DuplicateEvent(IdentityGraphError, ValueError):
 
 class ReadOnlyGraph(IdentityGraphError, TypeError):
     """A mutating call on a read-only view (``IdentityGraph.as_of``)."""
+
+
+class StoreError(IdentityGraphError, OSError):
+    """A store could not be opened, read or written (full disk, read-only file,
+    lost connection…).  A failed write leaves the store as it was before the call."""
+
+
+class SchemaVersionError(StoreError):
+    """A store written by a newer version of the library than this one."""

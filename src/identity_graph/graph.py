@@ -30,7 +30,7 @@ from .errors import (
 )
 from .guards import Guards, Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
-from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId
+from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId, raw
 from .ledger import Event, Ledger
 from .resolution import Merge, Partition
 
@@ -756,10 +756,29 @@ class IdentityGraph:
         return view
 
     def _replay_from(self, source: IdentityGraph, upto: int) -> None:
-        for seq in range(1, upto + 1):
-            op, args, at = source._journal.raw(seq)
+        for seq, record in source._journal.records(0, upto):
+            op, args, at = raw(record)
             changes = self._apply(op, args, at, seq)
             self._journal.append(op, args, at, changes)
+
+    @classmethod
+    def open(cls, target: Any = None, **config: Any) -> IdentityGraph:
+        """A graph kept in a store (§7): ``"graph.db"`` (SQLite), a
+        ``"postgresql://…"`` URL, or ``"memory:"``.
+
+        ``None`` means ``$IDENTITY_GRAPH_POSTGRES_URL`` when set, else
+        ``identity-graph.db``.  ``config`` takes the constructor's keywords,
+        plus ``checkpoint_every`` and ``batch_size`` (see
+        :mod:`identity_graph.stored`) and the store's own options
+        (SQLite: ``synchronous``, ``timeout``).  Opening loads the latest
+        checkpoint and replays only the entries after it: O(state + tail +
+        events).  Use it as a context manager, or call ``close()``.
+        """
+        from .stored import StoredGraph
+        from .stores import open_store
+
+        options = {k: config.pop(k) for k in ("synchronous", "timeout") if k in config}
+        return StoredGraph(open_store(target, **options), **config)
 
     @classmethod
     def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
@@ -816,7 +835,7 @@ class IdentityGraph:
             "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
             "owned": sorted((c, sorted(self._links_of(c))) for c in self._claimed),
             "guards": self._guards.state(),
-            "journal": [self._journal.entry(s) for s in range(1, len(self._journal) + 1)],
+            "journal": list(self._journal.entries()),
         }
 
     def __eq__(self, other: object) -> bool:

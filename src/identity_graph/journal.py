@@ -35,7 +35,16 @@ import attrs
 
 from .ids import Link, LinkKey
 
-__all__ = ["ChangeKind", "Entry", "Journal", "ProfileChange", "ProfileId"]
+__all__ = [
+    "ChangeKind",
+    "Entry",
+    "Journal",
+    "ProfileChange",
+    "ProfileId",
+    "Record",
+    "flatten",
+    "raw",
+]
 
 ProfileId: TypeAlias = "str | Link"
 ChangeKind: TypeAlias = Literal["created", "merged", "split", "link_moved", "link_history"]
@@ -230,13 +239,7 @@ class Journal:
 
     def append(self, op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> int:
         """Append one entry (``changes`` in the flat form above); return its seq.  O(size)."""
-        flat: list[Any] = [op, at, len(args)]
-        for name, value in args.items():
-            flat.append(name)
-            # Strings and link keys (most arguments) are immutable already.
-            flat.append(value if type(value) in _IMMUTABLE else _frozen(value))
-        flat.extend(changes)
-        self._records.append(tuple(flat))
+        self._records.append(flatten(op, args, at, changes))
         return len(self._records)
 
     def next_seq(self) -> int:
@@ -249,11 +252,32 @@ class Journal:
 
     def entries(self, since: int = 0) -> Iterator[Entry]:
         """Entries with ``seq > since``, oldest first.  O(1) to start, O(1) per entry."""
-        for seq in range(max(since, 0) + 1, len(self._records) + 1):
-            yield self.entry(seq)
+        for seq, record in self.records(since):
+            yield Entry._from_record(seq, record)
+
+    def records(self, since: int = 0, upto: int | None = None) -> Iterator[tuple[int, Record]]:
+        """``(seq, record)`` for ``since < seq <= upto`` (default: to the end), in order."""
+        end = len(self._records) if upto is None else min(upto, len(self._records))
+        for seq in range(max(since, 0) + 1, end + 1):
+            yield seq, self._records[seq - 1]
 
     def raw(self, seq: int) -> tuple[str, dict[str, Any], datetime]:
         """(op, decided args with link keys, at) of entry ``seq``, for replay."""
-        record = self._records[seq - 1]
-        end = 3 + 2 * record[2]
-        return record[0], dict(zip(record[3:end:2], record[4:end:2], strict=True)), record[1]
+        return raw(self._records[seq - 1])
+
+
+def raw(record: Record) -> tuple[str, dict[str, Any], datetime]:
+    """(op, decided args with link keys, at) of one record, for replay."""
+    end = 3 + 2 * record[2]
+    return record[0], dict(zip(record[3:end:2], record[4:end:2], strict=True)), record[1]
+
+
+def flatten(op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> Record:
+    """One entry as its flat record (see the module notes).  O(size)."""
+    flat: list[Any] = [op, at, len(args)]
+    for name, value in args.items():
+        flat.append(name)
+        # Strings and link keys (most arguments) are immutable already.
+        flat.append(value if type(value) in _IMMUTABLE else _frozen(value))
+    flat.extend(changes)
+    return tuple(flat)

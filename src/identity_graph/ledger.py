@@ -293,6 +293,8 @@ class Ledger:
         self._graph = graph
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
+        # A stored graph collects here what each call recorded, to write it.
+        self.added: list[tuple[Event, Anchor]] | None = None
 
     def view(self, graph: IdentityGraph) -> Ledger:
         """The same events, attributed through another (read-only) graph."""
@@ -432,12 +434,19 @@ class Ledger:
             )
         if isinstance(anchor, str) and anchor not in self._graph._order:
             self._graph.register(anchor, at=event.at)  # register_unknown=True
+        self.load(event, anchor)
+        if self.added is not None:
+            self.added.append((event, anchor))
+        return True
+
+    def load(self, event: Event, anchor: Anchor) -> None:
+        """File an event checked and recorded before (a store loading its rows).  O(log n)."""
+        assert event.id is not None
         self._events[event.id] = event
         index = self._by_anchor.get(anchor)
         if index is None:
             index = self._by_anchor[anchor] = SortedList()
         index.add((event.at, event.id))
-        return True
 
     # --------------------------------------------------------------- queries
 

@@ -1,0 +1,445 @@
+"""``StoredGraph``: an :class:`IdentityGraph` whose journal and ledger live in a store.
+
+The graph's logic is not repeated here: every call runs the in-memory core
+unchanged.  What this module adds is *when* the store is read and written.
+
+Opening
+    Load the latest checkpoint (the state after entry ``seq``), replay the
+    journal entries after it, then load events and refusals from their
+    tables.  The cost is O(state + tail + events): no call is re-decided
+    and nothing is replayed from entry 1 once a checkpoint exists.
+
+Every mutating call (``register`` … ``release``, ``record``)
+    1. take the store's write lock (``BEGIN IMMEDIATE`` / an advisory lock);
+    2. catch up: apply the entries, events and refusals other processes
+       committed since this process last looked;
+    3. run the core's call, which decides against that up-to-date state;
+    4. write the new journal rows, events and refusals, and commit.
+
+    A refused call (``LinkConflict``, ``LimitExceeded``, …) still commits
+    its refusal, then raises.  If writing or committing fails (full disk,
+    read-only file, lost connection) the transaction is rolled back, the
+    in-memory state is reloaded from the store (it had run ahead of it) and
+    :class:`~identity_graph.errors.StoreError` is raised: the store is as it
+    was before the call.  Serialisation failures and deadlocks are retried.
+
+Every read
+    Catch up first (cheap when nothing changed: SQLite asks ``PRAGMA
+    data_version``), then answer from memory.
+
+``record_many`` writes one transaction per ``batch_size`` events.  A
+checkpoint is written by :meth:`StoredGraph.checkpoint`, by ``close()``
+when ``checkpoint_every`` entries were appended since the last one, and on
+opening when the replayed tail was that long.
+
+A graph object is not thread-safe (neither is the in-memory one); give
+each thread or process its own ``IdentityGraph.open(...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from . import codec
+from .errors import IdentityGraphError, StoreError
+from .graph import IdentityGraph
+from .guards import Refusal
+from .journal import Entry, Journal, Record, flatten, raw
+from .stores import state
+from .stores.base import Store
+
+__all__ = ["StoredGraph", "StoredJournal"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: How often a write is retried after a serialisation failure or deadlock.
+RETRIES = 20
+
+
+class StoredJournal(Journal):
+    """The journal of a stored graph: rows in the store, new ones pending until
+    the transaction writes them.  Only the pending records stay in memory."""
+
+    __slots__ = ("_length", "_pending", "_store")
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+        self._length = 0
+        self._pending: list[tuple[int, Record]] = []
+
+    def __len__(self) -> int:
+        return self._length
+
+    def append(self, op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> int:
+        self._length += 1
+        self._pending.append((self._length, flatten(op, args, at, changes)))
+        return self._length
+
+    def advance(self, seq: int) -> None:
+        """Count entry ``seq`` (read from the store) as part of this journal."""
+        self._length = seq
+
+    def take_pending(self) -> list[tuple[int, Record]]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def drop_pending(self) -> None:
+        self._length -= len(self._pending)
+        self._pending = []
+
+    def next_seq(self) -> int:
+        return self._length + 1
+
+    def _record(self, seq: int) -> Record:
+        if self._pending and seq >= self._pending[0][0]:
+            return self._pending[seq - self._pending[0][0]][1]
+        for _seq, text in self._store.journal(seq - 1, seq):
+            return decode_record(text)
+        raise KeyError(f"journal entry {seq} is not in {self._store.describe}")
+
+    def entry(self, seq: int) -> Entry:
+        return Entry._from_record(seq, self._record(seq))
+
+    def records(self, since: int = 0, upto: int | None = None) -> Iterator[tuple[int, Record]]:
+        end = self._length if upto is None else min(upto, self._length)
+        stored_end = self._pending[0][0] - 1 if self._pending else self._length
+        for seq, text in self._store.journal(since, min(end, stored_end)):
+            yield seq, decode_record(text)
+        for seq, record in self._pending:
+            if since < seq <= end:
+                yield seq, record
+
+    def raw(self, seq: int) -> tuple[str, dict[str, Any], datetime]:
+        return raw(self._record(seq))
+
+
+def decode_record(text: str) -> Record:
+    record = codec.loads(text)
+    if type(record) is not tuple:
+        raise StoreError(f"journal row {text[:60]!r} is not a record this library writes")
+    return record
+
+
+def _writing(
+    method: Callable[Concatenate[IdentityGraph, P], R],
+) -> Callable[Concatenate[StoredGraph, P], R]:
+    def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._write(lambda: method(self, *args, **kwargs))
+
+    run.__name__ = method.__name__
+    run.__doc__ = method.__doc__
+    return run
+
+
+def _reading(
+    method: Callable[Concatenate[IdentityGraph, P], R],
+) -> Callable[Concatenate[StoredGraph, P], R]:
+    def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._depth == 0:
+            self._sync()
+        self._depth += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+
+    run.__name__ = method.__name__
+    run.__doc__ = method.__doc__
+    return run
+
+
+class StoredGraph(IdentityGraph):
+    """An identity graph kept in a :class:`~identity_graph.stores.base.Store`.
+
+    Made by ``IdentityGraph.open(target, **config)``; behaves exactly as the
+    in-memory graph (the contract suite runs the same tests on both).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        checkpoint_every: int = 10_000,
+        batch_size: int = 10_000,
+        **config: Any,
+    ) -> None:
+        if checkpoint_every < 1 or batch_size < 1:
+            raise ValueError("checkpoint_every and batch_size must be at least 1")
+        self._store = store
+        self._checkpoint_every = checkpoint_every
+        self._batch_size = batch_size
+        self._init_config = config
+        self._depth = 0
+        self._closed = False
+        try:
+            self._load()
+        except BaseException:
+            store.close()
+            raise
+
+    @property
+    def store(self) -> Store:
+        """The store this graph reads and writes."""
+        return self._store
+
+    # ------------------------------------------------------------- loading
+
+    def _reset(self) -> None:
+        IdentityGraph.__init__(self, **self._init_config)
+        self._journal = self._stored_journal = StoredJournal(self._store)
+        self._ledger.added = []
+        self._event_pos = 0
+        self._refusal_pos = 0
+        self._checkpoint_seq = 0
+
+    def _load(self, checkpoint: bool = True) -> None:
+        """Fill memory from the store: checkpoint, journal tail, events, refusals."""
+        self._reset()
+        store = self._store
+        self._call_store(store.begin, False)
+        try:
+            found = store.checkpoint()
+            if found is not None and found[1] == state.FORMAT:
+                seq = state.restore(self, codec.loads(zlib.decompress(found[2])))
+                self._stored_journal.advance(seq)
+                self._checkpoint_seq = seq
+            self._catch_up()
+            store.commit()
+        except store.driver_errors as error:
+            store.rollback()
+            raise StoreError(f"cannot read {store.describe}: {error}") from error
+        if checkpoint and len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
+            # A read-only store still opens; the next writer checkpoints.
+            with contextlib.suppress(StoreError):
+                self.checkpoint()
+
+    def _call_store(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return step(*args)
+        except self._store.driver_errors as error:
+            raise StoreError(f"{self._store.describe}: {error}") from error
+
+    def _catch_up(self) -> None:
+        """Apply what other connections committed; the caller holds a transaction."""
+        store = self._store
+        head = store.head()
+        journal = self._stored_journal
+        if head.seq > len(journal):
+            for seq, text in store.journal(len(journal), head.seq):
+                op, args, at = raw(decode_record(text))
+                self._apply(op, args, at, seq)
+                journal.advance(seq)
+        if head.events > self._event_pos:
+            load = self._ledger.load
+            for pos, anchor, body in store.events(self._event_pos, head.events):
+                load(codec.loads(body), codec.loads(anchor))
+                self._event_pos = pos
+        if head.refusals > self._refusal_pos:
+            log = self._guards.log
+            for pos, when, what, reason, body in store.refusals(self._refusal_pos, head.refusals):
+                details = codec.loads(body)
+                log.append(
+                    Refusal(
+                        datetime.fromisoformat(when),
+                        what,
+                        details["args"],
+                        reason,
+                        details["error"],
+                    )
+                )
+                self._refusal_pos = pos
+
+    def _sync(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._store.describe} is closed")
+        store = self._store
+        try:
+            if not store.changed():
+                return
+            store.begin(False)
+            try:
+                self._catch_up()
+            finally:
+                store.rollback()  # a read transaction: nothing to keep
+        except store.driver_errors as error:
+            raise StoreError(f"cannot read {store.describe}: {error}") from error
+
+    # ------------------------------------------------------------- writing
+
+    def _flush(self) -> None:
+        """Write what the call appended in memory; the caller holds the write lock."""
+        store = self._store
+        pending = self._stored_journal.take_pending()
+        if pending:
+            store.append_journal(
+                [(seq, rec[0], rec[1].isoformat(), codec.dumps(rec)) for seq, rec in pending]
+            )
+        added = self._ledger.added or []
+        if added:
+            store.append_events(
+                [
+                    (
+                        event.id or "",
+                        event.type,
+                        event.at.astimezone(UTC).isoformat(),
+                        codec.dumps(anchor),
+                        codec.dumps(event),
+                    )
+                    for event, anchor in added
+                ]
+            )
+        new = self._guards.log[self._refusal_count :]
+        if new:
+            store.append_refusals(
+                [
+                    (
+                        r.at.isoformat(),
+                        r.op,
+                        r.reason,
+                        codec.dumps({"args": r.args, "error": r.error}),
+                    )
+                    for r in new
+                ]
+            )
+        if added or new:
+            # Our own rows are committed with the lock held, so they follow
+            # every row this process has loaded: skip past them.
+            head = store.head()
+            self._event_pos, self._refusal_pos = head.events, head.refusals
+            added.clear()
+
+    def _write(self, call: Callable[[], R]) -> R:
+        if self._depth:
+            return call()  # a call made by another call (register_unknown): one transaction
+        if self._closed:
+            raise StoreError(f"{self._store.describe} is closed")
+        self._writable("write")
+        store = self._store
+        for attempt in itertools.count(1):
+            self._depth += 1
+            committed = False
+            try:
+                store.begin(True)
+                self._catch_up()
+                self._refusal_count = len(self._guards.log)
+                try:
+                    result = call()
+                except (IdentityGraphError, ValueError, TypeError):
+                    self._flush()
+                    store.commit()
+                    committed = True
+                    raise
+                self._flush()
+                store.commit()
+                committed = True
+                return result
+            except store.driver_errors as error:
+                self._abandon()
+                if store.retryable(error) and attempt < RETRIES:
+                    continue
+                raise StoreError(
+                    f"{store.describe}: the write failed and was rolled back: {error}"
+                ) from error
+            except BaseException:
+                if not committed:
+                    self._abandon()
+                raise
+            finally:
+                self._depth -= 1
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _abandon(self) -> None:
+        """Roll back and reload: memory had run ahead of the store."""
+        # The connection may be gone; the reload says so if it is.
+        with contextlib.suppress(*self._store.driver_errors):
+            self._store.rollback()
+        self._load_after_failure()
+
+    def _load_after_failure(self) -> None:
+        try:
+            self._load(checkpoint=False)
+        except StoreError:
+            # Keep the object usable for the error to surface on the next call.
+            self._reset()
+
+    # ----------------------------------------------------- wrapped public API
+
+    register = _writing(IdentityGraph.register)
+    link = _writing(IdentityGraph.link)
+    relink = _writing(IdentityGraph.relink)
+    unlink = _writing(IdentityGraph.unlink)
+    merge = _writing(IdentityGraph.merge)
+    split = _writing(IdentityGraph.split)
+    detach = _writing(IdentityGraph.detach)
+    release = _writing(IdentityGraph.release)
+    record = _writing(IdentityGraph.record)
+
+    def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
+        """Record many events, one transaction per ``batch_size`` events (§3, §7)."""
+        recorded = unchanged = 0
+        iterator = iter(events)
+        while batch := list(itertools.islice(iterator, self._batch_size)):
+            done = self._write(partial(IdentityGraph.record_many, self, batch))
+            recorded += done[0]
+            unchanged += done[1]
+        return recorded, unchanged
+
+    owner = _reading(IdentityGraph.owner)
+    history = _reading(IdentityGraph.history)
+    resolve = _reading(IdentityGraph.resolve)
+    profile = _reading(IdentityGraph.profile)
+    profiles = _reading(IdentityGraph.profiles)
+    customers = _reading(IdentityGraph.customers)
+    attributes = _reading(IdentityGraph.attributes)
+    links = _reading(IdentityGraph.links)
+    explain = _reading(IdentityGraph.explain)
+    to_networkx = _reading(IdentityGraph.to_networkx)
+    events = _reading(IdentityGraph.events)
+    kpis = _reading(IdentityGraph.kpis)
+    journal = _reading(IdentityGraph.journal)
+    changes = _reading(IdentityGraph.changes)
+    as_of = _reading(IdentityGraph.as_of)
+    refusals = _reading(IdentityGraph.refusals)
+    frozen_links = _reading(IdentityGraph.frozen_links)
+    _state = _reading(IdentityGraph._state)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def checkpoint(self) -> int:
+        """Write the current state as the store's checkpoint; return its seq.
+
+        Opening then replays only the entries after it.  O(state).
+        """
+
+        def save() -> int:
+            seq = len(self._journal)
+            data = zlib.compress(codec.dumps(state.capture(self)).encode(), 1)
+            self._store.save_checkpoint((seq, state.FORMAT, data))
+            self._checkpoint_seq = seq
+            return seq
+
+        return self._write(save)
+
+    def close(self) -> None:
+        """Checkpoint if ``checkpoint_every`` entries were appended, then close."""
+        if self._closed:
+            return
+        try:
+            if len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
+                self.checkpoint()
+        except StoreError:
+            pass  # a checkpoint only saves start-up time; the journal is already durable
+        finally:
+            self._closed = True
+            self._store.close()
+
+    def __repr__(self) -> str:
+        return f"<StoredGraph {self._store.describe} seq={len(self._journal)}>"

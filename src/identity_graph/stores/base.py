@@ -1,0 +1,140 @@
+"""The ``Store`` contract (§7): what a durable home for a graph must offer.
+
+A store keeps four append-only tables and one replaceable snapshot:
+
+- the **journal** (``seq``, gap-free from 1, with its encoded record);
+- the **events** of the ledger, each with its anchor, in recording order
+  (``pos``);
+- the **refusals** of the guards, in order (``pos``);
+- the latest **checkpoint**: the graph's state after some ``seq``.
+
+The graph's logic stays in the core (:mod:`identity_graph.graph`).  A store
+never decides anything; it keeps rows, hands them back in order, and
+serialises writers: :meth:`Store.begin` with ``write=True`` takes the
+store's write lock, so every process applies every other process's entries
+before it decides its own (:mod:`identity_graph.stored`).  Rows are opaque
+text produced by :mod:`identity_graph.codec`.
+
+An integrator's own store subclasses :class:`Store` and is checked with
+:class:`identity_graph.testing.StoreContract`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+import attrs
+
+__all__ = ["CheckpointRow", "EventRow", "Head", "JournalRow", "RefusalRow", "Store"]
+
+#: ``(seq, op, at as ISO text, encoded record)``
+JournalRow = tuple[int, str, str, str]
+#: ``(event id, type, at as ISO text in UTC, encoded anchor, encoded event)``
+EventRow = tuple[str, str, str, str, str]
+#: ``(at as ISO text, op, reason, encoded body)``
+RefusalRow = tuple[str, str, str, str]
+#: ``(seq, format, compressed state)``
+CheckpointRow = tuple[int, int, bytes]
+
+
+@attrs.frozen
+class Head:
+    """How far a store's tables reach: the last journal ``seq`` and the last
+    event and refusal positions (0 when empty)."""
+
+    seq: int
+    events: int
+    refusals: int
+
+
+class Store(ABC):
+    """Durable rows for one graph.  Not thread-safe: one store per graph object.
+
+    Every read or write happens between :meth:`begin` and :meth:`commit` (or
+    :meth:`rollback`); the graph makes those calls.  ``describe`` names the
+    store in messages (a path, or a URL without its password).
+    """
+
+    describe: str = "store"
+    #: Driver exceptions a store lets through; the graph turns them into
+    #: ``StoreError`` after rolling back.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    # ----------------------------------------------------------- transactions
+
+    @abstractmethod
+    def begin(self, write: bool) -> None:
+        """Start a transaction; with ``write`` take the write lock, waiting for
+        other writers rather than failing."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the transaction's writes durable (they are when this returns)."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Drop the transaction's writes; safe to call when none is open."""
+
+    def changed(self) -> bool:
+        """Whether another connection may have written since the last call.
+
+        A cheap hint so reads can skip asking for :meth:`head`; ``True`` is
+        always a correct answer.
+        """
+        return True
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` (a driver error) means "run the operation again"
+        (a serialisation failure or a deadlock)."""
+        return False
+
+    # ------------------------------------------------------------------ reads
+
+    @abstractmethod
+    def head(self) -> Head:
+        """The last journal seq and event / refusal positions."""
+
+    @abstractmethod
+    def journal(self, since: int, upto: int | None = None) -> Iterator[tuple[int, str]]:
+        """``(seq, record)`` for ``since < seq <= upto``, in order."""
+
+    @abstractmethod
+    def events(self, since: int, upto: int) -> Iterator[tuple[int, str, str]]:
+        """``(pos, anchor, event)`` for ``since < pos <= upto``, in order."""
+
+    @abstractmethod
+    def refusals(self, since: int, upto: int) -> Iterator[tuple[int, str, str, str, str]]:
+        """``(pos, at, op, reason, body)`` for ``since < pos <= upto``, in order."""
+
+    @abstractmethod
+    def checkpoint(self) -> CheckpointRow | None:
+        """The latest checkpoint, or None."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at."""
+
+    # ----------------------------------------------------------------- writes
+
+    @abstractmethod
+    def append_journal(self, rows: Sequence[JournalRow]) -> None:
+        """Append journal rows (their seqs continue the journal without a gap)."""
+
+    @abstractmethod
+    def append_events(self, rows: Sequence[EventRow]) -> None:
+        """Append events; an id stored before is an error (the ledger checks first)."""
+
+    @abstractmethod
+    def append_refusals(self, rows: Sequence[RefusalRow]) -> None:
+        """Append refusals."""
+
+    @abstractmethod
+    def save_checkpoint(self, row: CheckpointRow) -> None:
+        """Store a checkpoint and drop older ones."""
+
+    # -------------------------------------------------------------- lifecycle
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""

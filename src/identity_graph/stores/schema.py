@@ -1,0 +1,43 @@
+"""Schema versions and migrations of the SQL stores (§7).
+
+``ig_meta`` holds ``schema_version``.  Opening a store runs, under the write
+lock and in one transaction, every migration above the stored version: a new
+file gets them all, an older store is brought up to date, and a store whose
+version is *above* :data:`LATEST` was written by a newer library and is
+refused with :class:`~identity_graph.errors.SchemaVersionError` (guessing at
+a newer layout could corrupt it).
+
+Migrations are lists of statements with three placeholders filled per
+dialect: ``{bigint}``, ``{serial}`` (an auto-numbered primary key) and
+``{blob}``.  Never edit a released migration; add the next one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LATEST", "MIGRATIONS", "statements"]
+
+MIGRATIONS: dict[int, list[str]] = {
+    # 1: the journal, the ledger, the refusal log and the checkpoints.
+    1: [
+        "CREATE TABLE ig_journal (seq {bigint} PRIMARY KEY, op TEXT NOT NULL,"
+        " at TEXT NOT NULL, record TEXT NOT NULL)",
+        "CREATE TABLE ig_events (pos {serial}, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+        " at TEXT NOT NULL, anchor TEXT NOT NULL, body TEXT NOT NULL)",
+        "CREATE TABLE ig_refusals (pos {serial}, at TEXT NOT NULL, op TEXT NOT NULL,"
+        " reason TEXT NOT NULL, body TEXT NOT NULL)",
+        "CREATE TABLE ig_checkpoints (seq {bigint} PRIMARY KEY, format INTEGER NOT NULL,"
+        " state {blob} NOT NULL)",
+    ],
+    # 2: events by anchor and time, for SQL reporting over the ledger
+    #    (an integrator's "all events of this card in March").
+    2: ["CREATE INDEX ig_events_anchor_at ON ig_events (anchor, at)"],
+}
+
+LATEST = max(MIGRATIONS)
+
+META = "CREATE TABLE IF NOT EXISTS ig_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def statements(version: int, types: dict[str, str]) -> list[str]:
+    """The statements of migration ``version`` for a dialect's ``types``."""
+    return [statement.format(**types) for statement in MIGRATIONS[version]]

@@ -1,0 +1,149 @@
+"""What the SQLite and PostgreSQL stores share: the queries and the migrations.
+
+The dialects differ in their placeholder (``?`` / ``%s``), their types, how
+a writer takes the lock and how a driver reports a busy or failed write;
+each subclass says those and nothing else.  Long reads go in chunks of
+:data:`CHUNK` rows keyed on the primary key, so loading a million events
+never holds them all as rows at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from ..errors import SchemaVersionError
+from .base import CheckpointRow, EventRow, Head, JournalRow, RefusalRow, Store
+from .schema import LATEST, META, statements
+
+__all__ = ["CHUNK", "SqlStore"]
+
+#: Rows fetched per query when reading a table in order.
+CHUNK = 5000
+
+
+class SqlStore(Store):
+    """A store over a DB-API connection in autocommit mode, transactions by hand."""
+
+    param = "?"
+    types: ClassVar[dict[str, str]] = {}
+
+    # --- dialect hooks -----------------------------------------------------
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _q(self, sql: str) -> str:
+        return sql if self.param == "?" else sql.replace("?", self.param)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self._execute(self._q(sql), params).fetchall())
+
+    # --- schema --------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`LATEST`; the caller holds the write lock."""
+        self._execute(META)
+        rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
+        version = int(rows[0][0]) if rows else 0
+        if version > LATEST:
+            raise SchemaVersionError(
+                f"{self.describe} has schema version {version}; this library knows versions "
+                f"up to {LATEST}; upgrade identity_graph to open it"
+            )
+        for step in range(version + 1, LATEST + 1):
+            for statement in statements(step, self.types):
+                self._execute(statement)
+        if version == 0:
+            self._execute(
+                self._q("INSERT INTO ig_meta (key, value) VALUES ('schema_version', ?)"),
+                (str(LATEST),),
+            )
+        elif version < LATEST:
+            self._execute(
+                self._q("UPDATE ig_meta SET value = ? WHERE key = 'schema_version'"),
+                (str(LATEST),),
+            )
+
+    def schema_version(self) -> int:
+        rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
+        return int(rows[0][0]) if rows else 0
+
+    # --- reads -----------------------------------------------------------------
+
+    def head(self) -> Head:
+        (row,) = self._rows(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ig_journal),"
+            " (SELECT COALESCE(MAX(pos), 0) FROM ig_events),"
+            " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals)"
+        )
+        return Head(int(row[0]), int(row[1]), int(row[2]))
+
+    def _chunks(self, sql: str, since: int, upto: int | None) -> Iterator[Any]:
+        # Keyset pagination on the primary key (the first column).
+        end = upto if upto is not None else 2**62
+        while True:
+            rows = self._rows(sql, (since, end, CHUNK))
+            yield from rows
+            if len(rows) < CHUNK:
+                return
+            since = rows[-1][0]
+
+    def journal(self, since: int, upto: int | None = None) -> Iterator[tuple[int, str]]:
+        return self._chunks(
+            "SELECT seq, record FROM ig_journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            since,
+            upto,
+        )
+
+    def events(self, since: int, upto: int) -> Iterator[tuple[int, str, str]]:
+        return self._chunks(
+            "SELECT pos, anchor, body FROM ig_events WHERE pos > ? AND pos <= ?"
+            " ORDER BY pos LIMIT ?",
+            since,
+            upto,
+        )
+
+    def refusals(self, since: int, upto: int) -> Iterator[tuple[int, str, str, str, str]]:
+        return self._chunks(
+            "SELECT pos, at, op, reason, body FROM ig_refusals WHERE pos > ? AND pos <= ?"
+            " ORDER BY pos LIMIT ?",
+            since,
+            upto,
+        )
+
+    def checkpoint(self) -> CheckpointRow | None:
+        rows = self._rows("SELECT seq, format, state FROM ig_checkpoints ORDER BY seq DESC LIMIT 1")
+        if not rows:
+            return None
+        seq, fmt, state = rows[0]
+        return int(seq), int(fmt), bytes(state)
+
+    # --- writes ----------------------------------------------------------------
+
+    def append_journal(self, rows: Sequence[JournalRow]) -> None:
+        self._executemany(
+            self._q("INSERT INTO ig_journal (seq, op, at, record) VALUES (?, ?, ?, ?)"), rows
+        )
+
+    def append_events(self, rows: Sequence[EventRow]) -> None:
+        self._executemany(
+            self._q("INSERT INTO ig_events (id, type, at, anchor, body) VALUES (?, ?, ?, ?, ?)"),
+            rows,
+        )
+
+    def append_refusals(self, rows: Sequence[RefusalRow]) -> None:
+        self._executemany(
+            self._q("INSERT INTO ig_refusals (at, op, reason, body) VALUES (?, ?, ?, ?)"), rows
+        )
+
+    def save_checkpoint(self, row: CheckpointRow) -> None:
+        self._execute(self._q("DELETE FROM ig_checkpoints WHERE seq >= ?"), (row[0],))
+        self._execute(
+            self._q("INSERT INTO ig_checkpoints (seq, format, state) VALUES (?, ?, ?)"), row
+        )
+        # One checkpoint is enough: the journal holds everything before it.
+        self._execute(self._q("DELETE FROM ig_checkpoints WHERE seq < ?"), (row[0],))

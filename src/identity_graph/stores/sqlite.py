@@ -1,0 +1,91 @@
+"""``SQLiteStore``: the embedded default for durable use (§7).
+
+- **WAL** journal mode: readers never block the writer nor the writer them.
+- **``BEGIN IMMEDIATE``** for every write: the write lock is taken before
+  the graph catches up and decides, so two processes on one file take turns
+  instead of one failing halfway; a waiting writer sleeps in SQLite's busy
+  handler for up to ``timeout`` seconds (default 60) before giving up with a
+  clear error.
+- **``synchronous=FULL``** by default: a call that returned survives a power
+  cut.  ``synchronous="NORMAL"`` is faster (no fsync of the WAL per commit)
+  and still never corrupts the file, but the last commits before a power cut
+  (not a process crash) may be lost — see ``docs/stores.md``.
+- Reads poll ``PRAGMA data_version`` (a counter SQLite bumps when *another*
+  connection commits), so a read in a single-process program never queries
+  the tables just to learn that nothing changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import StoreError
+from .sql import SqlStore
+
+__all__ = ["SQLiteStore"]
+
+_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+
+
+class SQLiteStore(SqlStore):
+    """A graph in one SQLite file."""
+
+    param = "?"
+    types: ClassVar[dict[str, str]] = {
+        "bigint": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "blob": "BLOB",
+    }
+    driver_errors = (sqlite3.Error,)
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", timeout: float = 60.0
+    ) -> None:
+        if str(synchronous).upper() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous={synchronous!r} must be one of {_SYNCHRONOUS}")
+        self.path = Path(path)
+        self.describe = str(self.path)
+        try:
+            # isolation_level=None: autocommit; transactions are begun by hand
+            # so that writes can say IMMEDIATE.
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._migrate()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
+        self._data_version = -1
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def begin(self, write: bool) -> None:
+        self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def changed(self) -> bool:
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
+    def close(self) -> None:
+        self._conn.close()
