@@ -204,28 +204,23 @@ class StoredGraph(IdentityGraph):
         """Fill memory from the store: checkpoint, journal tail, events, refusals."""
         self._reset()
         store = self._store
-        self._call_store(store.begin, False)
         try:
-            found = store.checkpoint()
-            if found is not None and found[1] == state.FORMAT:
-                seq = state.restore(self, codec.loads(zlib.decompress(found[2])))
-                self._stored_journal.advance(seq)
-                self._checkpoint_seq = seq
-            self._catch_up()
-            store.commit()
+            store.begin(False)
+            try:
+                found = store.checkpoint()
+                if found is not None and found[1] == state.FORMAT:
+                    seq = state.restore(self, codec.loads(zlib.decompress(found[2])))
+                    self._stored_journal.advance(seq)
+                    self._checkpoint_seq = seq
+                self._catch_up()
+            finally:
+                store.rollback()  # a read transaction: nothing to keep
         except store.driver_errors as error:
-            store.rollback()
             raise StoreError(f"cannot read {store.describe}: {error}") from error
         if checkpoint and len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
             # A read-only store still opens; the next writer checkpoints.
             with contextlib.suppress(StoreError):
                 self.checkpoint()
-
-    def _call_store(self, step: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return step(*args)
-        except self._store.driver_errors as error:
-            raise StoreError(f"{self._store.describe}: {error}") from error
 
     def _catch_up(self) -> None:
         """Apply what other connections committed; the caller holds a transaction."""

@@ -1,0 +1,314 @@
+"""``StoreContract``: the store contract suite, for any :class:`Store` (§7).
+
+This project runs it against the memory, SQLite and PostgreSQL stores; an
+integrator with a store of their own subclasses it the same way::
+
+    from identity_graph.testing import StoreContract
+
+    class TestMyStore(StoreContract):
+        def new_store(self):          # a new, empty store
+            return MyStore(...)
+
+        def reopen(self, store):      # optional: a second connection to the
+            return MyStore(...)       # same data (persistence tests)
+
+and runs ``pytest``.  The suite needs ``pytest`` (it is a pytest class);
+the library itself does not.
+
+What it checks, in two layers:
+
+- **rows** — head positions, journal order and ranges, rollback dropping a
+  transaction's rows, duplicate event ids refused, refusals, checkpoints
+  replacing each other, the schema version;
+- **graph** — the same random operations (registers, links, relinks,
+  unlinks, merges, splits, detaches, events, refused calls) applied to an
+  in-memory graph and to a graph on the store give equal states, journals,
+  events, refusals and indicators; reopening (with and without a
+  checkpoint) gives the same graph again; a write that fails in the store
+  leaves the store and the graph as they were.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from .errors import IdentityGraphError, StoreError
+from .graph import IdentityGraph
+from .ids import Link
+from .ledger import Event
+from .stored import StoredGraph
+from .stores.base import Store
+from .stores.schema import LATEST
+
+__all__ = ["StoreContract", "random_operations"]
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def random_operations(seed: int, count: int = 200) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``count`` graph calls ``(method name, args)`` drawn from a small world, so
+    that links move, merges meet and some calls are refused."""
+    rng = random.Random(seed)
+    customers = [f"c{i}" for i in range(8)]
+    links = [Link("email", f"p{i}@example.com") for i in range(5)] + [
+        Link("loyalty_card", "7001"),
+        Link("email", "n/a"),
+    ]
+    merges = 0
+    for step in range(count):
+        at = T0 + timedelta(days=rng.randrange(0, 60), hours=step % 24)
+        kind = rng.choices(
+            ["register", "link", "relink", "unlink", "merge", "split", "detach", "event"],
+            weights=[2, 6, 3, 1, 3, 1, 1, 4],
+        )[0]
+        if kind == "register":
+            attrs = {"first_name": rng.choice(["Ann", "Bo", "Cy"])}
+            yield "register", (rng.choice(customers), attrs, at)
+        elif kind == "link":
+            yield "link", (rng.choice(customers), rng.choice(links), at)
+        elif kind == "relink":
+            yield "relink", (rng.choice(links), rng.choice(customers), at)
+        elif kind == "unlink":
+            yield "unlink", (rng.choice(links), at)
+        elif kind == "merge":
+            merges += 1
+            a, b = rng.sample(customers, 2)
+            yield "merge", (a, b, "same person", at)
+        elif kind == "split":
+            yield "split", (f"m{rng.randrange(1, step + 2)}", at)
+        elif kind == "detach":
+            yield "detach", (rng.choice(customers), at)
+        else:
+            amount = f"{rng.randrange(1, 100)}.00"
+            event = Event(
+                "purchase",
+                at=at,
+                links=(rng.choice(links),),
+                data={"amount": amount, "items": [{"sku": "A", "quantity": 1, "price": amount}]},
+                id=f"T{rng.randrange(0, 40)}",
+            )
+            yield "record", (event,)
+
+
+def apply(graph: IdentityGraph, operations: Iterator[tuple[str, tuple[Any, ...]]]) -> list[str]:
+    """Run the calls on ``graph``; return each outcome (result or error class)."""
+    outcomes = []
+    for name, args in operations:
+        try:
+            if name == "register":
+                result: Any = graph.register(args[0], attributes=args[1], at=args[2])
+            elif name == "merge":
+                result = graph.merge(args[0], args[1], reason=args[2], at=args[3])
+            elif name == "relink":
+                result = graph.relink(args[0], to=args[1], at=args[2])
+            elif name in ("unlink", "split", "detach"):
+                result = getattr(graph, name)(args[0], at=args[1])
+            elif name == "record":
+                result = graph.record(args[0])
+            else:
+                result = graph.link(args[0], args[1], at=args[2])
+            outcomes.append(repr(result))
+        except (IdentityGraphError, ValueError) as error:
+            outcomes.append(type(error).__name__)
+    return outcomes
+
+
+def snapshot(graph: IdentityGraph) -> dict[str, Any]:
+    """What two equal graphs share: state, journal, events, refusals, indicators."""
+    as_of = T0 + timedelta(days=90)
+    return {
+        "state": graph._state(),
+        "events": sorted(
+            (e.id, e.at, e.type, p.id if hasattr(p, "id") else p)
+            for p in graph.profiles()
+            for e in graph.events(p.id)
+        ),
+        "refusals": [(r.at, r.op, r.reason, r.error) for r in graph.refusals()],
+        "kpis": graph.kpis(as_of),
+    }
+
+
+class StoreContract:
+    """The contract suite; subclass it and define :meth:`new_store`."""
+
+    #: Operations per random scenario; raise it for a deeper soak.
+    operations = 150
+
+    def new_store(self) -> Store:
+        """A new, empty store (each test gets its own)."""
+        raise NotImplementedError
+
+    def reopen(self, store: Store) -> Store | None:
+        """A second connection to ``store``'s data, or None if it has none."""
+        return None
+
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        store = self.new_store()
+        yield store
+        store.close()
+
+    # ---------------------------------------------------------------- rows
+
+    def test_new_store_is_empty_and_current(self, store: Store) -> None:
+        store.begin(False)
+        try:
+            head = store.head()
+            assert (head.seq, head.events, head.refusals) == (0, 0, 0)
+            assert list(store.journal(0)) == []
+            assert store.checkpoint() is None
+            assert store.schema_version() == LATEST
+        finally:
+            store.rollback()
+
+    def test_journal_rows_come_back_in_order_and_by_range(self, store: Store) -> None:
+        store.begin(True)
+        store.append_journal([(s, "link", T0.isoformat(), f'{{"t":["r{s}"]}}') for s in (1, 2, 3)])
+        store.commit()
+        assert [seq for seq, _ in store.journal(0)] == [1, 2, 3]
+        assert [seq for seq, _ in store.journal(1, 2)] == [2]
+        assert [text for _, text in store.journal(2)] == ['{"t":["r3"]}']
+        assert store.head().seq == 3
+
+    def test_rollback_drops_the_transaction(self, store: Store) -> None:
+        store.begin(True)
+        store.append_journal([(1, "link", T0.isoformat(), '{"t":[]}')])
+        store.commit()
+        store.begin(True)
+        store.append_journal([(2, "link", T0.isoformat(), '{"t":[]}')])
+        store.append_events([("e1", "visit", T0.isoformat(), '"c1"', "{}")])
+        store.append_refusals([(T0.isoformat(), "link", "why", "{}")])
+        store.save_checkpoint((2, 1, b"x"))
+        store.rollback()
+        head = store.head()
+        assert (head.seq, head.events, head.refusals) == (1, 0, 0)
+        assert store.checkpoint() is None
+
+    def test_events_and_refusals_keep_their_order(self, store: Store) -> None:
+        store.begin(True)
+        store.append_events([(f"e{i}", "visit", T0.isoformat(), '"c1"', str(i)) for i in range(3)])
+        store.append_refusals([(T0.isoformat(), "link", f"r{i}", "{}") for i in range(2)])
+        store.commit()
+        head = store.head()
+        events = list(store.events(0, head.events))
+        assert [body for _, _, body in events] == ["0", "1", "2"]
+        assert [pos for pos, _, _ in events] == sorted(pos for pos, _, _ in events)
+        assert [row[2] for row in store.events(events[0][0], events[1][0])] == ["1"]
+        assert [row[3] for row in store.refusals(0, head.refusals)] == ["r0", "r1"]
+
+    def test_an_event_id_is_stored_once(self, store: Store) -> None:
+        store.begin(True)
+        store.append_events([("e1", "visit", T0.isoformat(), '"c1"', "{}")])
+        store.commit()
+        store.begin(True)
+        with pytest.raises((StoreError, *store.driver_errors)):
+            store.append_events([("e1", "visit", T0.isoformat(), '"c1"', "{}")])
+        store.rollback()
+        assert store.head().events == 1
+
+    def test_a_checkpoint_replaces_the_previous_one(self, store: Store) -> None:
+        for seq in (1, 5):
+            store.begin(True)
+            store.save_checkpoint((seq, 1, bytes([seq])))
+            store.commit()
+        assert store.checkpoint() == (5, 1, b"\x05")
+
+    # --------------------------------------------------------------- graph
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_the_graph_on_the_store_equals_the_graph_in_memory(
+        self, store: Store, seed: int
+    ) -> None:
+        memory = IdentityGraph()
+        stored = StoredGraph(store)
+        assert apply(stored, random_operations(seed, self.operations)) == apply(
+            memory, random_operations(seed, self.operations)
+        )
+        assert snapshot(stored) == snapshot(memory)
+        assert list(stored.journal()) == list(memory.journal())
+        assert stored.changes(5) == memory.changes(5)
+        half = len(memory._journal) // 2
+        assert stored.as_of(half) == memory.as_of(half)
+
+    def test_reopening_gives_the_same_graph(self, store: Store) -> None:
+        stored = StoredGraph(store)
+        apply(stored, random_operations(7, self.operations))
+        expected = snapshot(stored)
+        second = self.reopen(store)
+        if second is None:
+            pytest.skip("this store has no second connection")
+        assert snapshot(StoredGraph(second)) == expected
+        stored.checkpoint()
+        apply(stored, random_operations(8, 40))  # a tail after the checkpoint
+        expected = snapshot(stored)
+        third = self.reopen(store)
+        assert third is not None
+        reopened = StoredGraph(third)
+        assert snapshot(reopened) == expected
+        reopened.close()
+
+    def test_a_second_connection_sees_the_first_ones_writes(self, store: Store) -> None:
+        second = self.reopen(store)
+        if second is None:
+            pytest.skip("this store has no second connection")
+        a, b = StoredGraph(store), StoredGraph(second)
+        a.link("c1", Link("email", "ann@example.com"), at=T0)
+        b.link("c2", Link("email", "bo@example.com"), at=T0)
+        merge_id = a.merge("c1", "c2", reason="same person", at=T0)
+        assert b.resolve(Link("email", "bo@example.com")) == "c1"
+        b.split(merge_id, at=T0)
+        assert a.resolve("c2") == "c2"
+        assert [e.seq for e in a.journal()] == [1, 2, 3, 4]
+        assert a == b
+        b.close()
+
+    def test_a_failed_write_leaves_store_and_graph_as_they_were(self, store: Store) -> None:
+        stored = StoredGraph(store)
+        apply(stored, random_operations(11, 60))
+        before = snapshot(stored)
+        original = store.commit
+
+        def failing_commit() -> None:
+            raise StoreError("simulated failure in commit")
+
+        store.commit = failing_commit  # type: ignore[method-assign]
+        try:
+            with pytest.raises(StoreError):
+                stored.link("c99", Link("email", "new@example.com"), at=T0)
+            with pytest.raises(StoreError):
+                stored.record(Event("visit", at=T0, customer_id="c1", id="v-fail"))
+        finally:
+            store.commit = original  # type: ignore[method-assign]
+            store.rollback()
+        assert snapshot(stored) == before
+        stored.link("c99", Link("email", "new@example.com"), at=T0)
+        assert stored.resolve(Link("email", "new@example.com")) == "c99"
+
+    def test_refused_calls_are_kept(self, store: Store) -> None:
+        stored = StoredGraph(store)
+        with pytest.raises(IdentityGraphError):
+            stored.link("c1", Link("email", "n/a"), at=T0)
+        assert [r.op for r in stored.refusals()] == ["link"]
+        assert list(stored.journal()) == []
+        second = self.reopen(store)
+        if second is not None:
+            assert [r.reason for r in StoredGraph(second).refusals()] == [
+                r.reason for r in stored.refusals()
+            ]
+
+    def test_record_many_in_batches(self, store: Store) -> None:
+        stored = StoredGraph(store, batch_size=7)
+        stored.register("c1", at=T0)
+        events = [
+            Event("visit", at=T0 + timedelta(minutes=i), customer_id="c1", id=f"v{i}")
+            for i in range(30)
+        ]
+        assert stored.record_many(iter(events)) == (30, 0)
+        assert stored.record_many(events) == (0, 30)
+        assert len(stored.events("c1")) == 30
+        assert store.head().events == 30
