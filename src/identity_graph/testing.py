@@ -260,6 +260,7 @@ class StoreContract:
         a.link("c1", Link("email", "ann@example.com"), at=T0)
         b.link("c2", Link("email", "bo@example.com"), at=T0)
         merge_id = a.merge("c1", "c2", reason="same person", at=T0)
+        assert merge_id is not None
         assert b.resolve(Link("email", "bo@example.com")) == "c1"
         b.split(merge_id, at=T0)
         assert a.resolve("c2") == "c2"
