@@ -55,6 +55,7 @@ from identity_graph import (
     ReadOnlyGraph,
     UnknownCustomer,
 )
+from identity_graph.stored import StoredGraph
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(days=d) for d in (0, 1, 2, 3, 5)]
@@ -827,6 +828,24 @@ class MergePolicyMachine(GraphMachine):
     CONFLICTS: ClassVar[dict[str, str]] = {"crm_id": "merge"}
 
 
+class StoredGraphMachine(GraphMachine):
+    """The same rules on a graph kept in a store (§7): every call goes through
+    the stored graph's transactions, and a second graph object loaded from the
+    store's rows (with and without a checkpoint) must equal the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.g = IdentityGraph.open("memory:", **self.config)
+
+    @rule(checkpoint=st.booleans())
+    def reopen_from_the_rows(self, checkpoint: bool) -> None:
+        if checkpoint:
+            self.g.checkpoint()
+        loaded = StoredGraph(self.g.store, **self.config)
+        assert loaded == self.g
+        assert loaded.refusals() == self.g.refusals()
+
+
 _SETTINGS = settings(
     max_examples=120,
     stateful_step_count=30,
@@ -838,6 +857,8 @@ TestGraphMachine = GraphMachine.TestCase
 TestGraphMachine.settings = _SETTINGS
 TestMergePolicyMachine = MergePolicyMachine.TestCase
 TestMergePolicyMachine.settings = _SETTINGS
+TestStoredGraphMachine = StoredGraphMachine.TestCase
+TestStoredGraphMachine.settings = settings(_SETTINGS, max_examples=60)
 
 
 def test_attribute_resent_later_keeps_latest_value() -> None:
