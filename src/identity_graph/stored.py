@@ -121,6 +121,11 @@ class StoredJournal(Journal):
         return raw(self._record(seq))
 
 
+def _utc_text(at: datetime) -> str:
+    """``at`` in UTC as ISO text: the events table's sortable time column."""
+    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat()
+
+
 def decode_record(text: str) -> Record:
     record = codec.loads(text)
     if type(record) is not tuple:
@@ -130,8 +135,11 @@ def decode_record(text: str) -> Record:
 
 def _writing(
     method: Callable[Concatenate[IdentityGraph, P], R],
+    events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if events:
+            self._events_wanted = True
         return self._write(lambda: method(self, *args, **kwargs))
 
     run.__name__ = method.__name__
@@ -141,8 +149,12 @@ def _writing(
 
 def _reading(
     method: Callable[Concatenate[IdentityGraph, P], R],
+    events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if events and not self._events_wanted:
+            self._events_wanted = True
+            self._store_changed = True
         if self._depth == 0:
             self._sync()
         self._depth += 1
@@ -179,6 +191,7 @@ class StoredGraph(IdentityGraph):
         self._init_config = config
         self._depth = 0
         self._closed = False
+        self._store_changed = False
         try:
             self._load()
         except BaseException:
@@ -199,6 +212,9 @@ class StoredGraph(IdentityGraph):
         self._event_pos = 0
         self._refusal_pos = 0
         self._checkpoint_seq = 0
+        # Events are loaded on the first call that needs them (events, kpis,
+        # as_of, record…): a process that only resolves never pays for them.
+        self._events_wanted = False
 
     def _load(self, checkpoint: bool = True) -> None:
         """Fill memory from the store: checkpoint, journal tail, events, refusals."""
@@ -232,10 +248,10 @@ class StoredGraph(IdentityGraph):
                 op, args, at = raw(decode_record(text))
                 self._apply(op, args, at, seq)
                 journal.advance(seq)
-        if head.events > self._event_pos:
+        if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
             for pos, anchor, body in store.events(self._event_pos, head.events):
-                load(codec.loads(body), codec.loads(anchor))
+                load(codec.loads_event(body), codec.loads_anchor(anchor))
                 self._event_pos = pos
         if head.refusals > self._refusal_pos:
             log = self._guards.log
@@ -257,8 +273,9 @@ class StoredGraph(IdentityGraph):
             raise StoreError(f"{self._store.describe} is closed")
         store = self._store
         try:
-            if not store.changed():
+            if not store.changed() and not self._store_changed:
                 return
+            self._store_changed = False
             store.begin(False)
             try:
                 self._catch_up()
@@ -279,14 +296,15 @@ class StoredGraph(IdentityGraph):
             )
         added = self._ledger.added or []
         if added:
+            dumps_anchor, dumps_event = codec.dumps_anchor, codec.dumps_event
             store.append_events(
                 [
                     (
                         event.id or "",
                         event.type,
-                        event.at.astimezone(UTC).isoformat(),
-                        codec.dumps(anchor),
-                        codec.dumps(event),
+                        _utc_text(event.at),
+                        dumps_anchor(anchor),
+                        dumps_event(event),
                     )
                     for event, anchor in added
                 ]
@@ -308,7 +326,9 @@ class StoredGraph(IdentityGraph):
             # Our own rows are committed with the lock held, so they follow
             # every row this process has loaded: skip past them.
             head = store.head()
-            self._event_pos, self._refusal_pos = head.events, head.refusals
+            self._refusal_pos = head.refusals
+            if self._events_wanted:
+                self._event_pos = head.events
             added.clear()
 
     def _write(self, call: Callable[[], R]) -> R:
@@ -375,10 +395,11 @@ class StoredGraph(IdentityGraph):
     split = _writing(IdentityGraph.split)
     detach = _writing(IdentityGraph.detach)
     release = _writing(IdentityGraph.release)
-    record = _writing(IdentityGraph.record)
+    record = _writing(IdentityGraph.record, events=True)
 
     def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
         """Record many events, one transaction per ``batch_size`` events (§3, §7)."""
+        self._events_wanted = True
         recorded = unchanged = 0
         iterator = iter(events)
         while batch := list(itertools.islice(iterator, self._batch_size)):
@@ -397,14 +418,15 @@ class StoredGraph(IdentityGraph):
     links = _reading(IdentityGraph.links)
     explain = _reading(IdentityGraph.explain)
     to_networkx = _reading(IdentityGraph.to_networkx)
-    events = _reading(IdentityGraph.events)
-    kpis = _reading(IdentityGraph.kpis)
+    events = _reading(IdentityGraph.events, events=True)
+    kpis = _reading(IdentityGraph.kpis, events=True)
     journal = _reading(IdentityGraph.journal)
     changes = _reading(IdentityGraph.changes)
-    as_of = _reading(IdentityGraph.as_of)
+    as_of = _reading(IdentityGraph.as_of, events=True)
     refusals = _reading(IdentityGraph.refusals)
     frozen_links = _reading(IdentityGraph.frozen_links)
     _state = _reading(IdentityGraph._state)
+    _check = _reading(IdentityGraph._check, events=True)
 
     # ------------------------------------------------------------ lifecycle
 

@@ -266,6 +266,13 @@ class StoreContract:
         assert a.resolve("c2") == "c2"
         assert [e.seq for e in a.journal()] == [1, 2, 3, 4]
         assert a == b
+        # Events: b loads them only when first asked, then follows a's writes.
+        a.record(Event("visit", at=T0, customer_id="c1", id="v1"))
+        assert [e.id for e in b.events("c1")] == ["v1"]
+        a.record(Event("visit", at=T0 + timedelta(hours=1), customer_id="c2", id="v2"))
+        b.record(Event("visit", at=T0 + timedelta(hours=2), customer_id="c2", id="v3"))
+        assert [e.id for e in a.events("c2")] == ["v2", "v3"]
+        assert [e.id for e in b.events("c2")] == ["v2", "v3"]
         b.close()
 
     def test_a_failed_write_leaves_store_and_graph_as_they_were(self, store: Store) -> None:

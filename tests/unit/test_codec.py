@@ -78,3 +78,45 @@ def test_an_unknown_object_is_kept_as_its_repr() -> None:
             return "<odd>"
 
     assert codec.loads(codec.dumps({"x": Odd()})) == {"x": "<odd>"}
+
+
+event_data = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.dates()
+    | st.datetimes(timezones=st.just(UTC)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=6), event_data, max_size=4),
+    st.one_of(st.none(), st.text(min_size=1, max_size=8).filter(lambda s: s.strip())),
+)
+def test_events_round_trip_through_the_bulk_path(data: dict[str, object], customer: object) -> None:
+    event = Event(
+        "purchase",
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+        customer_id=customer,  # type: ignore[arg-type]
+        links=(Link("email", "a@example.com"),),
+        data=data,
+        id="T-1",
+    )
+    assert codec.loads_event(codec.dumps_event(event)) == event
+
+
+def test_an_event_with_a_nul_takes_the_general_path() -> None:
+    event = Event(
+        "visit",
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+        customer_id="c1",
+        data={"\x00n": "1.5", "note": "a\x00b"},
+    )
+    text = codec.dumps_event(event)
+    assert text.startswith("T")
+    assert codec.loads_event(text) == event
+    assert codec.loads_anchor(codec.dumps_anchor(("email", "a@b"))) == ("email", "a@b")
