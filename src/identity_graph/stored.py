@@ -276,12 +276,11 @@ class StoredGraph(IdentityGraph):
             if not store.changed() and not self._store_changed:
                 return
             self._store_changed = False
-            store.begin(False)
-            try:
-                self._catch_up()
-            finally:
-                store.rollback()  # a read transaction: nothing to keep
+            # No transaction: rows are append-only, and _catch_up reads only
+            # rows up to the head it read in one statement, all committed.
+            self._catch_up()
         except store.driver_errors as error:
+            self._store_changed = True  # try again on the next call
             raise StoreError(f"cannot read {store.describe}: {error}") from error
 
     # ------------------------------------------------------------- writing
