@@ -198,6 +198,12 @@ class StoredGraph(IdentityGraph):
             store.close()
             raise
 
+    @classmethod
+    def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
+        """Replay ``entries`` into a new *in-memory* graph (§2); see
+        :meth:`IdentityGraph.from_journal`."""
+        return IdentityGraph.from_journal(entries, **config)
+
     @property
     def store(self) -> Store:
         """The store this graph reads and writes."""

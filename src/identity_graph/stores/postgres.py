@@ -61,13 +61,7 @@ class PostgresStore(SqlStore):
         self.describe = _redact(url)
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
-            self.begin(write=True)
-            try:
-                self._migrate()
-                self.commit()
-            except BaseException:
-                self.rollback()
-                raise
+            self._open_schema()
         except psycopg.Error as error:
             raise StoreError(f"cannot open PostgreSQL store {self.describe}: {error}") from error
 
@@ -77,6 +71,10 @@ class PostgresStore(SqlStore):
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._conn.cursor() as cursor:
             cursor.executemany(sql, rows)
+
+    def _has_meta(self) -> bool:
+        # to_regclass follows the search path, as the unqualified queries do.
+        return bool(self._rows("SELECT to_regclass('ig_meta') IS NOT NULL")[0][0])
 
     def begin(self, write: bool) -> None:
         if write:

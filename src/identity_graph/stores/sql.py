@@ -44,16 +44,38 @@ class SqlStore(Store):
 
     # --- schema --------------------------------------------------------------
 
+    def _open_schema(self) -> None:
+        """Check the schema version; migrate under the write lock if it is old.
+
+        A store already at :data:`LATEST` is opened without writing, so a
+        read-only file or a read-only database role can still be read.
+        """
+        version = self.schema_version()
+        if version > LATEST:
+            raise self._too_new(version)
+        if version == LATEST:
+            return
+        self.begin(True)
+        try:
+            self._migrate()  # reads the version again: another process may have migrated
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _too_new(self, version: int) -> SchemaVersionError:
+        return SchemaVersionError(
+            f"{self.describe} has schema version {version}; this library knows versions "
+            f"up to {LATEST}; upgrade identity_graph to open it"
+        )
+
     def _migrate(self) -> None:
         """Bring the schema to :data:`LATEST`; the caller holds the write lock."""
         self._execute(META)
         rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         version = int(rows[0][0]) if rows else 0
         if version > LATEST:
-            raise SchemaVersionError(
-                f"{self.describe} has schema version {version}; this library knows versions "
-                f"up to {LATEST}; upgrade identity_graph to open it"
-            )
+            raise self._too_new(version)
         for step in range(version + 1, LATEST + 1):
             for statement in statements(step, self.types):
                 self._execute(statement)
@@ -69,8 +91,13 @@ class SqlStore(Store):
             )
 
     def schema_version(self) -> int:
+        if not self._has_meta():
+            return 0
         rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         return int(rows[0][0]) if rows else 0
+
+    def _has_meta(self) -> bool:
+        raise NotImplementedError
 
     # --- reads -----------------------------------------------------------------
 

@@ -10,6 +10,8 @@
   cut.  ``synchronous="NORMAL"`` is faster (no fsync of the WAL per commit)
   and still never corrupts the file, but the last commits before a power cut
   (not a process crash) may be lost — see ``docs/stores.md``.
+- ``read_only=True`` opens the file with ``mode=ro``: reads work, every
+  write raises ``StoreError`` (a reporting process that must never write).
 - Reads poll ``PRAGMA data_version`` (a counter SQLite bumps when *another*
   connection commits), so a read in a single-process program never queries
   the tables just to learn that nothing changed.
@@ -42,7 +44,12 @@ class SQLiteStore(SqlStore):
     driver_errors = (sqlite3.Error,)
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", timeout: float = 60.0
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        timeout: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous={synchronous!r} must be one of {_SYNCHRONOUS}")
@@ -51,17 +58,17 @@ class SQLiteStore(SqlStore):
         try:
             # isolation_level=None: autocommit; transactions are begun by hand
             # so that writes can say IMMEDIATE.
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if read_only:
+                # mode=ro: every write fails in SQLite itself (root included).
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, timeout=timeout, isolation_level=None, uri=True)
+            else:
+                self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            if not read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._migrate()
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            self._open_schema()
         except sqlite3.Error as error:
             raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
         self._data_version = -1
@@ -71,6 +78,11 @@ class SQLiteStore(SqlStore):
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
+
+    def _has_meta(self) -> bool:
+        return bool(
+            self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ig_meta'")
+        )
 
     def begin(self, write: bool) -> None:
         self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
