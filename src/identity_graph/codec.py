@@ -145,25 +145,32 @@ def loads(text: str | bytes) -> Any:
 # Event converter turns lists back into tuples, so it can be written by the
 # C JSON encoder with a ``default`` hook for the few non-JSON types instead of
 # walking it in Python: about three times faster on a typical ticket.  Tags
-# are one-key objects whose key starts with NUL ("\u0000n" for a Decimal…).
-# A NUL anywhere in the event (a key or a value) would make a tag ambiguous,
-# so such an event is written with the general codec above instead, marked
-# by a leading "T".
+# are one-key objects whose key is NUL and a letter ("\u0000n" for a Decimal).
+# Only a data mapping with exactly one key that *is* such a tag could be
+# mistaken for one; ``_default`` sees every data mapping (a FrozenMap is not
+# a dict, so the encoder asks it), spots that case, and the event is then
+# written with the general codec above, marked by a leading "T".  NULs
+# elsewhere in keys or values are plain JSON escapes and harmless.
 
-_NUL = "\x00"
+_TAGS = frozenset({"\x00n", "\x00dt", "\x00d"})
+
+
+class _Ambiguous(Exception):
+    """A data mapping that would read back as a tag."""
 
 
 def _default(value: Any) -> Any:
     if type(value) is FrozenMap:
-        return value._data
+        data = value._data
+        if len(data) == 1 and next(iter(data)) in _TAGS:
+            raise _Ambiguous
+        return data
     if isinstance(value, Decimal):
         return {"\x00n": str(value)}
     if isinstance(value, datetime):
         return {"\x00dt": value.isoformat()}
     if isinstance(value, date):
         return {"\x00d": value.isoformat()}
-    if isinstance(value, Mapping):
-        return dict(value)
     raise TypeError(f"event data value {value!r} cannot be stored")
 
 
@@ -176,7 +183,7 @@ def _hook(obj: dict[str, Any]) -> Any:
     ledger freezes it (lists as tuples), so no second pass is needed."""
     if len(obj) == 1:
         ((key, body),) = obj.items()
-        if key[:1] == _NUL:
+        if key in _TAGS:
             if key == "\x00n":
                 return Decimal(body)
             if key == "\x00dt":
@@ -196,19 +203,19 @@ _DECODER = json.JSONDecoder(object_hook=_hook)
 
 def dumps_event(event: Event) -> str:
     """One recorded event as compact text (see the notes above).  O(size)."""
-    text = _EVENT_ENCODER.encode(
-        [
-            event.type,
-            event.at.isoformat(),
-            event.customer_id,
-            [[link.name, link.value] for link in event.links],
-            event.data,
-            event.id,
-        ]
-    )
-    if "\\u0000" in text:
+    try:
+        return _EVENT_ENCODER.encode(
+            [
+                event.type,
+                event.at.isoformat(),
+                event.customer_id,
+                [[link.name, link.value] for link in event.links],
+                event.data,
+                event.id,
+            ]
+        )
+    except _Ambiguous:
         return "T" + dumps(event)
-    return text
 
 
 def loads_event(text: str) -> Event:

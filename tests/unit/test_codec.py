@@ -109,14 +109,26 @@ def test_events_round_trip_through_the_bulk_path(data: dict[str, object], custom
     assert codec.loads_event(codec.dumps_event(event)) == event
 
 
-def test_an_event_with_a_nul_takes_the_general_path() -> None:
+def test_a_mapping_that_looks_like_a_tag_takes_the_general_path() -> None:
     event = Event(
         "visit",
         at=datetime(2024, 1, 1, tzinfo=UTC),
         customer_id="c1",
-        data={"\x00n": "1.5", "note": "a\x00b"},
+        data={"x": {"\x00n": "1.5"}, "note": "a\x00b"},
     )
     text = codec.dumps_event(event)
     assert text.startswith("T")
+    assert codec.loads_event(text) == event
+
+
+def test_decimals_dates_and_nuls_take_the_fast_path() -> None:
+    event = Event(
+        "visit",
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+        customer_id="c1",
+        data={"amount": Decimal("1.50"), "on": date(2024, 1, 2), "note": "a\x00b"},
+    )
+    text = codec.dumps_event(event)
+    assert not text.startswith("T")
     assert codec.loads_event(text) == event
     assert codec.loads_anchor(codec.dumps_anchor(("email", "a@b"))) == ("email", "a@b")
