@@ -770,14 +770,15 @@ class IdentityGraph:
         ``identity-graph.db``.  ``config`` takes the constructor's keywords,
         plus ``checkpoint_every`` and ``batch_size`` (see
         :mod:`identity_graph.stored`) and the store's own options
-        (SQLite: ``synchronous``, ``timeout``, ``read_only``).  Opening loads the latest
+        (SQLite: ``synchronous``, ``timeout``, ``read_only``; PostgreSQL:
+        ``connect_timeout``).  Opening loads the latest
         checkpoint and replays only the entries after it: O(state + tail +
         events).  Use it as a context manager, or call ``close()``.
         """
         from .stored import StoredGraph
         from .stores import open_store
 
-        names = ("synchronous", "timeout", "read_only")
+        names = ("synchronous", "timeout", "read_only", "connect_timeout")
         options = {k: config.pop(k) for k in names if k in config}
         return StoredGraph(open_store(target, **options), **config)
 

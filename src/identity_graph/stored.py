@@ -101,7 +101,11 @@ class StoredJournal(Journal):
     def _record(self, seq: int) -> Record:
         if self._pending and seq >= self._pending[0][0]:
             return self._pending[seq - self._pending[0][0]][1]
-        for _seq, text in self._store.journal(seq - 1, seq):
+        try:
+            rows = list(self._store.journal(seq - 1, seq))
+        except self._store.driver_errors as error:
+            raise StoreError(f"cannot read {self._store.describe}: {error}") from error
+        for _seq, text in rows:
             return decode_record(text)
         raise KeyError(f"journal entry {seq} is not in {self._store.describe}")
 
@@ -111,8 +115,18 @@ class StoredJournal(Journal):
     def records(self, since: int = 0, upto: int | None = None) -> Iterator[tuple[int, Record]]:
         end = self._length if upto is None else min(upto, self._length)
         stored_end = self._pending[0][0] - 1 if self._pending else self._length
-        for seq, text in self._store.journal(since, min(end, stored_end)):
-            yield seq, decode_record(text)
+        store = self._store
+        rows = store.journal(since, min(end, stored_end))
+        while True:
+            # journal() is read lazily, after the call that returned it: a
+            # lost connection must still surface as StoreError.
+            try:
+                row = next(rows, None)
+            except store.driver_errors as error:
+                raise StoreError(f"cannot read {store.describe}: {error}") from error
+            if row is None:
+                break
+            yield row[0], decode_record(row[1])
         for seq, record in self._pending:
             if since < seq <= end:
                 yield seq, record
@@ -160,6 +174,8 @@ def _reading(
         self._depth += 1
         try:
             return method(self, *args, **kwargs)
+        except self._store.driver_errors as error:
+            raise StoreError(f"cannot read {self._store.describe}: {error}") from error
         finally:
             self._depth -= 1
 
@@ -220,7 +236,9 @@ class StoredGraph(IdentityGraph):
         self._checkpoint_seq = 0
         # Events are loaded on the first call that needs them (events, kpis,
         # as_of, record…): a process that only resolves never pays for them.
-        self._events_wanted = False
+        # A reload after a failed write keeps wanting them (the ledger is
+        # empty again and _event_pos 0, so the catch-up reloads them all).
+        self._events_wanted: bool = getattr(self, "_events_wanted", False)
 
     def _load(self, checkpoint: bool = True) -> None:
         """Fill memory from the store: checkpoint, journal tail, events, refusals."""

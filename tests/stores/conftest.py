@@ -46,3 +46,12 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return with_schema(postgres_server, schema)
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers() -> Iterator[None]:
+    """Kill the worker processes a test started and left running (a failed test)."""
+    yield
+    from .helpers import reap
+
+    reap()

@@ -1,7 +1,7 @@
 """``PostgresStore``: one graph shared by many processes on many machines (§7).
 
-Writers are serialised by one transaction-scoped **advisory lock**
-(``pg_advisory_xact_lock``) taken at the start of every write transaction:
+Writers are serialised by one transaction-scoped **advisory lock** per
+schema (``pg_advisory_xact_lock``) taken at the start of every write transaction:
 a process then applies every entry other processes committed, decides its
 own operation against that state, appends it and commits, all while
 holding the lock.  Two merges or relinks that touch the same customers can
@@ -19,24 +19,37 @@ The connection string comes from the argument or from
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .sql import SqlStore
 
 __all__ = ["LOCK_KEY", "PostgresStore"]
 
-#: The advisory lock key of every identity_graph writer ("idgraph" in ASCII).
-LOCK_KEY = 0x696467726170_68
+#: The first half of every identity_graph writer's advisory lock key ("idgr");
+#: the second half is a hash of the schema, so graphs kept in different
+#: schemas of one database never wait for each other.
+LOCK_KEY = 0x69646772
 
 _RETRYABLE = {"40001", "40P01"}
 
 
 def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The URL without any password (in the user part or the query), for messages."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class PostgresStore(SqlStore):
@@ -61,9 +74,17 @@ class PostgresStore(SqlStore):
         self.describe = _redact(url)
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
-            self._open_schema()
         except psycopg.Error as error:
             raise StoreError(f"cannot open PostgreSQL store {self.describe}: {error}") from error
+        try:
+            self._open_schema()
+        except BaseException as error:
+            self._conn.close()
+            if isinstance(error, psycopg.Error):
+                raise StoreError(
+                    f"cannot open PostgreSQL store {self.describe}: {error}"
+                ) from error
+            raise
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params)
@@ -79,7 +100,9 @@ class PostgresStore(SqlStore):
     def begin(self, write: bool) -> None:
         if write:
             self._conn.execute("BEGIN")
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            self._conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (LOCK_KEY,)
+            )
         else:
             # One snapshot for the head and the rows read after it.
             self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import StoreError
+from .schema import LATEST
 from .sql import SqlStore
 
 __all__ = ["SQLiteStore"]
@@ -64,13 +65,24 @@ class SQLiteStore(SqlStore):
                 self._conn = sqlite3.connect(uri, timeout=timeout, isolation_level=None, uri=True)
             else:
                 self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
+        try:
+            # Refuse a newer store before changing anything in it (even its
+            # journal mode).
+            version = self.schema_version()
+            if version > LATEST:
+                raise self._too_new(version)
             if not read_only:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._open_schema()
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
+        except BaseException as error:
+            self._conn.close()
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
+            raise
         self._data_version = -1
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
