@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -249,7 +248,7 @@ class StoredGraph(IdentityGraph):
             try:
                 found = store.checkpoint()
                 if found is not None and found[1] == state.FORMAT:
-                    seq = state.restore(self, codec.loads(zlib.decompress(found[2])))
+                    seq = state.restore(self, state.loads(found[2]))
                     self._stored_journal.advance(seq)
                     self._checkpoint_seq = seq
                 self._catch_up()
@@ -461,8 +460,7 @@ class StoredGraph(IdentityGraph):
 
         def save() -> int:
             seq = len(self._journal)
-            data = zlib.compress(codec.dumps(state.capture(self)).encode(), 1)
-            self._store.save_checkpoint((seq, state.FORMAT, data))
+            self._store.save_checkpoint((seq, state.FORMAT, state.dumps(self)))
             self._checkpoint_seq = seq
             return seq
 
