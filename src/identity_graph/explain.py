@@ -13,7 +13,6 @@ import itertools
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-import networkx as nx
 
 from . import history as hist
 from .errors import NotConnected
@@ -90,6 +89,8 @@ def explain(graph: IdentityGraph, ref_a: Ref, ref_b: Ref) -> list[Step]:
         )
     if source == target:
         return []
+    import networkx as nx  # imported on use: it is a third of the package's import time
+
     nx_graph = nx.Graph()
     if isinstance(profile_a, Link):
         return []
@@ -121,6 +122,8 @@ def to_networkx(graph: IdentityGraph) -> Any:
     connected components of the customers are exactly the profiles.
     O(customers + links + merges).
     """
+    import networkx as nx  # imported on use: it is a third of the package's import time
+
     nx_graph = nx.Graph()
     _add_profile(nx_graph, graph, list(graph._order))
     for customer in graph._order:
