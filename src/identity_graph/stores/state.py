@@ -172,23 +172,32 @@ def restore(graph: IdentityGraph, state: dict[str, Any]) -> int:
     p_at, p_owner, p_seq = state["p_at"], state["p_owner"], state["p_seq"]
     index = 0
     for name, value, count in zip(state["h_name"], state["h_value"], state["h_count"], strict=True):
-        key: LinkKey = (names.setdefault(name, name), value)
-        points = [(when(p_at[i]), p_owner[i], p_seq[i]) for i in range(index, index + count)]
-        index += count
-        history_of[key] = points[0] if count == 1 else hist.LinkHistory(points)
+        known = names.get(name)
+        if known is None:
+            known = names[name] = name
+        key: LinkKey = (known, value)
+        if count == 1:  # most links: one bare point
+            history_of[key] = (when(p_at[index]), p_owner[index], p_seq[index])
+            index += 1
+        else:
+            history_of[key] = hist.LinkHistory(
+                [(when(p_at[i]), p_owner[i], p_seq[i]) for i in range(index, index + count)]
+            )
+            index += count
         interned[key] = key
+    # The graph shares one key tuple per link between its history and the
+    # claims; so do we (memory).
     c_name, c_value = state["c_name"], state["c_value"]
     index = 0
     for customer, count in zip(state["c_customer"], state["c_count"], strict=True):
-        keys = [
-            (names.setdefault(c_name[i], c_name[i]), c_value[i])
-            for i in range(index, index + count)
-        ]
+        if count == 1:
+            pair = (c_name[index], c_value[index])
+            claimed[customer] = interned.get(pair, pair)
+            index += 1
+            continue
+        pairs = [(c_name[i], c_value[i]) for i in range(index, index + count)]
+        claimed[customer] = tuple([interned.get(pair, pair) for pair in pairs])
         index += count
-        # The graph shares one key tuple per link between its history and the
-        # claims; so do we (memory).
-        shared = [interned.get(k, k) for k in keys]
-        claimed[customer] = shared[0] if count == 1 else tuple(shared)
 
     partition = graph._partition
     for merge_id, a, b, reason, at, seq, active in state["merges"]:
