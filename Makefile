@@ -18,8 +18,10 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The demo imports the sample files shipped in the package into a SQLite file
+# (demo.db, ignored by git); run it twice and the second import changes nothing.
 demo: $(VENV)/.installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/identity-graph demo --db demo.db
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks examples docs/tools

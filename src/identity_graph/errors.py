@@ -15,7 +15,12 @@ every one also subclasses the builtin a generic handler would catch, so
     ├── NotConnected (LookupError)        explain() of references in different profiles
     ├── InvalidEvent (ValueError)         an event with nothing left to identify it
     ├── DuplicateEvent (ValueError)       an event id reused with other content
-    └── ReadOnlyGraph (TypeError)         a mutating call on an ``as_of`` view
+    ├── ReadOnlyGraph (TypeError)         a mutating call on an ``as_of`` view
+    └── StoreError (OSError)              a store could not be opened, read or written
+        └── SchemaVersionError            a store written by a newer library
+
+``identity_graph.io.FileFormatError`` (ValueError) joins them for files that
+cannot be read at all.
 """
 
 from __future__ import annotations

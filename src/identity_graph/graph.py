@@ -12,6 +12,7 @@ cannot drift from what happened.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -812,6 +813,19 @@ class IdentityGraph:
         return [Link(name, value) for name, value in sorted(self._guards.frozen)]
 
     # ------------------------------------------------------------------ lifecycle
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[IdentityGraph]:
+        """Group calls into one unit of work: ``with g.batch(): ...``.
+
+        In memory every call takes effect at once and this changes nothing.
+        On a store (§7) the calls inside share one transaction: one lock,
+        one commit, one disk sync, instead of one per call — what the
+        importers use.  A refused call inside still raises (and is logged)
+        without undoing the others; an exception that leaves the block rolls
+        the whole batch back.
+        """
+        yield self
 
     def close(self) -> None:
         """Release resources; an in-memory graph has none to release."""

@@ -151,8 +151,8 @@ def _writing(
     events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if events:
-            self._events_wanted = True
+        if events and not self._events_wanted:
+            self._want_events()
         return self._write(lambda: method(self, *args, **kwargs))
 
     run.__name__ = method.__name__
@@ -166,8 +166,7 @@ def _reading(
 ) -> Callable[Concatenate[StoredGraph, P], R]:
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if events and not self._events_wanted:
-            self._events_wanted = True
-            self._store_changed = True
+            self._want_events()
         if self._depth == 0:
             self._sync()
         self._depth += 1
@@ -393,6 +392,49 @@ class StoredGraph(IdentityGraph):
                 self._depth -= 1
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _want_events(self) -> None:
+        """Start keeping events in memory (from the next catch-up on; at once
+        when inside a transaction, so a record in a batch sees them all)."""
+        self._events_wanted = True
+        self._store_changed = True
+        if self._depth:
+            self._catch_up()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[IdentityGraph]:
+        """Several calls in one transaction: one lock, one commit (see
+        :meth:`IdentityGraph.batch`).  Nested batches join the outer one.
+        A serialisation failure at the commit is not retried here (the
+        block cannot be run again for you): it raises ``StoreError``."""
+        if self._depth:
+            yield self
+            return
+        if self._closed:
+            raise StoreError(f"{self._store.describe} is closed")
+        self._writable("batch")
+        store = self._store
+        self._depth += 1
+        committed = False
+        try:
+            store.begin(True)
+            self._catch_up()
+            self._refusal_count = len(self._guards.log)
+            yield self
+            self._flush()
+            store.commit()
+            committed = True
+        except store.driver_errors as error:
+            self._abandon()
+            raise StoreError(
+                f"{store.describe}: the batch failed and was rolled back: {error}"
+            ) from error
+        except BaseException:
+            if not committed:
+                self._abandon()
+            raise
+        finally:
+            self._depth -= 1
+
     def _abandon(self) -> None:
         """Roll back and reload: memory had run ahead of the store."""
         # The connection may be gone; the reload says so if it is.
@@ -421,7 +463,8 @@ class StoredGraph(IdentityGraph):
 
     def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
         """Record many events, one transaction per ``batch_size`` events (§3, §7)."""
-        self._events_wanted = True
+        if not self._events_wanted:
+            self._want_events()
         recorded = unchanged = 0
         iterator = iter(events)
         while batch := list(itertools.islice(iterator, self._batch_size)):

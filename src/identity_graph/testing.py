@@ -320,3 +320,30 @@ class StoreContract:
         assert stored.record_many(events) == (0, 30)
         assert len(stored.events("c1")) == 30
         assert store.head().events == 30
+
+    def test_a_batch_commits_its_calls_together(self, store: Store) -> None:
+        stored = StoredGraph(store)
+        stored.record(Event("visit", at=T0, customer_id=None, links=(Link("email", "a@x.com"),)))
+        reader = StoredGraph(self.reopen(store) or store)  # events not loaded yet
+        with reader.batch():
+            reader.link("c1", Link("email", "a@x.com"), at=T0)
+            with pytest.raises(IdentityGraphError):
+                reader.link("c2", Link("email", "n/a"), at=T0)  # refused, logged, no undo
+            again = Event("visit", at=T0, customer_id=None, links=(Link("email", "a@x.com"),))
+            assert reader.record(again) is False  # the batch sees the stored event
+            reader.register("c1", attributes={"first_name": "Ann"}, at=T0)
+        fresh = StoredGraph(self.reopen(store) or store)
+        assert snapshot(fresh) == snapshot(reader)
+        assert [e.op for e in fresh.journal()] == ["link", "register"]
+        assert [r.op for r in fresh.refusals()] == ["link"]
+
+    def test_an_exception_leaving_a_batch_rolls_it_back(self, store: Store) -> None:
+        stored = StoredGraph(store)
+        stored.link("c1", Link("email", "a@x.com"), at=T0)
+        before = snapshot(stored)
+        with pytest.raises(KeyError), stored.batch():
+            stored.link("c2", Link("email", "b@x.com"), at=T0)
+            stored.merge("c1", "c2", reason="same", at=T0)
+            raise KeyError("the caller changed its mind")
+        assert snapshot(stored) == before
+        assert snapshot(StoredGraph(self.reopen(store) or store)) == before

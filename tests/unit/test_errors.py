@@ -17,6 +17,8 @@ from identity_graph.errors import (
     LinkConflict,
     NotConnected,
     ReadOnlyGraph,
+    SchemaVersionError,
+    StoreError,
     UnknownCustomer,
     UnknownMerge,
 )
@@ -34,6 +36,8 @@ HIERARCHY = [
     (InvalidEvent, IdentityGraphError, ValueError),
     (DuplicateEvent, IdentityGraphError, ValueError),
     (ReadOnlyGraph, IdentityGraphError, TypeError),
+    (StoreError, IdentityGraphError, OSError),
+    (SchemaVersionError, StoreError, OSError),
 ]
 
 

@@ -1,0 +1,714 @@
+"""``identity-graph``: the command line over a stored graph (§6.1).
+
+Every command takes ``--db`` (default ``identity-graph.db``, a SQLite file;
+a ``postgresql://`` URL works too) and ``--region`` (the default phone
+region, e.g. ``FI``; give the same one every time).  A REF is a customer
+id, or ``name:value`` for a link (``email:ann@example.com``); write
+``customer:ID`` for a customer id that itself looks like ``name:value``.
+Times are ISO 8601 with an offset (``2024-06-01T12:00+03:00``) or a date
+(``2024-06-01``, midnight UTC; for ``kpis --as-of`` the end of that day).
+
+Errors print one line on stderr and exit non-zero (2 for a usage error, 1
+for anything else), never a traceback.  See ``docs/files.md`` for examples.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .errors import IdentityGraphError
+from .graph import IdentityGraph, Profile
+from .ids import Link
+
+__all__ = ["cli", "main", "parse_ref", "parse_time"]
+
+PROG = "identity-graph"
+DEFAULT_DB = "identity-graph.db"
+_LINK_REF = re.compile(r"([a-z][a-z0-9_]*):(.+)", re.DOTALL)
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The sample files' mapping, shared by ``demo`` and the documentation.
+SAMPLE_ATTRIBUTES = {"Firstname": "first_name", "Lastname": "last_name", "City": "city"}
+SAMPLE_LINKS = {"Email": "email", "Phone": "phone", "customerId": "loyalty_card"}
+SAMPLE_TZ = "Europe/Helsinki"
+SAMPLE_EVENT_TYPES = {"3": "call"}
+SAMPLE_TICKET_FIELDS = {"Var1": "store"}
+DEMO_AS_OF = datetime(2024, 7, 1, tzinfo=UTC)
+#: Indicators shown by ``kpis`` without ``--out`` and by ``demo``.
+SHOWN_INDICATORS = (
+    "Total_Purchases",
+    "Total_Items",
+    "Total_Value",
+    "Total_Average_Value",
+    "Total_Stores",
+    "Last_Purchase_Date",
+    "Days_Since_Last_Purchase",
+    "Total_RFM",
+    "RFM_Segment",
+)
+
+
+class _Fatal(Exception):
+    """An error the command line reports with a chosen exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def parse_ref(text: str) -> str | Link:
+    """A REF as the library takes it: a customer id, or a :class:`Link`.
+
+    >>> parse_ref("c-1001"), parse_ref("email:ann@example.com"), parse_ref("customer:shop:7")
+    ('c-1001', Link(name='email', value='ann@example.com'), 'shop:7')
+    """
+    if text.startswith("customer:"):
+        return text[len("customer:") :]
+    found = _LINK_REF.fullmatch(text)
+    if found:
+        return Link(found.group(1), found.group(2))
+    return text
+
+
+def parse_time(text: str, end_of_day: bool = False) -> datetime:
+    """An aware datetime from ISO 8601 text; a bare date is midnight UTC
+    (with ``end_of_day``, the midnight that ends it).  A time without an
+    offset is refused: the tool never guesses a time zone.
+
+    >>> parse_time("2024-06-01", end_of_day=True).isoformat()
+    '2024-06-02T00:00:00+00:00'
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time(0), tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date (2024-06-01) or time (2024-06-01T12:00+03:00)"
+        ) from None
+    if at.tzinfo is None:
+        raise click.BadParameter(
+            f"{text!r} has no UTC offset; write e.g. {text}+00:00 (the tool never guesses a zone)"
+        )
+    return at
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    """``COLUMN=NAME`` options as a dict (split at the last ``=``)."""
+    found: dict[str, str] = {}
+    for value in values:
+        column, equals, name = value.rpartition("=")
+        if not equals or not column.strip() or not name.strip():
+            raise click.BadParameter(f"{value!r} must be COLUMN=NAME", param_hint=option)
+        found[column.strip()] = name.strip()
+    return found
+
+
+# ------------------------------------------------------------------ the graph
+
+
+def _is_url(db: str) -> bool:
+    return "://" in db or db == "memory:"
+
+
+@contextmanager
+def _graph(db: str, region: str | None, must_exist: bool = True) -> Iterator[IdentityGraph]:
+    """The stored graph at ``db``, closed afterwards."""
+    opener = getattr(IdentityGraph, "open", None)
+    if opener is None:
+        raise _Fatal(
+            "this identity_graph cannot open stores yet (IdentityGraph.open is missing)", 2
+        )
+    if must_exist and not _is_url(db) and not Path(db).exists():
+        raise _Fatal(f"no store at {db}; import a file first, or pass --db")
+    graph = opener(db, default_region=region)
+    try:
+        yield graph
+    finally:
+        graph.close()
+
+
+def _graph_options(command: F) -> F:
+    command = click.option(
+        "--region",
+        envvar="IDENTITY_GRAPH_REGION",
+        default=None,
+        metavar="CC",
+        help="Default region of phone numbers without +country (e.g. FI).",
+    )(command)
+    command = click.option(
+        "--db",
+        envvar="IDENTITY_GRAPH_DB",
+        default=DEFAULT_DB,
+        show_default=True,
+        help="The store: a SQLite file or a postgresql:// URL.",
+    )(command)
+    return command
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} {value.tzname() or ''}".rstrip()
+    if isinstance(value, tuple | list):
+        return ", ".join(str(item) for item in value) or "-"
+    return str(value)
+
+
+# ------------------------------------------------------------------ commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="identity-graph", prog_name=PROG)
+def cli() -> None:
+    """Which of a business's records are the same person: files in, answers out."""
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Import a file; prints read / imported / unchanged / rejected."""
+
+
+def _rejects_option(command: F) -> F:
+    return click.option(
+        "--rejects",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Rejects CSV to write [default: FILE's name with .rejects.csv, here].",
+    )(command)
+
+
+def _csv_options(command: F) -> F:
+    command = click.option(
+        "--delimiter",
+        type=click.Choice([",", ";", "tab"]),
+        default=None,
+        help="Column delimiter [default: sniffed].",
+    )(command)
+    command = click.option(
+        "--encoding", default=None, help="Text encoding [default: UTF-8, or the file's BOM]."
+    )(command)
+    return command
+
+
+def _rejects_path(file: str, rejects: str | None) -> Path:
+    return Path(rejects) if rejects else Path(Path(file).stem + ".rejects.csv")
+
+
+def _delimiter(value: str | None) -> str | None:
+    return "\t" if value == "tab" else value
+
+
+def _report(file: str, summary: Any, rejects: Path) -> None:
+    line = f"{Path(file).name}: {summary}"
+    if summary.rejected:
+        line += f"; rejects in {rejects}"
+    click.echo(line)
+
+
+@import_group.command("offline-data")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tz", required=True, help="Time zone of the time stamps, e.g. Europe/Helsinki.")
+@click.option(
+    "--event-type", "event_types", multiple=True, metavar="CODE=TYPE", help="e.g. 3=call."
+)
+@click.option(
+    "--ticket-field",
+    "ticket_fields",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="A ticket-wide column, e.g. Var1=store.",
+)
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Register customer ids the store does not know (or reject their lines).",
+)
+@_rejects_option
+@_csv_options
+@_graph_options
+def import_offline_data_command(
+    file: str,
+    tz: str,
+    event_types: tuple[str, ...],
+    ticket_fields: tuple[str, ...],
+    register: bool,
+    rejects: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    db: str,
+    region: str | None,
+) -> None:
+    """Import an offline-data CSV (store purchases, call-centre events)."""
+    from .io import import_offline_data
+
+    target = _rejects_path(file, rejects)
+    with _graph(db, region, must_exist=False) as graph:
+        summary = import_offline_data(
+            graph,
+            file,
+            tz=tz,
+            event_types=_pairs(event_types, "--event-type"),
+            ticket_fields=_pairs(ticket_fields, "--ticket-field"),
+            register_unknown=register,
+            rejects=target,
+            encoding=encoding,
+            delimiter=_delimiter(delimiter),
+        )
+    _report(file, summary, target)
+
+
+@import_group.command("offline-events")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tz", required=True, help="Time zone of the time stamps, e.g. Europe/Helsinki.")
+@_rejects_option
+@_csv_options
+@_graph_options
+def import_offline_events_command(
+    file: str,
+    tz: str,
+    rejects: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    db: str,
+    region: str | None,
+) -> None:
+    """Import an offline-events CSV (plain, interest, purchase) for members."""
+    from .io import import_offline_events
+
+    target = _rejects_path(file, rejects)
+    with _graph(db, region, must_exist=False) as graph:
+        summary = import_offline_events(
+            graph, file, tz=tz, rejects=target, encoding=encoding, delimiter=_delimiter(delimiter)
+        )
+    _report(file, summary, target)
+
+
+def _mapping_options(command: F) -> F:
+    command = click.option(
+        "--link", "links", multiple=True, metavar="COLUMN=NAME", help="e.g. Email=email."
+    )(command)
+    command = click.option(
+        "--attribute",
+        "attributes",
+        multiple=True,
+        metavar="COLUMN=NAME",
+        help="e.g. Firstname=first_name.",
+    )(command)
+    command = click.option(
+        "--no-id-column",
+        is_flag=True,
+        help="The file has no id column: match rows by their links.",
+    )(command)
+    command = click.option(
+        "--id-column", default="Customer ID", show_default=True, help="Column of customer ids."
+    )(command)
+    return command
+
+
+def _layout(
+    id_column: str, no_id_column: bool, attributes: tuple[str, ...], links: tuple[str, ...]
+) -> dict[str, Any]:
+    return {
+        "id_column": None if no_id_column else id_column,
+        "attributes": _pairs(attributes, "--attribute"),
+        "links": _pairs(links, "--link"),
+    }
+
+
+@import_group.command("customers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_mapping_options
+@click.option("--at", "at_text", default=None, help="When the import takes effect [default: now].")
+@click.option("--sheet", default=None, help="XLSX sheet [default: the first].")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None, help="XLSX row limit.")
+@click.option(
+    "--max-bytes", type=click.IntRange(min=1), default=None, help="XLSX uncompressed size limit."
+)
+@_rejects_option
+@_csv_options
+@_graph_options
+def import_customers_command(
+    file: str,
+    id_column: str,
+    no_id_column: bool,
+    attributes: tuple[str, ...],
+    links: tuple[str, ...],
+    at_text: str | None,
+    sheet: str | None,
+    max_rows: int | None,
+    max_bytes: int | None,
+    rejects: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    db: str,
+    region: str | None,
+) -> None:
+    """Import customers from a CSV or XLSX file through a column mapping."""
+    from .io import XlsxLimits, import_customers
+
+    limits = XlsxLimits()
+    if max_rows is not None or max_bytes is not None:
+        limits = XlsxLimits(
+            max_uncompressed_bytes=max_bytes or limits.max_uncompressed_bytes,
+            max_rows=max_rows or limits.max_rows,
+        )
+    at = None if at_text is None else parse_time(at_text)
+    target = _rejects_path(file, rejects)
+    with _graph(db, region, must_exist=False) as graph:
+        summary = import_customers(
+            graph,
+            file,
+            **_layout(id_column, no_id_column, attributes, links),
+            rejects=target,
+            at=at,
+            sheet=sheet,
+            encoding=encoding,
+            delimiter=_delimiter(delimiter),
+            limits=limits,
+        )
+    _report(file, summary, target)
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Write a file from the store."""
+
+
+@export_group.command("customers")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_mapping_options
+@click.option("--sheet", default="Customers", show_default=True, help="XLSX sheet name.")
+@_graph_options
+def export_customers_command(
+    file: str,
+    id_column: str,
+    no_id_column: bool,
+    attributes: tuple[str, ...],
+    links: tuple[str, ...],
+    sheet: str,
+    db: str,
+    region: str | None,
+) -> None:
+    """Write every customer to FILE (.csv or .xlsx) in the mapping's layout."""
+    from .io import export_customers
+
+    with _graph(db, region) as graph:
+        written = export_customers(
+            graph, file, **_layout(id_column, no_id_column, attributes, links), sheet=sheet
+        )
+    click.echo(f"wrote {written} customers to {file}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--at", "at_text", default=None, help="Resolve as of this time [default: now].")
+@_graph_options
+def resolve(ref: str, at_text: str | None, db: str, region: str | None) -> None:
+    """Print the profile id of REF."""
+    with _graph(db, region) as graph:
+        at = None if at_text is None else parse_time(at_text)
+        click.echo(str(graph.resolve(parse_ref(ref), at=at)))
+
+
+def _profile_table(profile: Profile) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"profile {profile.id}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("customers", ", ".join(profile.customer_ids) or "- (anonymous)")
+    table.add_row("links", "\n".join(str(link) for link in profile.links) or "-")
+    for name, value in profile.attributes.items():
+        table.add_row(name, _cell(value))
+    table.add_row("merges", ", ".join(profile.merge_ids) or "-")
+    return table
+
+
+@cli.command()
+@click.argument("ref")
+@_graph_options
+def profile(ref: str, db: str, region: str | None) -> None:
+    """Show the profile of REF: customers, links, attributes, merges."""
+    with _graph(db, region) as graph:
+        _console().print(_profile_table(graph.profile(parse_ref(ref))))
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@_graph_options
+def explain(a: str, b: str, db: str, region: str | None) -> None:
+    """Show why A and B are in one profile: the chain of links and merges."""
+    from rich.table import Table
+
+    with _graph(db, region) as graph:
+        steps = graph.explain(parse_ref(a), parse_ref(b))
+    if not steps:
+        click.echo(f"{a} and {b} are the same")
+        return
+    table = Table(title=f"why {a} and {b} are one profile", title_justify="left")
+    for column in ("step", "from", "to", "journal entry", "at"):
+        table.add_column(column)
+    for step in steps:
+        kind = f"merge {step.merge_id}" if step.kind == "merge" else step.kind
+        table.add_row(
+            kind,
+            str(step.source),
+            str(step.target),
+            f"#{step.entry.seq} {step.entry.op}",
+            _cell(step.entry.at),
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--start", default=None, help="From this time (inclusive).")
+@click.option("--end", default=None, help="Until this time (exclusive).")
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
+@_graph_options
+def events(
+    ref: str,
+    start: str | None,
+    end: str | None,
+    types: tuple[str, ...],
+    db: str,
+    region: str | None,
+) -> None:
+    """List the events of REF's profile, oldest first."""
+    from rich.table import Table
+
+    with _graph(db, region) as graph:
+        found = graph.events(
+            parse_ref(ref),
+            start=None if start is None else parse_time(start),
+            end=None if end is None else parse_time(end),
+            types=types or None,
+        )
+    table = Table(title=f"{len(found)} events of {ref}", title_justify="left")
+    for column in ("at", "type", "customer", "amount", "id"):
+        table.add_column(column, justify="right" if column == "amount" else "left")
+    for event in found:
+        amount = event.data.get("amount")
+        table.add_row(
+            _cell(event.at),
+            event.type,
+            event.customer_id or ", ".join(str(link) for link in event.links),
+            "" if amount is None else str(amount),
+            event.id or "",
+        )
+    _console().print(table)
+
+
+def _kpi_table(rows: dict[Any, dict[str, Any]], title: str) -> Any:
+    """A few indicators per profile: one column per profile when there are
+    few (readable on a narrow terminal), else one row per profile."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    if len(rows) <= 4:
+        table.add_column("indicator", no_wrap=True)
+        for profile_id in rows:
+            table.add_column(str(profile_id), justify="right", overflow="fold")
+        for name in SHOWN_INDICATORS:
+            table.add_row(name, *(_cell(row[name]) for row in rows.values()))
+        return table
+    table.add_column("profile")
+    for name in SHOWN_INDICATORS:
+        table.add_column(name.replace("_", " "), justify="right")
+    for profile_id, row in rows.items():
+        table.add_row(str(profile_id), *(_cell(row[name]) for name in SHOWN_INDICATORS))
+    return table
+
+
+@cli.command()
+@click.option("--as-of", "as_of_text", required=True, help="Date or time of the indicators.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV file to write.")
+@click.option("--ref", default=None, help="Only this profile.")
+@_graph_options
+def kpis(as_of_text: str, out: str | None, ref: str | None, db: str, region: str | None) -> None:
+    """Compute the indicators (§4); write them all to --out, or show a summary."""
+    from .kpis import write_csv
+
+    as_of = parse_time(as_of_text, end_of_day=True)
+    with _graph(db, region) as graph:
+        if ref is None:
+            rows = dict(graph.kpis(as_of))
+        else:
+            target = parse_ref(ref)
+            rows = {graph.resolve(target): graph.kpis(as_of, ref=target)}
+    if out is not None:
+        written = write_csv(rows, out)
+        click.echo(f"wrote the indicators of {written} profiles at {as_of.isoformat()} to {out}")
+    else:
+        _console().print(_kpi_table(rows, f"indicators at {as_of.isoformat()}"))
+
+
+@cli.command()
+@_graph_options
+def refusals(db: str, region: str | None) -> None:
+    """List every refused call (the review log of §5)."""
+    from rich.table import Table
+
+    with _graph(db, region) as graph:
+        found = graph.refusals()
+    if not found:
+        click.echo("no refusals")
+        return
+    table = Table(title=f"{len(found)} refusals", title_justify="left")
+    for column in ("at", "operation", "error", "reason"):
+        table.add_column(column)
+    for refusal in found:
+        table.add_row(_cell(refusal.at), refusal.op, refusal.error, refusal.reason)
+    _console().print(table)
+
+
+def sample(name: str) -> Any:
+    """A sample file shipped in the package (``customers.xlsx``, ``offline_data.csv``,
+    ``offline_events.csv``) as an importlib resource."""
+    return resources.files("identity_graph").joinpath("samples", name)
+
+
+@cli.command()
+@click.option(
+    "--db",
+    default=None,
+    help="Build the store here [default: in a temporary directory, removed afterwards].",
+)
+def demo(db: str | None) -> None:
+    """Build a store from the sample files shipped in the package and show it."""
+    with tempfile.TemporaryDirectory(prefix="identity-graph-demo-") as scratch:
+        _demo(Path(scratch), db or str(Path(scratch) / "demo.db"))
+
+
+def _demo(scratch: Path, db: str) -> None:
+    from rich.table import Table
+
+    from .io import import_customers, import_offline_data, import_offline_events
+
+    console = _console()
+    console.print(f"[bold]identity-graph demo[/bold]: building {db} from the sample files")
+    summaries = Table(title="imports", title_justify="left")
+    for column in ("file", "read", "imported", "unchanged", "rejected"):
+        summaries.add_column(column, justify="left" if column == "file" else "right")
+    rejected: list[tuple[str, list[str]]] = []
+    with _graph(db, None, must_exist=False) as graph:
+        steps: list[tuple[str, Callable[[Path, Path], Any]]] = [
+            (
+                "customers.xlsx",
+                lambda path, rejects: import_customers(
+                    graph,
+                    path,
+                    attributes=SAMPLE_ATTRIBUTES,
+                    links=SAMPLE_LINKS,
+                    rejects=rejects,
+                    at=datetime(2024, 1, 1, tzinfo=UTC),
+                ),
+            ),
+            (
+                "offline_data.csv",
+                lambda path, rejects: import_offline_data(
+                    graph,
+                    path,
+                    tz=SAMPLE_TZ,
+                    event_types=SAMPLE_EVENT_TYPES,
+                    ticket_fields=SAMPLE_TICKET_FIELDS,
+                    rejects=rejects,
+                ),
+            ),
+            (
+                "offline_events.csv",
+                lambda path, rejects: import_offline_events(
+                    graph, path, tz=SAMPLE_TZ, rejects=rejects
+                ),
+            ),
+        ]
+        for name, run in steps:
+            rejects = scratch / f"{name}.rejects.csv"
+            with resources.as_file(sample(name)) as path:
+                summary = run(path, rejects)
+            summaries.add_row(
+                name,
+                str(summary.read),
+                str(summary.imported),
+                str(summary.unchanged),
+                str(summary.rejected),
+            )
+            with open(rejects, newline="", encoding="utf-8") as handle:
+                lines = [
+                    f"row {row}, {column} {value!r}: {reason}"
+                    for row, column, value, reason in list(csv.reader(handle))[1:]
+                ]
+            if lines:
+                rejected.append((name, lines))
+        console.print(summaries)
+        for name, lines in rejected:
+            for line in lines:
+                console.print(f"rejected from {name}, {line}")
+        shown = [p for p in graph.profiles()][:3]
+        for profile in shown:
+            console.print(_profile_table(profile))
+        indicators = graph.kpis(DEMO_AS_OF)
+    rows = {p.id: indicators[p.id] for p in shown}
+    console.print(_kpi_table(rows, f"indicators at {DEMO_AS_OF.isoformat()}"))
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line; exit with its status (never a traceback)."""
+    try:
+        result = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.UsageError as error:
+        where = f" (see {error.ctx.command_path} --help)" if error.ctx is not None else ""
+        click.echo(f"{PROG}: error: {_one_line(error.format_message())}{where}", err=True)
+        code = error.exit_code
+    except click.ClickException as error:
+        click.echo(f"{PROG}: error: {_one_line(error.format_message())}", err=True)
+        code = error.exit_code
+    except click.exceptions.Abort:
+        click.echo(f"{PROG}: aborted", err=True)
+        code = 130
+    except _Fatal as error:
+        click.echo(f"{PROG}: error: {_one_line(str(error))}", err=True)
+        code = error.code
+    except (IdentityGraphError, OSError, ValueError, LookupError) as error:
+        click.echo(f"{PROG}: error: {type(error).__name__}: {_one_line(str(error))}", err=True)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

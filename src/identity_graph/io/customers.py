@@ -1,0 +1,538 @@
+"""Customers to and from a spreadsheet (CSV or XLSX) through a column mapping (§6).
+
+The mapping names which of the file's columns hold the customer id, which
+hold attributes and which hold links::
+
+    import_customers(
+        g, "customers.xlsx",
+        id_column="Customer ID",
+        attributes={"Firstname": "first_name", "Lastname": "last_name"},
+        links={"Email": "email", "phoneNumber:1": "phone", "phoneNumber:2": "phone",
+               "customerId": "loyalty_card"},
+        rejects="rejects.csv",
+    )
+
+- Several columns may map to one link name: they hold the customer's first,
+  second, … link of that name (in the mapping's order).
+- ``generate()`` in a link column asks for a new loyalty card number with a
+  Luhn check digit, unless the customer already has that many links of the
+  name (then nothing changes: a re-import does not issue another number).
+- With ``id_column=None`` each row is matched to the current owner of its
+  links; a row that matches nobody becomes a new customer whose id is
+  derived from its highest-priority link (so a re-import finds it); a row
+  whose links belong to two different customers is rejected, never merged.
+- Only changed cells are sent: an attribute equal to the customer's own
+  value, or a link the customer already owns, is not sent again, so a
+  second import of the same file changes nothing.  An empty cell changes
+  nothing either: the importer never deletes attributes or links.
+
+:func:`export_customers` writes the same layout back (CSV or XLSX by the
+file's suffix); importing its output into the same graph changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import IdentityGraphError, UnknownCustomer
+from ..ids import Link, check_customer_id
+from .cards import new_card_number
+from .cells import cell_text, escape_formula, unescape_formula
+from .csvfiles import CsvTable
+from .errors import FileFormatError
+from .summary import ImportSummary, Progress, Rejects
+from .tables import column_index, wrong_width
+from .xlsxfiles import Formula, XlsxLimits, XlsxTable, XlsxWriter
+
+if TYPE_CHECKING:
+    from ..graph import IdentityGraph
+
+__all__ = ["GENERATE", "CustomerLayout", "LinkColumn", "export_customers", "import_customers"]
+
+#: Rows per transaction when the graph is kept in a store.
+BATCH_ROWS = 1000
+
+#: The cell text that asks for a new link value.
+GENERATE = "generate()"
+#: How many fresh numbers ``generate()`` tries before giving up on a row.
+_GENERATE_TRIES = 100
+_ATTRIBUTE = re.compile(r"[a-z0-9_]+")
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+Problem = tuple[str, Any, str]
+
+
+@attrs.frozen
+class LinkColumn:
+    """A file column holding the ``slot``-th (from 0) link named ``name``."""
+
+    header: str
+    name: str
+    slot: int
+
+
+@attrs.frozen
+class CustomerLayout:
+    """A validated column mapping: which header holds what.
+
+    Built by :meth:`build` from the keywords ``import_customers`` and
+    ``export_customers`` share; raises ``ValueError`` for a mapping that
+    cannot work (a header used twice, a bad attribute or link name, nothing
+    to identify a row by).
+    """
+
+    id_column: str | None
+    attributes: tuple[tuple[str, str], ...]
+    links: tuple[LinkColumn, ...]
+
+    @classmethod
+    def build(
+        cls,
+        id_column: str | None,
+        attributes: Mapping[str, str] | None,
+        links: Mapping[str, str] | None,
+    ) -> CustomerLayout:
+        headers: list[str] = [] if id_column is None else [id_column]
+        attribute_pairs = tuple((attributes or {}).items())
+        link_pairs = tuple((links or {}).items())
+        headers += [header for header, _ in attribute_pairs]
+        headers += [header for header, _ in link_pairs]
+        for header in headers:
+            if not isinstance(header, str) or not header.strip() or header != header.strip():
+                raise ValueError(f"column {header!r} must be a non-empty name without padding")
+        twice = sorted({header for header in headers if headers.count(header) > 1})
+        if twice:
+            raise ValueError(f"column(s) {twice} are mapped twice")
+        for header, name in attribute_pairs:
+            if not isinstance(name, str) or not _ATTRIBUTE.fullmatch(name):
+                raise ValueError(f"attribute {name!r} (column {header!r}) must match [a-z0-9_]+")
+        names = [name for _, name in attribute_pairs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"attributes {names} name one attribute twice")
+        slots: dict[str, int] = {}
+        columns = []
+        for header, name in link_pairs:
+            Link(name, "")  # raises InvalidLink for a bad link name
+            columns.append(LinkColumn(header, name, slots.get(name, 0)))
+            slots[name] = slots.get(name, 0) + 1
+        if id_column is None and not columns:
+            raise ValueError("with id_column=None, links must map at least one column")
+        return cls(id_column, attribute_pairs, tuple(columns))
+
+    @property
+    def headers(self) -> list[str]:
+        """Every mapped header, in the file layout's order: id, attributes, links."""
+        first = [] if self.id_column is None else [self.id_column]
+        return first + [h for h, _ in self.attributes] + [c.header for c in self.links]
+
+
+def _is_csv(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in _CSV_SUFFIXES:
+        return True
+    if suffix == ".xlsx":
+        return False
+    raise ValueError(f"{path}: the file name must end in .csv or .xlsx (it decides the format)")
+
+
+def _text(value: Any) -> str:
+    """A cell as text, for ids and link values (an id typed as a number is text)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return cell_text(value)
+
+
+def _same(cell: Any, stored: Any) -> bool:
+    """Whether a file's cell says what the customer already has.
+
+    Equal values of the same type are the same (``1`` is not ``True``); a
+    text cell is also the same as a stored value written as that text —
+    what a CSV export made of a date or a ``Decimal``.
+    """
+    if type(cell) is type(stored) and cell == stored:
+        return True
+    return isinstance(cell, str) and cell == cell_text(stored)
+
+
+def import_customers(
+    graph: IdentityGraph,
+    path: str | os.PathLike[str],
+    *,
+    id_column: str | None = "Customer ID",
+    attributes: Mapping[str, str] | None = None,
+    links: Mapping[str, str] | None = None,
+    rejects: str | os.PathLike[str] | None = None,
+    at: datetime | None = None,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    limits: XlsxLimits | None = None,
+    generate: Callable[[], str] = new_card_number,
+    progress: bool | None = None,
+) -> ImportSummary:
+    """Import customers, their attributes and links from a CSV or XLSX file (§6).
+
+    Parameters
+    ----------
+    graph:
+        The identity graph to update.
+    path:
+        A ``.csv`` (``,`` ``;`` or tab, sniffed) or ``.xlsx`` file; row 1
+        is the header.  Columns the mapping does not name are ignored.
+    id_column:
+        The column of customer ids, or ``None`` to match rows by their links.
+    attributes:
+        ``{column: attribute name}``.
+    links:
+        ``{column: link name}``; several columns may name one link.
+    rejects:
+        Where to write the rejects CSV (``row, column, value, reason``).
+    at:
+        When the import takes effect (aware); by default the graph's clock,
+        read once, so every change of one import has the same time.
+    sheet, limits:
+        XLSX only: the sheet (default: the first) and the size limits
+        (:class:`~identity_graph.io.xlsxfiles.XlsxLimits`).
+    encoding, delimiter:
+        CSV only; found by default.  A CSV cell written as ``'=…`` (the
+        formula guard of :func:`export_customers`) is read without the ``'``.
+    generate:
+        Makes a candidate value for a ``generate()`` cell; the importer
+        checks the value was never used (``history`` is empty).  Default: a
+        16-digit random number with a Luhn check digit.
+    progress:
+        Show a progress bar (default: on a terminal, for a long file).
+
+    Returns
+    -------
+    ImportSummary
+        Rows read, imported (something changed), unchanged, rejected.
+
+    Raises
+    ------
+    FileFormatError / FileTooLarge
+        The file cannot be read, or passes the XLSX limits.
+    ValueError
+        A mapping that cannot work, or a suffix other than .csv / .xlsx.
+
+    Rows are applied one at a time, each with a few graph calls (O(links ×
+    log k) per row).  A row is checked completely before anything is sent,
+    so a rejected row changes nothing — except when a guard of the graph
+    (a cap, a frozen link) refuses one of its links after others were sent;
+    the reason then says so.
+    """
+    layout = CustomerLayout.build(id_column, attributes, links)
+    source = Path(path)
+    csv_file = _is_csv(source)
+    when = graph._now(at)  # checks an explicit time; reads the graph's clock once
+    table: CsvTable | XlsxTable
+    if csv_file:
+        table = CsvTable(source, required=layout.headers, encoding=encoding, delimiter=delimiter)
+    else:
+        table = XlsxTable(source, sheet=sheet, limits=limits)
+    total = table.size if isinstance(table, CsvTable) else table.total
+    with (
+        table,
+        Rejects(rejects) as rejected,
+        Progress(f"customers {source.name}", total, table.size, progress) as bar,
+    ):
+        delimiter_used = table.delimiter if isinstance(table, CsvTable) else None
+        index = column_index(table.path, table.header, layout.headers, delimiter_used)
+        rows = _Rows(graph, layout, index, when, generate, csv_file)
+        width = len(table.header)
+        read = imported = unchanged = 0
+        source_rows = table.rows()
+        finished = False
+        unreadable: FileFormatError | None = None
+        # Rows go in batches: on a store, one transaction (one disk sync) per
+        # BATCH_ROWS rows instead of one per call.  A file that breaks part
+        # way keeps the rows before the break, as in memory: the batch is
+        # committed first, then the error raised.
+        while not finished:
+            with graph.batch():
+                for _ in range(BATCH_ROWS):
+                    try:
+                        row, values = next(source_rows)
+                    except StopIteration:
+                        finished = True
+                        break
+                    except FileFormatError as error:
+                        unreadable, finished = error, True
+                        break
+                    read += 1
+                    if row % 256 == 0:
+                        bar.update(table.position())
+                    width_problem = wrong_width(values, width) if csv_file else None
+                    problems = [("", "", width_problem)] if width_problem else rows.apply(values)
+                    if problems is True:
+                        imported += 1
+                    elif problems is False:
+                        unchanged += 1
+                    else:
+                        rejected.add(row, problems)
+        if unreadable is not None:
+            raise unreadable
+        bar.update(table.position())
+        return ImportSummary(read, imported, unchanged, rejected.rows)
+
+
+class _Rows:
+    """Checks and applies the rows of one import."""
+
+    def __init__(
+        self,
+        graph: IdentityGraph,
+        layout: CustomerLayout,
+        index: dict[str, int],
+        at: datetime,
+        generate: Callable[[], str],
+        csv_file: bool,
+    ) -> None:
+        self.graph = graph
+        self.layout = layout
+        self.at = at
+        self.generate = generate
+        self.csv_file = csv_file
+        self.id_position = None if layout.id_column is None else index[layout.id_column]
+        self.attributes = [(header, name, index[header]) for header, name in layout.attributes]
+        self.links = [(column, index[column.header]) for column in layout.links]
+
+    def value(self, raw: Any) -> Any:
+        """A cell's value, or None when empty."""
+        if isinstance(raw, str):
+            if not raw.strip():
+                return None
+            return unescape_formula(raw) if self.csv_file else raw
+        return raw
+
+    def apply(self, values: list[Any]) -> bool | list[Problem]:
+        """Apply one row: True if it changed the graph, False if not, or its problems."""
+        graph = self.graph
+        problems: list[Problem] = []
+        customer: str | None = None
+        if self.id_position is not None:
+            header = self.layout.id_column or ""
+            raw = self.value(values[self.id_position])
+            if raw is None:
+                problems.append((header, "", f"{header} is mandatory"))
+            elif isinstance(raw, Formula):
+                problems.append((header, raw.text, "the cell holds a formula, not a value"))
+            else:
+                try:
+                    customer = check_customer_id(_text(raw))
+                except IdentityGraphError as error:
+                    problems.append((header, _text(raw), str(error)))
+        wanted: dict[str, Any] = {}
+        for header, name, position in self.attributes:
+            raw = self.value(values[position])
+            if raw is None:
+                continue
+            if isinstance(raw, Formula):
+                problems.append((header, raw.text, "the cell holds a formula, not a value"))
+            elif isinstance(raw, time | timedelta):
+                problems.append((header, str(raw), "a time of day or duration is not supported"))
+            else:
+                wanted[name] = raw
+        found: list[tuple[LinkColumn, Link]] = []
+        generated: list[LinkColumn] = []
+        for column, position in self.links:
+            raw = self.value(values[position])
+            if raw is None:
+                continue
+            if isinstance(raw, Formula):
+                problems.append((column.header, raw.text, "the cell holds a formula, not a value"))
+                continue
+            text = _text(raw)
+            if text.lower() == GENERATE:
+                generated.append(column)
+                continue
+            try:
+                found.append((column, graph.normalize(Link(column.name, text))))
+            except IdentityGraphError as error:
+                problems.append((column.header, text, str(error)))
+        if problems:
+            return problems
+        if customer is None:
+            matched = self.match(found, bool(generated))
+            if isinstance(matched, list):
+                return matched
+            customer = matched
+        else:
+            refused = self.conflicts(customer, found)
+            if refused:
+                return refused
+        return self.send(customer, wanted, found, generated)
+
+    def match(self, found: list[tuple[LinkColumn, Link]], generated: bool) -> str | list[Problem]:
+        """The customer a row without an id belongs to, or why there is none."""
+        if not found:
+            reason = "only generate() cells" if generated else "no link"
+            return [("", "", f"the row has {reason}; with no id column a row is matched by links")]
+        priority = self.graph._types.priority_key
+        found = sorted(found, key=lambda pair: (priority(pair[1].name), pair[1].value))
+        owners: dict[str, tuple[LinkColumn, Link]] = {}
+        for column, link in found:
+            owner = self.graph.owner(link)
+            if owner is not None:
+                owners.setdefault(owner, (column, link))
+        if len(owners) > 1:
+            named = "; ".join(
+                f"{link} is customer {owner!r}'s" for owner, (_, link) in owners.items()
+            )
+            return [
+                (
+                    column.header,
+                    link.value,
+                    f"{named}: the row matches {len(owners)} customers; rows are never merged",
+                )
+                for column, link in owners.values()
+            ]
+        if owners:
+            return next(iter(owners))
+        first = found[0][1]
+        digest = hashlib.sha256(f"{first.name}:{first.value}".encode()).hexdigest()[:24]
+        return f"{first.name}-{digest}"
+
+    def conflicts(self, customer: str, found: list[tuple[LinkColumn, Link]]) -> list[Problem]:
+        """Links the graph would refuse to move to ``customer`` (policy ``reject``),
+        found before anything of the row is sent."""
+        problems = []
+        for column, link in found:
+            if self.graph._types.get(link.name).conflict != "reject":
+                continue
+            owner = self.graph.owner(link, at=self.at)
+            if owner is not None and owner != customer:
+                problems.append(
+                    (
+                        column.header,
+                        link.value,
+                        f"{link} belongs to customer {owner!r} and the {link.name} conflict "
+                        "policy is 'reject'",
+                    )
+                )
+        return problems
+
+    def send(
+        self,
+        customer: str,
+        wanted: dict[str, Any],
+        found: list[tuple[LinkColumn, Link]],
+        generated: list[LinkColumn],
+    ) -> bool | list[Problem]:
+        """Send the row's changes; True if anything changed."""
+        graph, at = self.graph, self.at
+        changed = False
+        header = ""
+        try:
+            try:
+                known = graph.attributes(customer)
+                new = False
+            except UnknownCustomer:
+                known, new = {}, True
+            changes = {
+                name: value
+                for name, value in wanted.items()
+                if name not in known or not _same(value, known[name])
+            }
+            if new or changes:
+                changed = graph.register(customer, attributes=changes, at=at) is not None
+            for column, link in found:
+                header = column.header
+                changed = graph.link(customer, link, at=at) is not None or changed
+            for column in generated:
+                header = column.header
+                have = sum(1 for link in graph.links(customer) if link.name == column.name)
+                if have > column.slot:
+                    continue  # the customer has this card already: keep it
+                graph.link(customer, self.fresh(column.name), at=at)
+                changed = True
+        except (IdentityGraphError, ValueError) as error:  # ValueError: generate() gave up
+            kept = " (the row's earlier changes were kept)" if changed else ""
+            return [(header, "", f"{type(error).__name__}: {error}{kept}")]
+        return changed
+
+    def fresh(self, name: str) -> Link:
+        """A value for link ``name`` that no link of that name ever had."""
+        for _ in range(_GENERATE_TRIES):
+            candidate = self.graph.normalize(Link(name, self.generate()))
+            if not self.graph.history(candidate):
+                return candidate
+        raise ValueError(
+            f"generate() found no unused {name} value in {_GENERATE_TRIES} tries; "
+            "use longer numbers"
+        )
+
+
+def export_customers(
+    graph: IdentityGraph,
+    path: str | os.PathLike[str],
+    *,
+    id_column: str | None = "Customer ID",
+    attributes: Mapping[str, str] | None = None,
+    links: Mapping[str, str] | None = None,
+    sheet: str = "Customers",
+) -> int:
+    """Write every customer in the layout ``import_customers`` reads; return the rows.
+
+    The keywords are those of :func:`import_customers`: the header is the id
+    column, then the attribute columns, then the link columns, in the
+    mapping's order.  One row per customer (registration order): its own
+    attributes (not its profile's), and its current links of each name,
+    sorted, in the columns mapped to that name (links beyond the columns
+    are not written).  Link values are written normalised.
+
+    ``.xlsx``: typed cells; text is always a string cell (``=1+2`` stays
+    text) and text that starts like a formula gets Excel's quote prefix.
+    ``.csv``: UTF-8, ``,``; a cell that starts like a formula (or with
+    ``'``) gets a leading ``'`` that ``import_customers`` removes again.
+    Either way, importing the file back gives the values written.
+
+    O(customers × (attributes + links)); an XLSX file is streamed to disk.
+    """
+    layout = CustomerLayout.build(id_column, attributes, links)
+    target = Path(path)
+    rows = _export_rows(graph, layout)
+    written = 0
+    if _is_csv(target):
+        import csv
+
+        with open(target, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([escape_formula(header) for header in layout.headers])
+            for _customer, values in rows:
+                writer.writerow([escape_formula(cell_text(value)) for value in values])
+                written += 1
+        return written
+    book = XlsxWriter(target, layout.headers, sheet)
+    for customer, values in rows:
+        try:
+            book.append(values)
+        except Exception as error:  # openpyxl's IllegalCharacterError is a bare Exception
+            raise ValueError(f"customer {customer!r} cannot be written to XLSX: {error}") from None
+        written += 1
+    book.save()
+    return written
+
+
+def _export_rows(graph: IdentityGraph, layout: CustomerLayout) -> Iterator[tuple[str, list[Any]]]:
+    for customer in graph.customers():
+        values: list[Any] = [] if layout.id_column is None else [customer]
+        own = graph.attributes(customer)
+        values += [own.get(name) for _, name in layout.attributes]
+        by_name: dict[str, list[str]] = {}
+        for link in graph.links(customer):
+            by_name.setdefault(link.name, []).append(link.value)
+        for column in layout.links:
+            held = by_name.get(column.name, [])
+            values.append(held[column.slot] if column.slot < len(held) else None)
+        yield customer, values

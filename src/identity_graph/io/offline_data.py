@@ -1,0 +1,599 @@
+"""Offline data: store purchases and call-centre events from a CSV file (§6).
+
+One line per product sold or event logged::
+
+    Time Stamp;Customer ID;Event Type;Category;Event Name;Num1;Num2;EventTransaction Attr1
+    2024-03-01 10:15:00;c-001;7;Coffee;SKU-123;2;7,80;T-1001
+    2024-03-01 10:15:00;c-001;7;Bakery;SKU-777;1;3,20;T-1001
+    2024-03-02 09:00:00;c-002;3;;CALL-IN;1;0;
+
+Purchase lines (``Event Type`` 7) are grouped into **tickets**: by the
+transaction id ``EventTransaction Attr1``, or, without one, by customer and
+time stamp.  Each ticket becomes one ``purchase`` event whose ``amount`` and
+``items`` feed the indicators (§4); its id is derived from the ticket
+(``offline:<transaction id>``, or ``offline:<customer>@<UTC time>``), so a
+re-import finds it recorded and changes nothing.  Every other line becomes
+one event of the type its code maps to (``offline_<code>`` by default),
+with an id derived from its content.
+
+A ticket is imported whole or not at all: one bad line rejects the
+ticket's other lines too.  Lines of one ticket need not be adjacent, but
+must lie within ``ticket_window`` rows of each other; memory is
+O(ticket_window + batch_size), whatever the file's length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IdentityGraphError
+from ..ids import check_customer_id
+from ..ledger import MAX_EVENT_ID_LENGTH, Event, FrozenMap
+from .cells import parse_decimal, parse_time, parse_whole, time_zone
+from .csvfiles import CsvTable
+from .errors import FileFormatError
+from .recording import EventBatches
+from .summary import ImportSummary, Progress, Rejects
+from .tables import column_index, wrong_width
+
+if TYPE_CHECKING:
+    from ..graph import IdentityGraph
+
+__all__ = ["PURCHASE_CODE", "import_offline_data"]
+
+TIME, CUSTOMER, TYPE, CATEGORY = "Time Stamp", "Customer ID", "Event Type", "Category"
+NAME, NUM1, NUM2 = "Event Name", "Num1", "Num2"
+TRANSACTION = "EventTransaction Attr1"
+REQUIRED = (TIME, CUSTOMER, TYPE, NAME, NUM1, NUM2)
+#: The event code of a purchase line.
+PURCHASE_CODE = 7
+
+_VARS = {f"Var{n}": f"var{n}" for n in range(1, 6)}
+_NAME_ATTRS = {f"EventName Attr{n}": f"attr{n}" for n in range(1, 11)}
+_TRANSACTION_ATTR = re.compile(r"EventTransaction Attr([1-9][0-9]*)")
+_CODE = re.compile(r"[0-9]+")
+_RESERVED = frozenset({"amount", "items", "channel", "transaction"})
+_ITEM_RESERVED = frozenset({"sku", "quantity", "line_total", "unit_price", "category"})
+
+Problem = tuple[str, Any, str]
+
+
+class _Ticket:
+    """The lines of one purchase read so far."""
+
+    __slots__ = (
+        "amount",
+        "at",
+        "customer",
+        "fields",
+        "items",
+        "last_row",
+        "problems",
+        "rows",
+        "transaction",
+    )
+
+    def __init__(self, transaction: str, customer: str | None, at: datetime | None) -> None:
+        self.transaction = transaction
+        self.customer = customer
+        self.at = at
+        self.rows: list[int] = []
+        self.items: list[FrozenMap] = []
+        self.amount = Decimal(0)
+        self.fields: dict[str, str] = {}
+        self.problems: dict[int, list[Problem]] = {}
+        self.last_row = 0
+
+
+def _ticket_id(transaction: str, customer: str, at: datetime) -> str:
+    if transaction:
+        ticket_id = f"offline:{transaction}"
+    else:
+        ticket_id = f"offline:{customer}@{at:%Y-%m-%dT%H:%M:%SZ}"
+    if len(ticket_id) > MAX_EVENT_ID_LENGTH:
+        # Still derived from the ticket, so still idempotent.
+        ticket_id = "offline:h-" + hashlib.sha256(ticket_id.encode()).hexdigest()[:32]
+    return ticket_id
+
+
+def import_offline_data(
+    graph: IdentityGraph,
+    path: str | os.PathLike[str],
+    *,
+    tz: str | tzinfo,
+    event_types: Mapping[str, str] | None = None,
+    ticket_fields: Mapping[str, str] | None = None,
+    item_fields: Mapping[str, str] | None = None,
+    register_unknown: bool = True,
+    rejects: str | os.PathLike[str] | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    ticket_window: int = 10_000,
+    batch_size: int = 5_000,
+    progress: bool | None = None,
+) -> ImportSummary:
+    """Import an offline-data CSV file into ``graph`` (§6).
+
+    Parameters
+    ----------
+    graph:
+        The identity graph whose ledger receives the events.
+    path:
+        The CSV file (``,`` ``;`` or tab between columns, sniffed).
+    tz:
+        The time zone of the ``Time Stamp`` column: an IANA name
+        (``"Europe/Helsinki"``) or a ``tzinfo``.  Required: the file does
+        not say, and the library never guesses.
+    event_types:
+        Event type of each non-purchase code, e.g. ``{"3": "call"}``;
+        a code not listed becomes ``offline_<code>``.
+    ticket_fields:
+        Columns whose values belong to the whole ticket, and the event data
+        field each fills, e.g. ``{"Var2": "store", "EventTransaction Attr2":
+        "payment_methods"}`` (the indicators read ``store``, ``seller``,
+        ``payment_methods``, ``shipping_methods``, ``promo_codes``).  The
+        lines of one ticket must agree on them.
+    item_fields:
+        The item field each of the columns ``Var1``-``Var5`` and ``EventName
+        Attr1``-``Attr10`` fills, e.g. ``{"EventName Attr1": "brand"}`` (the
+        indicators count ``brand``); by default ``var1``… and ``attr1``….
+    register_unknown:
+        Whether a customer id the graph does not know is registered (the
+        default: the file's system issued it) or its lines rejected.
+    rejects:
+        Where to write the rejects CSV (``row, column, value, reason``).
+    encoding, delimiter:
+        As :class:`~identity_graph.io.csvfiles.CsvTable`; both found by
+        default.  With ``;`` or tab between columns, a ``,`` is also read as
+        a decimal separator (``7,80``).
+    ticket_window:
+        How many rows apart the first and last line of one ticket may be.
+    batch_size:
+        Events per ``record_many`` call (one transaction in a store).
+    progress:
+        Show a progress bar: ``None`` when stderr is a terminal and the
+        file is long.
+
+    Returns
+    -------
+    ImportSummary
+        Rows read, imported, unchanged (recorded before) and rejected.
+
+    Raises
+    ------
+    FileFormatError
+        The file cannot be read (encoding, quoting, missing columns), with
+        the file and row; the rows before it are imported.
+    ValueError
+        An unknown time zone or a bad keyword.
+
+    Cost: O(rows × log n) time, O(ticket_window + batch_size) memory.
+    """
+    zone = time_zone(tz)
+    types = {str(code).strip(): kind for code, kind in (event_types or {}).items()}
+    for code, kind in types.items():
+        if not _CODE.fullmatch(code) or int(code) == PURCHASE_CODE:
+            raise ValueError(f"event_types: code {code!r} must be a number other than 7")
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(f"event_types: the type of code {code!r} must be a non-empty string")
+    fields = dict(ticket_fields or {})
+    for column, field in fields.items():
+        if not (
+            column in _VARS
+            or column in _NAME_ATTRS
+            or (_TRANSACTION_ATTR.fullmatch(column) and column != TRANSACTION)
+        ):
+            raise ValueError(
+                f"ticket_fields: {column!r} is not one of Var1-Var5, EventName Attr1-Attr10, "
+                "EventTransaction Attr2..."
+            )
+        if field in _RESERVED or not isinstance(field, str) or not field:
+            raise ValueError(
+                f"ticket_fields: {column!r} -> {field!r}; the field must be a name other "
+                f"than {sorted(_RESERVED)}"
+            )
+    items = dict(item_fields or {})
+    for column, field in items.items():
+        if column not in _VARS and column not in _NAME_ATTRS:
+            raise ValueError(
+                f"item_fields: {column!r} is not one of Var1-Var5, EventName Attr1-Attr10"
+            )
+        if field in _ITEM_RESERVED or not isinstance(field, str) or not field:
+            raise ValueError(
+                f"item_fields: {column!r} -> {field!r}; the field must be a name other "
+                f"than {sorted(_ITEM_RESERVED)}"
+            )
+    if not isinstance(ticket_window, int) or ticket_window < 1:
+        raise ValueError(f"ticket_window={ticket_window!r} must be a whole number >= 1")
+    with (
+        CsvTable(path, required=REQUIRED, encoding=encoding, delimiter=delimiter) as table,
+        Rejects(rejects) as rejected,
+        Progress(f"offline data {table.path.name}", table.size, table.size, progress) as bar,
+    ):
+        reader = _Reader(
+            graph, table, zone, types, fields, items, rejected, batch_size, register_unknown
+        )
+        reader.run(ticket_window, bar)
+        return ImportSummary(
+            read=reader.read,
+            imported=reader.batches.imported,
+            unchanged=reader.batches.unchanged,
+            rejected=rejected.rows,
+        )
+
+
+class _Reader:
+    """One import's state: the open tickets and the pending events."""
+
+    def __init__(
+        self,
+        graph: IdentityGraph,
+        table: CsvTable,
+        zone: tzinfo,
+        types: dict[str, str],
+        fields: dict[str, str],
+        items: dict[str, str],
+        rejects: Rejects,
+        batch_size: int,
+        register_unknown: bool,
+    ) -> None:
+        self.table = table
+        self.zone = zone
+        self.types = types
+        self.rejects = rejects
+        self.read = 0
+        self.decimal_comma = table.delimiter != ","
+        self.index = index = column_index(table.path, table.header, REQUIRED, table.delimiter)
+        unknown = [
+            name
+            for name in index
+            if name not in REQUIRED
+            and name not in (CATEGORY, *_VARS, *_NAME_ATTRS)
+            and not _TRANSACTION_ATTR.fullmatch(name)
+        ]
+        if unknown:
+            raise FileFormatError(
+                f"{table.path}: row 1: the header has column(s) {unknown} that the offline "
+                "data format does not define"
+            )
+        missing = [column for column in fields if column not in index]
+        if missing:
+            raise FileFormatError(
+                f"{table.path}: row 1: ticket_fields names column(s) {missing} that the "
+                "header lacks"
+            )
+        # Columns copied into each item / event, as (position, data key).
+        self.item_columns = [
+            (index[name], items.get(name, key))
+            for name, key in (*_VARS.items(), *_NAME_ATTRS.items())
+            if name in index and name not in fields
+        ]
+        self.transaction_columns = [
+            (index[name], "attr" + name[len("EventTransaction Attr") :])
+            for name in index
+            if _TRANSACTION_ATTR.fullmatch(name) and name != TRANSACTION and name not in fields
+        ]
+        self.field_columns = [(name, index[name], field) for name, field in fields.items()]
+        self.batches = EventBatches(
+            graph,
+            rejects,
+            batch_size=batch_size,
+            register_unknown=register_unknown,
+            explain=self._explain,
+            column=TRANSACTION if TRANSACTION in index else "",
+        )
+        self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
+        self._last_time: tuple[str, datetime] | None = None
+        self._last_customer: tuple[str, str] | None = None
+        self.p_time, self.p_customer, self.p_type = index[TIME], index[CUSTOMER], index[TYPE]
+        self.p_name, self.p_num1, self.p_num2 = index[NAME], index[NUM1], index[NUM2]
+        self.p_category = index.get(CATEGORY)
+        self.p_transaction = index.get(TRANSACTION)
+
+    @staticmethod
+    def _explain(event: Event, error: str, reason: str) -> str:
+        if error == "DuplicateEvent" and event.type == "purchase":
+            return (
+                f"{error}: {reason} (another ticket with this id was imported before; the "
+                "lines of one ticket must lie within ticket_window rows of each other)"
+            )
+        return f"{error}: {reason}"
+
+    # ------------------------------------------------------------------ reading
+
+    def run(self, window: int, bar: Progress) -> None:
+        width = len(self.table.header)
+        for row, cells in self.table.rows():
+            self.read += 1
+            if row % 1024 == 0:
+                bar.update(self.table.position())
+            width_problem = wrong_width(cells, width)
+            if width_problem is not None:
+                self.rejects.add(row, [("", "", width_problem)])
+            else:
+                self.line(row, cells)
+            open_tickets = self.open
+            while open_tickets:
+                first = next(iter(open_tickets.values()))
+                if first.last_row >= row - window:
+                    break
+                self.close(open_tickets.popitem(last=False)[1])
+        while self.open:
+            self.close(self.open.popitem(last=False)[1])
+        self.batches.flush()
+        bar.update(self.table.position())
+
+    def time(self, text: str) -> datetime:
+        last = self._last_time
+        if last is not None and last[0] == text:
+            return last[1]  # the lines of a ticket share their time stamp
+        at = parse_time(text, self.zone)
+        self._last_time = (text, at)
+        return at
+
+    def customer(self, text: str) -> str:
+        last = self._last_customer
+        if last is not None and last[0] == text:
+            return last[1]
+        customer = check_customer_id(text)
+        self._last_customer = (text, customer)
+        return customer
+
+    # Small methods on purpose: besides reading better, tracemalloc (used by
+    # the memory test) finds a line number per allocation by scanning the
+    # function's line table, so long hot functions cost it dearly.
+
+    def line(self, row: int, cells: list[str]) -> None:
+        """Check one line, and add it to its ticket or queue its event."""
+        problems: list[Problem] = []
+        at = self.time_cell(cells[self.p_time], problems)
+        customer = self.customer_cell(cells[self.p_customer], problems)
+        code = self.code_cell(cells[self.p_type], problems)
+        name = cells[self.p_name].strip()
+        if not name:
+            problems.append((NAME, "", f"{NAME} is mandatory"))
+        if code == PURCHASE_CODE:
+            self.purchase(row, cells, at, customer, name, problems)
+        else:
+            self.other(row, cells, at, customer, code, name, problems)
+
+    def time_cell(self, text: str, problems: list[Problem]) -> datetime | None:
+        if not text.strip():
+            problems.append((TIME, "", f"{TIME} is mandatory"))
+            return None
+        try:
+            return self.time(text)
+        except ValueError as error:
+            problems.append((TIME, text, str(error)))
+            return None
+
+    def customer_cell(self, text: str, problems: list[Problem]) -> str | None:
+        if not text.strip():
+            problems.append((CUSTOMER, "", f"{CUSTOMER} is mandatory"))
+            return None
+        try:
+            return self.customer(text)
+        except IdentityGraphError as error:
+            problems.append((CUSTOMER, text, str(error)))
+            return None
+
+    @staticmethod
+    def code_cell(text: str, problems: list[Problem]) -> int | None:
+        text = text.strip()
+        if not text:
+            problems.append((TYPE, "", f"{TYPE} is mandatory"))
+        elif _CODE.fullmatch(text):
+            return int(text)
+        else:
+            problems.append((TYPE, text, f"event type {text!r} is not a code number"))
+        return None
+
+    def number_cell(
+        self, text: str, column: str, problems: list[Problem], rule: str = ""
+    ) -> Decimal | None:
+        if not text.strip():
+            problems.append((column, "", f"{column} is mandatory"))
+            return None
+        try:
+            return parse_decimal(text, self.decimal_comma)
+        except ValueError as error:
+            problems.append((column, text, f"{error}{rule}"))
+            return None
+
+    def quantity_cell(self, text: str, problems: list[Problem]) -> int | None:
+        if not text.strip():
+            problems.append((NUM1, "", f"{NUM1} is mandatory"))
+            return None
+        try:
+            return parse_whole(text, 0, self.decimal_comma)
+        except ValueError as error:
+            problems.append((NUM1, text, f"{error} (the quantity: a whole number >= 0)"))
+            return None
+
+    @staticmethod
+    def copy(cells: list[str], columns: list[tuple[int, str]], into: dict[str, Any]) -> None:
+        for position, key in columns:
+            value = cells[position].strip()
+            if value:
+                into[key] = value
+
+    def other(
+        self,
+        row: int,
+        cells: list[str],
+        at: datetime | None,
+        customer: str | None,
+        code: int | None,
+        name: str,
+        problems: list[Problem],
+    ) -> None:
+        """Queue the event of a line that is not a purchase line, or reject it."""
+        num1 = self.number_cell(cells[self.p_num1], NUM1, problems)
+        num2 = self.number_cell(cells[self.p_num2], NUM2, problems)
+        if problems or code is None or at is None or customer is None:
+            self.rejects.add(row, problems)
+            return
+        data: dict[str, Any] = {"name": name, "num1": num1, "num2": num2}
+        category = "" if self.p_category is None else cells[self.p_category].strip()
+        if category:
+            data["category"] = category
+        self.copy(cells, self.item_columns, data)
+        transaction: dict[str, Any] = {}
+        txn = "" if self.p_transaction is None else cells[self.p_transaction].strip()
+        if txn:
+            transaction["attr1"] = txn
+        self.copy(cells, self.transaction_columns, transaction)
+        if transaction:
+            data["transaction"] = FrozenMap(dict(sorted(transaction.items())))
+        for _name, position, field in self.field_columns:
+            value = cells[position].strip()
+            if value:
+                data[field] = value
+        kind = self.types.get(str(code), f"offline_{code}")
+        # No id: the ledger derives one from the content, so a re-import matches.
+        self.batches.add(Event(kind, at=at, customer_id=customer, data=FrozenMap(data)), [row])
+
+    def purchase(
+        self,
+        row: int,
+        cells: list[str],
+        at: datetime | None,
+        customer: str | None,
+        name: str,
+        problems: list[Problem],
+    ) -> None:
+        """Add a purchase line to its ticket (its problems make the ticket bad)."""
+        quantity = self.quantity_cell(cells[self.p_num1], problems)
+        total = self.number_cell(cells[self.p_num2], NUM2, problems)
+        txn = "" if self.p_transaction is None else cells[self.p_transaction].strip()
+        ticket = self.ticket(row, txn, customer, at)
+        if ticket is None:  # no way to tell which ticket the line belongs to
+            self.rejects.add(row, problems)
+            return
+        self.agree(ticket, cells, customer, problems)
+        if problems or quantity is None or total is None:
+            ticket.problems[row] = problems
+            return
+        ticket.items.append(self.item(cells, name, quantity, total))
+        ticket.amount += total
+
+    def ticket(
+        self, row: int, txn: str, customer: str | None, at: datetime | None
+    ) -> _Ticket | None:
+        """The open ticket of a line (opened if new), or None without a key."""
+        if txn:
+            key: tuple[Any, ...] = ("t", txn)
+        elif customer is not None and at is not None:
+            key = ("c", customer, at)
+        else:
+            return None
+        ticket = self.open.get(key)
+        if ticket is None:
+            ticket = self.open[key] = _Ticket(txn, customer, at)
+        else:
+            self.open.move_to_end(key)
+        ticket.rows.append(row)
+        ticket.last_row = row
+        if at is not None and (ticket.at is None or at < ticket.at):
+            ticket.at = at  # a ticket is as old as its first line
+        return ticket
+
+    def agree(
+        self, ticket: _Ticket, cells: list[str], customer: str | None, problems: list[Problem]
+    ) -> None:
+        """Check that a line agrees with its ticket on the customer and ticket-wide columns."""
+        if customer is not None and ticket.customer is not None and customer != ticket.customer:
+            problems.append(
+                (
+                    CUSTOMER,
+                    customer,
+                    f"ticket {ticket.transaction!r} belongs to customer {ticket.customer!r} "
+                    f"(row {ticket.rows[0]}); one ticket has one customer",
+                )
+            )
+        elif ticket.customer is None and customer is not None:
+            ticket.customer = customer
+        for column, position, field in self.field_columns:
+            value = cells[position].strip()
+            if value:
+                known = ticket.fields.setdefault(field, value)
+                if known != value:
+                    problems.append((column, value, f"{column} is {known!r} on another line"))
+        for position, key_name in self.transaction_columns:
+            value = cells[position].strip()
+            if value:
+                known = ticket.fields.setdefault(f"transaction.{key_name}", value)
+                if known != value:
+                    column = self.table.header[position]
+                    problems.append((column, value, f"{column} is {known!r} on another line"))
+
+    def item(self, cells: list[str], name: str, quantity: int, total: Decimal) -> FrozenMap:
+        """One purchase line as an item of its ticket."""
+        item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
+        if quantity == 1:
+            item["unit_price"] = total
+        elif quantity:
+            price = total / quantity
+            if price * quantity == total:  # only an exact unit price; amounts stay exact
+                item["unit_price"] = price
+        category = "" if self.p_category is None else cells[self.p_category].strip()
+        if category:
+            item["category"] = category
+        self.copy(cells, self.item_columns, item)
+        return FrozenMap(item)
+
+    def close(self, ticket: _Ticket) -> None:
+        """Queue a complete ticket as one purchase event, or reject all its rows."""
+        if ticket.customer is None or ticket.at is None:  # pragma: no cover - always a problem
+            ticket.problems.setdefault(ticket.rows[0], [("", "", "no valid customer or time")])
+        if ticket.problems:
+            bad = min(ticket.problems)
+            name = repr(ticket.transaction) if ticket.transaction else f"of row {ticket.rows[0]}"
+            for row in ticket.rows:
+                self.rejects.add(
+                    row,
+                    ticket.problems.get(row)
+                    or [
+                        (
+                            "",
+                            "",
+                            f"ticket {name} has a rejected line (row {bad}); a ticket is "
+                            "imported whole or not at all",
+                        )
+                    ],
+                )
+            return
+        assert ticket.customer is not None and ticket.at is not None
+        data: dict[str, Any] = {
+            "amount": ticket.amount,
+            "items": tuple(ticket.items),
+            "channel": "offline",
+        }
+        transaction = {}
+        for field, value in ticket.fields.items():
+            if field.startswith("transaction."):
+                transaction[field[len("transaction.") :]] = value
+            else:
+                data[field] = value
+        if ticket.transaction:
+            transaction["attr1"] = ticket.transaction
+        if transaction:
+            data["transaction"] = FrozenMap(dict(sorted(transaction.items())))
+        ticket_id = _ticket_id(ticket.transaction, ticket.customer, ticket.at)
+        # A FrozenMap of plain values all the way down: the ledger keeps it as
+        # it is instead of deep-copying it (ledger.FrozenMap).
+        event = Event(
+            "purchase",
+            at=ticket.at,
+            customer_id=ticket.customer,
+            data=FrozenMap(data),
+            id=ticket_id,
+        )
+        self.batches.add(event, ticket.rows)

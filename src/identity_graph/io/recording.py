@@ -1,0 +1,116 @@
+"""Recording imported events in batches, and counting the rows they came from.
+
+``record_many`` answers with two counts, ``(recorded, unchanged)``, not with
+one answer per event; a ticket of three lines is one event but three rows.
+So pending events are kept in buckets by how many rows each came from, and
+each bucket is recorded by its own ``record_many`` call: within a bucket
+every event weighs the same, and the counts convert to rows exactly.
+Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``) are found in
+the graph's refusal log — ``record_many`` logs each one with the event it
+refused — and their rows go to the rejects file.
+
+Memory is O(batch_size) events; a store writes one transaction per
+``record_many`` call, so per batch rather than per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..ledger import Event
+from .summary import Rejects
+
+if TYPE_CHECKING:
+    from ..graph import IdentityGraph
+
+__all__ = ["EventBatches"]
+
+#: A refused event's reason, given the error class name and message; lets an
+#: importer add a hint that only it can give.
+Explain = Callable[[Event, str, str], str]
+
+
+def _plain_reason(_event: Event, error: str, reason: str) -> str:
+    return f"{error}: {reason}"
+
+
+class EventBatches:
+    """Events waiting to be recorded, with the rows each came from.
+
+    ``register_unknown`` applies to the import's ``record_many`` calls only
+    (the graph's own setting is put back after each): with it, a customer id
+    the graph does not know is registered inside the same batch, in the
+    same transaction, instead of being refused.
+    """
+
+    def __init__(
+        self,
+        graph: IdentityGraph,
+        rejects: Rejects,
+        *,
+        batch_size: int = 5_000,
+        register_unknown: bool | None = None,
+        explain: Explain = _plain_reason,
+        column: str = "",
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be a whole number >= 1")
+        self._graph = graph
+        self._rejects = rejects
+        self._batch_size = batch_size
+        self._register_unknown = register_unknown
+        self._explain = explain
+        self._column = column
+        self._buckets: dict[int, list[tuple[Event, list[int]]]] = {}
+        self._pending = 0
+        self.imported = 0
+        self.unchanged = 0
+
+    def add(self, event: Event, rows: list[int]) -> None:
+        """Queue ``event``, which came from ``rows``; records a batch when full."""
+        self._buckets.setdefault(len(rows), []).append((event, rows))
+        self._pending += 1
+        if self._pending >= self._batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record everything pending.  O(pending × log n)."""
+        buckets, self._buckets, self._pending = self._buckets, {}, 0
+        for weight, items in sorted(buckets.items()):
+            self._record(weight, items)
+        self._rejects.flush()
+
+    def _record(self, weight: int, items: list[tuple[Event, list[int]]]) -> None:
+        graph = self._graph
+        events = [event for event, _rows in items]
+        logged = len(graph.refusals())
+        saved = graph.register_unknown
+        if self._register_unknown is not None:
+            graph.register_unknown = self._register_unknown
+        try:
+            recorded, unchanged = graph.record_many(events)
+        finally:
+            graph.register_unknown = saved
+        self.imported += recorded * weight
+        self.unchanged += unchanged * weight
+        missing = len(events) - recorded - unchanged
+        if not missing:
+            return
+        # Refusals name the very Event object that was refused.
+        rows_of = {id(event): (event, rows) for event, rows in items}
+        found = 0
+        for refusal in graph.refusals()[logged:]:
+            refused = refusal.args.get("event") if refusal.op == "record" else None
+            if not isinstance(refused, Event) or id(refused) not in rows_of:
+                continue
+            event, rows = rows_of.pop(id(refused))
+            reason = self._explain(event, refusal.error, refusal.reason)
+            event_id = event.id or event.content_id()  # the id the ledger derives
+            for row in rows:
+                self._rejects.add(row, [(self._column, event_id, reason)])
+            found += 1
+        if found != missing:  # pragma: no cover - record_many logs every refusal
+            raise RuntimeError(
+                f"record_many refused {missing} events but the refusal log names {found}"
+            )

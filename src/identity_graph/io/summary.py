@@ -1,0 +1,204 @@
+"""What every importer shares: the summary it returns, the rejects file it
+writes, and the progress bar it shows on long files (§6)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import attrs
+
+from .cells import cell_text, quote_formula
+
+__all__ = ["REJECT_COLUMNS", "ImportSummary", "Progress", "Reject", "Rejects"]
+
+#: The columns of a rejects file.
+REJECT_COLUMNS = ("row", "column", "value", "reason")
+
+#: Files at least this large show a progress bar when stderr is a terminal.
+LONG_FILE_BYTES = 1 << 20
+
+
+def _count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"ImportSummary.{attribute.name} = {value!r} must be a count >= 0")
+
+
+@attrs.frozen
+class ImportSummary:
+    """What an import did, counted in data rows (the header is not a data row).
+
+    ``read == imported + unchanged + rejected``: every row read was either
+    imported (it changed the graph or the ledger), already there
+    (``unchanged``: a re-import), or rejected (see the rejects file).
+
+    >>> print(ImportSummary(read=3, imported=1, unchanged=1, rejected=1))
+    read 3, imported 1, unchanged 1, rejected 1
+    """
+
+    read: int = attrs.field(validator=_count)
+    imported: int = attrs.field(validator=_count)
+    unchanged: int = attrs.field(validator=_count)
+    rejected: int = attrs.field(validator=_count)
+
+    def __attrs_post_init__(self) -> None:
+        if self.read != self.imported + self.unchanged + self.rejected:
+            raise ValueError(
+                f"ImportSummary: read {self.read} != imported {self.imported} + unchanged "
+                f"{self.unchanged} + rejected {self.rejected}"
+            )
+
+    def __str__(self) -> str:
+        return (
+            f"read {self.read}, imported {self.imported}, unchanged {self.unchanged}, "
+            f"rejected {self.rejected}"
+        )
+
+
+@attrs.frozen
+class Reject:
+    """One reason a row was rejected: its row number (header = 1), the column
+    (empty when the reason concerns the whole row), the cell's value and why."""
+
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+class Rejects:
+    """The rejects file of one import, and the count of rejected rows.
+
+    With a path, the file is (re)written from the first line: it always
+    holds the header, so a rejects file left by an earlier run never survives
+    a clean one.  Without a path, rejects are only counted.  A row may have
+    several reasons, one line each; it counts once.  Lines are buffered and
+    written sorted by row at each :meth:`flush` (importers flush once per
+    batch), so the file reads top to bottom like the input.  A cell that
+    starts like a formula gets a leading ``'``: the file is meant to be
+    opened in a spreadsheet.
+    """
+
+    #: Buffered lines that force a flush, whatever the importer's batches.
+    BUFFER = 10_000
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else Path(path)
+        self.rows = 0
+        self._buffer: list[Reject] = []
+        self._handle: IO[str] | None = None
+        self._writer: Any = None
+        if self.path is not None:
+            self._handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(REJECT_COLUMNS)
+
+    def add(self, row: int, problems: Iterable[tuple[str, Any, str]]) -> None:
+        """Reject ``row`` for each ``(column, value, reason)`` of ``problems``.  O(problems)."""
+        self.rows += 1
+        if self._writer is None:
+            return
+        for column, value, reason in problems:
+            text = value if isinstance(value, str) else cell_text(value)
+            self._buffer.append(Reject(row, column, text, reason))
+        if len(self._buffer) >= self.BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered lines, sorted by row.  O(b log b)."""
+        if self._writer is None or not self._buffer:
+            return
+        self._buffer.sort(key=lambda reject: reject.row)
+        self._writer.writerows(
+            [
+                reject.row,
+                quote_formula(reject.column),
+                quote_formula(reject.value),
+                quote_formula(reject.reason),
+            ]
+            for reject in self._buffer
+        )
+        self._buffer.clear()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self.flush()
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> Rejects:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Progress:
+    """A ``rich`` progress bar on stderr for long imports, or nothing at all.
+
+    ``enabled=None`` shows it when stderr is a terminal and the file is at
+    least 1 MiB; ``True``/``False`` force it on or off.  ``total`` is in
+    whatever unit ``update`` is given (bytes read, rows), ``None`` when
+    unknown.  Updates are cheap; callers still make them every few hundred
+    rows, not every row.
+    """
+
+    def __init__(
+        self, label: str, total: int | None, size: int, enabled: bool | None = None
+    ) -> None:
+        if enabled is None:
+            enabled = size >= LONG_FILE_BYTES and sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        if enabled:
+            # Imported here: most imports are short and never draw a bar.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+
+    @property
+    def shown(self) -> bool:
+        """Whether a bar is on screen."""
+        return self._bar is not None
+
+    def update(self, completed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,288 @@
+"""Reading and writing XLSX workbooks safely, with ``openpyxl``.
+
+Reading a workbook from somewhere else is reading untrusted XML inside an
+untrusted zip archive.  Three defences, in order:
+
+1. **The archive's declared sizes** are checked with :mod:`zipfile` before
+   ``openpyxl`` opens it: the sum of the members' uncompressed sizes must
+   stay within :attr:`XlsxLimits.max_uncompressed_bytes`.  Declared sizes
+   can be trusted because Python's ``zipfile`` never returns more bytes
+   than a member declares (a member that inflates further fails its check),
+   so a zip bomb cannot get past this gate.
+2. **defusedxml**: openpyxl parses with ``defusedxml`` whenever it is
+   installed (``openpyxl.DEFUSEDXML``), which refuses entity expansion
+   ("billion laughs") and external entities.  We refuse to read at all if
+   it is not in use (``OPENPYXL_DEFUSEDXML=False`` turns it off).
+3. **Streaming with a row limit**: ``load_workbook(read_only=True)`` parses
+   the sheet as it is iterated; rows are counted and reading stops past
+   :attr:`XlsxLimits.max_rows`, however many rows the sheet declares.
+
+Writing uses a write-only workbook (streamed, inline strings) and stores
+every text as a string cell: a value that starts with ``=`` is text, never a
+formula, and one that starts like a formula also gets Excel's "quote
+prefix", so editing the cell later does not turn it into one either.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from .cells import FORMULA_TRIGGERS
+from .errors import FileFormatError, FileTooLarge
+
+__all__ = ["Formula", "XlsxLimits", "XlsxTable", "XlsxWriter", "check_archive"]
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"XlsxLimits.{attribute.name} = {value!r} must be a whole number >= 1")
+
+
+@attrs.frozen
+class XlsxLimits:
+    """How large an XLSX file the importers agree to read.
+
+    - ``max_uncompressed_bytes`` (512 MiB): the sum of the archive members'
+      uncompressed sizes — about 2 million rows of ten short columns;
+    - ``max_rows`` (1,048,576, Excel's own limit): data rows read from the sheet.
+    """
+
+    max_uncompressed_bytes: int = attrs.field(default=512 * 2**20, validator=_positive)
+    max_rows: int = attrs.field(default=1_048_576, validator=_positive)
+
+
+@attrs.frozen
+class Formula:
+    """A cell that holds a formula rather than a value (never imported)."""
+
+    text: str
+
+
+def check_archive(path: Path, limits: XlsxLimits) -> None:
+    """Refuse a file that is not a zip archive or whose members, uncompressed,
+    pass ``limits``.  Reads only the archive's central directory: O(members)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as error:
+        raise FileFormatError(
+            f"{path}: not an XLSX workbook (not a zip archive: {error})"
+        ) from None
+    total = sum(member.file_size for member in members)
+    if total > limits.max_uncompressed_bytes:
+        raise FileTooLarge(
+            f"{path}: the workbook holds {total:,} bytes uncompressed; "
+            f"max_uncompressed_bytes is {limits.max_uncompressed_bytes:,}"
+        )
+
+
+def _describe(error: BaseException) -> str:
+    """The innermost cause of an openpyxl error, which says what was wrong
+    (openpyxl wraps XML errors in a generic "Unable to read workbook")."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def _defused() -> bool:
+    import openpyxl
+
+    return bool(openpyxl.DEFUSEDXML)
+
+
+def _cell_value(cell: Any) -> Any:
+    """A read-only cell's value: dates by their number format, formulas marked."""
+    value = cell.value
+    if value is None:
+        return None
+    kind = cell.data_type
+    if kind == "f":
+        return Formula(str(value))
+    if isinstance(value, datetime):
+        from openpyxl.styles.numbers import is_datetime
+
+        if is_datetime(cell.number_format) == "date" and value.time() == time(0):
+            return value.date()
+    return value
+
+
+class XlsxTable:
+    """One sheet of an XLSX workbook opened for streaming: its header, then ``rows()``.
+
+    ``sheet`` names the sheet; ``None`` is the first.  The header is row 1.
+    Values keep their types (``str``, ``int``, ``float``, ``bool``,
+    ``date``, ``datetime``); a formula cell is a :class:`Formula`.
+    Memory is O(one row) plus openpyxl's shared-string table, which the
+    size limit bounds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        sheet: str | None = None,
+        limits: XlsxLimits | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.limits = limits or XlsxLimits()
+        self.size = self.path.stat().st_size
+        if not _defused():
+            raise FileFormatError(
+                f"{self.path}: refusing to read XLSX: openpyxl is not using defusedxml "
+                "(is OPENPYXL_DEFUSEDXML set to something other than True?)"
+            )
+        check_archive(self.path, self.limits)
+        from openpyxl import load_workbook
+
+        try:
+            self._book = load_workbook(self.path, read_only=True, data_only=False)
+        except Exception as error:  # openpyxl raises many types for a malformed archive
+            raise FileFormatError(
+                f"{self.path}: cannot read the workbook: {_describe(error)}"
+            ) from None
+        try:
+            if sheet is None:
+                self._sheet = self._book.worksheets[0]
+            elif sheet in self._book.sheetnames:
+                self._sheet = self._book[sheet]
+            else:
+                raise FileFormatError(
+                    f"{self.path}: no sheet named {sheet!r}; it has {self._book.sheetnames}"
+                )
+            declared = self._declared_rows()
+            if declared is not None and declared - 1 > self.limits.max_rows:
+                raise FileTooLarge(
+                    f"{self.path}: the sheet declares {declared - 1:,} data rows; "
+                    f"max_rows is {self.limits.max_rows:,}"
+                )
+            self.total = declared
+            self._rows = self._sheet.iter_rows()
+            self._row = 0
+            first = self._next(None)
+            if first is None:
+                raise FileFormatError(f"{self.path}: the sheet is empty; row 1 must be a header")
+            self.header: tuple[str, ...] = tuple(
+                "" if cell.value is None else str(cell.value).strip() for cell in first
+            )
+            self._width = len(self.header)
+        except BaseException:
+            self._book.close()
+            raise
+
+    def _declared_rows(self) -> int | None:
+        try:
+            declared = self._sheet.max_row
+        except Exception:  # a malformed <dimension>: count while reading instead
+            return None
+        return declared if isinstance(declared, int) else None
+
+    def _next(self, width: int | None) -> Sequence[Any] | None:
+        try:
+            cells = next(self._rows)
+        except StopIteration:
+            return None
+        except Exception as error:  # malformed XML, refused entities, bad cell types
+            raise FileFormatError(
+                f"{self.path}: row {self._row + 1}: cannot read the sheet: {_describe(error)}"
+            ) from None
+        self._row += 1
+        row: Sequence[Any] = cells if width is None else cells[:width]
+        return row
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+        """``(row number, values)`` of each data row, padded or cut to the
+        header's width; empty rows are skipped.  Raises ``FileTooLarge``
+        past ``max_rows`` and ``FileFormatError`` for unreadable XML."""
+        width = self._width
+        limit = self.limits.max_rows + 1
+        while True:
+            cells = self._next(width)
+            if cells is None:
+                return
+            if self._row > limit:
+                raise FileTooLarge(
+                    f"{self.path}: row {self._row}: the sheet has more than "
+                    f"{self.limits.max_rows:,} data rows (max_rows)"
+                )
+            values = [_cell_value(cell) for cell in cells]
+            if len(values) < width:
+                values.extend([None] * (width - len(values)))
+            if any(value is not None and value != "" for value in values):
+                yield self._row, values
+
+    def position(self) -> int:
+        """Rows read so far (for progress)."""
+        return self._row
+
+    def close(self) -> None:
+        self._book.close()
+
+    def __enter__(self) -> XlsxTable:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+#: Integers beyond this lose digits in a spreadsheet (a double has 15-16).
+_EXACT_INT = 10**15
+
+
+class XlsxWriter:
+    """A one-sheet workbook written row by row (openpyxl's write-only mode)."""
+
+    def __init__(self, path: str | os.PathLike[str], header: Sequence[str], sheet: str) -> None:
+        from openpyxl import Workbook
+
+        self.path = Path(path)
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet(sheet)
+        self.append(list(header))
+
+    def _cell(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool | float):
+            return value
+        if isinstance(value, int):
+            return value if -_EXACT_INT < value < _EXACT_INT else self._text(str(value))
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                return self._text(value.isoformat())  # a spreadsheet has no time zones
+            return value
+        if isinstance(value, date):
+            return value
+        if isinstance(value, Decimal | time | timedelta):
+            return self._text(str(value))  # exact, not a float
+        text = str(value)
+        if text[:1] in FORMULA_TRIGGERS or text.startswith("#"):
+            return self._text(text)
+        return text
+
+    def _text(self, text: str) -> Any:
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(self._sheet, value=text)
+        # openpyxl types "=…" as a formula and "#N/A" as an error: a string it is.
+        cell.data_type = "s"
+        if text[:1] in FORMULA_TRIGGERS:
+            cell.quotePrefix = True  # and stays text when someone edits it in Excel
+        return cell
+
+    def append(self, values: Sequence[Any]) -> None:
+        self._sheet.append([self._cell(value) for value in values])
+
+    def save(self) -> None:
+        self._book.save(self.path)

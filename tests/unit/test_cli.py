@@ -1,0 +1,278 @@
+"""The command line (§6.1), run as a user runs it: a subprocess per command,
+one store file, one-line errors and never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from identity_graph import IdentityGraph, Link
+from identity_graph.cli import main, parse_ref, parse_time, sample
+
+needs_open = pytest.mark.skipif(
+    not hasattr(IdentityGraph, "open"), reason="IdentityGraph.open (stores) is not there yet"
+)
+MAPPING = [
+    "--attribute",
+    "Firstname=first_name",
+    "--attribute",
+    "City=city",
+    "--link",
+    "Email=email",
+    "--link",
+    "Phone=phone",
+    "--link",
+    "customerId=loyalty_card",
+]
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("IDENTITY_GRAPH_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "identity_graph.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def ok(cwd: Path, *args: str) -> str:
+    result = run(cwd, *args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def fails(cwd: Path, *args: str, code: int = 1) -> str:
+    result = run(cwd, *args)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("identity-graph: ")
+    return lines[0]
+
+
+def call(cwd: Path, *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (no start-up cost): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            pytest.raises(SystemExit) as exit_,
+        ):
+            main(list(args))
+    finally:
+        os.chdir(here)
+    assert "Traceback" not in err.getvalue()
+    code = exit_.value.code
+    return code if isinstance(code, int) else 0, out.getvalue(), err.getvalue()
+
+
+def quick(cwd: Path, *args: str) -> str:
+    code, out, err = call(cwd, *args)
+    assert code == 0, err
+    return out
+
+
+def quick_fails(cwd: Path, *args: str, code: int = 1) -> str:
+    found, _out, err = call(cwd, *args)
+    assert found == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("identity-graph: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store built once from the sample files with the command line."""
+    if not hasattr(IdentityGraph, "open"):
+        pytest.skip("IdentityGraph.open (stores) is not there yet")
+    cwd = tmp_path_factory.mktemp("cli")
+    for name in ("customers.xlsx", "offline_data.csv", "offline_events.csv"):
+        (cwd / name).write_bytes(sample(name).read_bytes())
+    out = ok(cwd, "import", "customers", "customers.xlsx", *MAPPING)
+    assert out == (
+        "customers.xlsx: read 7, imported 6, unchanged 0, rejected 1; "
+        "rejects in customers.rejects.csv\n"
+    )
+    out = ok(
+        cwd,
+        "import",
+        "offline-data",
+        "offline_data.csv",
+        "--tz",
+        "Europe/Helsinki",
+        "--event-type",
+        "3=call",
+        "--ticket-field",
+        "Var1=store",
+    )
+    assert out.startswith("offline_data.csv: read 15, imported 14, unchanged 0, rejected 1")
+    out = ok(cwd, "import", "offline-events", "offline_events.csv", "--tz", "Europe/Helsinki")
+    assert out.startswith("offline_events.csv: read 7, imported 6, unchanged 0, rejected 1")
+    assert (cwd / "identity-graph.db").exists()
+    return cwd
+
+
+# ------------------------------------------------------------------ in process
+
+
+def test_refs_and_times() -> None:
+    assert parse_ref("C-1001") == "C-1001"
+    assert parse_ref("email:ann@example.com") == Link("email", "ann@example.com")
+    assert parse_ref("customer:crm:42") == "crm:42"
+    assert parse_ref("Email:x") == "Email:x"  # not a link name: a customer id
+    assert parse_time("2024-06-01T12:00+03:00").utcoffset() is not None
+    assert parse_time("2024-06-01T09:00Z") == parse_time("2024-06-01T12:00+03:00")
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("import", "export", "resolve", "profile", "explain", "events", "kpis"):
+        assert command in out
+    assert "refusals" in out and "demo" in out
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["import", "offline-data", "x.csv"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "identity-graph: error:" in err
+
+
+def test_without_open_the_tool_says_so(tmp_path: Path) -> None:
+    code = (
+        "import sys; from identity_graph import graph; del graph.IdentityGraph.open; "
+        "from identity_graph.cli import main; main(['resolve', 'c1'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "identity-graph: error: this identity_graph cannot open stores yet "
+        "(IdentityGraph.open is missing)"
+    )
+
+
+# ------------------------------------------------------------------ subprocesses
+
+
+@needs_open
+def test_reimport_reports_everything_unchanged(store: Path) -> None:
+    out = ok(store, "import", "customers", "customers.xlsx", *MAPPING, "--rejects", "again.csv")
+    assert out.startswith("customers.xlsx: read 7, imported 0, unchanged 6, rejected 1")
+    with open(store / "again.csv", newline="", encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == "8" and reject["column"] == "Email"
+    options = ["--tz", "Europe/Helsinki", "--event-type", "3=call", "--ticket-field", "Var1=store"]
+    out = ok(store, "import", "offline-data", "offline_data.csv", *options)
+    assert "imported 0, unchanged 14, rejected 1" in out
+
+
+@needs_open
+def test_queries(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ok(store, "resolve", "email:ANN.LEE@example.com") == "C-1001\n"
+    profile = ok(store, "profile", "phone:+358401234567")
+    assert "C-1001" in profile and "Helsinki" in profile and "email:ann.lee@example.com" in profile
+    monkeypatch.setenv("COLUMNS", "200")
+    assert quick(store, "resolve", "C-1002") == "C-1002\n"
+    assert quick(store, "resolve", "email:nobody@example.com") == "email:nobody@example.com\n"
+    events = quick(store, "events", "C-1001")
+    assert "offline:T-0001" in events and "interest" in events
+    assert "4 events" in quick(store, "events", "C-1001", "--type", "purchase")
+    window = ["--start", "2024-02-01", "--end", "2024-06-01"]
+    assert "2 events" in quick(store, "events", "C-1001", "--type", "purchase", *window)
+    explain = quick(store, "explain", "C-1001", "loyalty_card:7001 0000 0000 1008")
+    assert "owns" in explain and "#" in explain
+    assert quick(store, "explain", "C-1001", "C-1001") == "C-1001 and C-1001 are the same\n"
+    assert quick(store, "refusals") == "no refusals\n"
+
+
+@needs_open
+def test_kpis(store: Path) -> None:
+    out = ok(store, "kpis", "--as-of", "2024-06-30", "--out", "kpis.csv")
+    assert out == ("wrote the indicators of 7 profiles at 2024-07-01T00:00:00+00:00 to kpis.csv\n")
+    with open(store / "kpis.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["Profile_ID"]: row for row in csv.DictReader(handle)}
+    assert rows["C-1001"]["Total_Value"] == "68.10"
+    assert rows["C-2001"]["Total_Purchases"] == "1"  # registered by the offline data
+    table = quick(store, "kpis", "--as-of", "2024-06-30", "--ref", "email:ann.lee@example.com")
+    assert "68.10" in table and "Loyal Customers" in table
+
+
+@needs_open
+def test_export_and_import_again(store: Path) -> None:
+    assert ok(store, "export", "customers", "out.xlsx", *MAPPING) == (
+        "wrote 7 customers to out.xlsx\n"
+    )
+    out = ok(store, "import", "customers", "out.xlsx", *MAPPING)
+    assert out == "out.xlsx: read 7, imported 0, unchanged 7, rejected 0\n"
+    quick(store, "export", "customers", "out.csv", "--no-id-column", "--link", "Email=email")
+    lines = (store / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "Email" and "ann.lee@example.com" in lines
+
+
+@needs_open
+def test_errors_are_one_line(store: Path) -> None:
+    assert "customer 'nobody' is not registered" in fails(store, "resolve", "nobody")
+    broken = store / "broken.csv"
+    broken.write_bytes(b"Time Stamp,Customer ID,Event Type,Event Name,Num1,Num2\n\xff\n")
+    line = fails(store, "import", "offline-data", "broken.csv", "--tz", "UTC")
+    assert "broken.csv: row 2 (line 2)" in line and "0xff" in line
+    assert "No such command" in fails(store, "bogus", code=2)
+    # The same in this process, without a start-up per case:
+    assert "no store at missing.db" in quick_fails(store, "resolve", "x", "--db", "missing.db")
+    assert not (store / "missing.db").exists()
+    assert "NotConnected: C-1001 (profile C-1001) and C-1002" in quick_fails(
+        store, "explain", "C-1001", "C-1002"
+    )
+    assert "Missing option '--tz'" in quick_fails(
+        store, "import", "offline-data", "offline_data.csv", code=2
+    )
+    assert "does not exist" in quick_fails(store, "import", "customers", "nothere.csv", code=2)
+    assert "not a time zone" in quick_fails(
+        store, "import", "offline-events", "offline_events.csv", "--tz", "Mars/Base"
+    )
+    assert "no UTC offset" in quick_fails(store, "kpis", "--as-of", "2024-06-30T10:00", code=2)
+    assert "COLUMN=NAME" in quick_fails(
+        store, "export", "customers", "x.csv", "--link", "Email", code=2
+    )
+    assert "lacks the column(s) ['Customer ID', 'Phone']" in quick_fails(
+        store, "import", "customers", "offline_events.csv", "--link", "Phone=phone"
+    )
+    assert "end in .csv or .xlsx" in quick_fails(store, "export", "customers", "x.json")
+
+
+@needs_open
+def test_demo(tmp_path: Path) -> None:
+    out = ok(tmp_path, "demo")
+    for words in ("customers.xlsx", "offline_data.csv", "profile C-1001", "Loyal Customers"):
+        assert words in out
+    assert "rejected from offline_events.csv, row 8" in out
+    assert list(tmp_path.iterdir()) == []  # the temporary store is gone
+    ok(tmp_path, "demo", "--db", "demo.db")
+    assert (tmp_path / "demo.db").exists()
+    assert ok(tmp_path, "resolve", "email:eeva.makinen@example.com", "--db", "demo.db") == (
+        "C-1005\n"
+    )

@@ -1,0 +1,495 @@
+"""The customers importer and exporter (§6): column mapping, slots,
+generate(), matching without ids, only changed cells sent, round trips."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import Workbook, load_workbook
+
+from identity_graph import IdentityGraph, Limits, Link, LinkType
+from identity_graph.io import (
+    FileFormatError,
+    ImportSummary,
+    export_customers,
+    import_customers,
+    luhn_valid,
+)
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = datetime(2024, 2, 1, tzinfo=UTC)
+ATTRIBUTES = {"Firstname": "first_name", "Lastname": "last_name"}
+LINKS = {
+    "Email": "email",
+    "phoneNumber:1": "phone",
+    "phoneNumber:2": "phone",
+    "customerId": "loyalty_card",
+}
+MAPPING: dict[str, Any] = {"attributes": ATTRIBUTES, "links": LINKS}
+HEADER = ["Customer ID", "Firstname", "Lastname", "Email", "phoneNumber:1", "phoneNumber:2"]
+HEADER += ["customerId", "Ignored"]
+ROWS = [
+    ["c1", "Ann", "Lee", "ann@example.com", "+358401234567", "", "7001 2345", "x"],
+    ["c2", "Bob", "", "bob@example.com", "+358401234568", "+358401234569", "generate()", ""],
+]
+
+
+def write_csv(path: Path, rows: list[list[Any]], header: list[str] = HEADER) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list[Any]], header: list[str] = HEADER) -> Path:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(header)
+    for row in rows:
+        sheet.append([None if cell == "" else cell for cell in row])
+    book.save(path)
+    return path
+
+
+def rejects_of(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def numbers() -> Iterator[str]:
+    """Deterministic card numbers for generate()."""
+    n = 1000
+    while True:
+        n += 1
+        yield f"99{n:08d}"
+
+
+@pytest.fixture(params=["csv", "xlsx"])
+def suffix(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def write(tmp_path: Path, suffix: str, rows: list[list[Any]], header: list[str] = HEADER) -> Path:
+    path = tmp_path / f"customers.{suffix}"
+    return (write_csv if suffix == "csv" else write_xlsx)(path, rows, header)
+
+
+# ------------------------------------------------------------------ with an id column
+
+
+def test_rows_become_customers_with_attributes_and_links(tmp_path: Path, suffix: str) -> None:
+    g = IdentityGraph()
+    summary = import_customers(g, write(tmp_path, suffix, ROWS), **MAPPING, at=T0)
+    assert summary == ImportSummary(read=2, imported=2, unchanged=0, rejected=0)
+    assert g.attributes("c1") == {"first_name": "Ann", "last_name": "Lee"}
+    assert g.attributes("c2") == {"first_name": "Bob"}  # an empty cell sets nothing
+    assert g.links("c1") == [
+        Link("email", "ann@example.com"),
+        Link("loyalty_card", "70012345"),
+        Link("phone", "+358401234567"),
+    ]
+    phones = [link.value for link in g.links("c2") if link.name == "phone"]
+    assert phones == ["+358401234568", "+358401234569"]
+    (card,) = [link for link in g.links("c2") if link.name == "loyalty_card"]
+    assert len(card.value) == 16 and luhn_valid(card.value)
+    assert {e.at for e in g.journal()} == {T0}
+
+
+def test_reimport_changes_nothing(tmp_path: Path, suffix: str) -> None:
+    g = IdentityGraph()
+    path = write(tmp_path, suffix, ROWS)
+    import_customers(g, path, **MAPPING, at=T0)
+    journal, links = list(g.journal()), g.links("c2")
+    again = import_customers(g, path, **MAPPING, at=T1)  # later: still nothing to say
+    assert again == ImportSummary(read=2, imported=0, unchanged=2, rejected=0)
+    assert list(g.journal()) == journal
+    assert g.links("c2") == links  # generate() kept the card it made
+
+
+def test_only_changed_cells_are_sent(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    import_customers(g, write_csv(tmp_path / "a.csv", ROWS), **MAPPING, at=T0)
+    seq = len(list(g.journal()))
+    changed = [list(row) for row in ROWS]
+    changed[0][2] = "Lee-Smith"  # a new last name
+    changed[1][1] = ""  # an emptied first name: not a deletion
+    summary = import_customers(g, write_csv(tmp_path / "b.csv", changed), **MAPPING, at=T1)
+    assert summary == ImportSummary(read=2, imported=1, unchanged=1, rejected=0)
+    (entry,) = g.journal(since=seq)
+    assert entry.op == "register" and dict(entry.args["attributes"]) == {"last_name": "Lee-Smith"}
+    assert g.attributes("c2") == {"first_name": "Bob"}
+
+
+def test_generate_adds_a_card_only_to_customers_without_one(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("c1", Link("loyalty_card", "5555 0000"), at=T0)
+    g.link("c3", Link("loyalty_card", "99" + "00001001"), at=T0)  # the first number we make
+    rows = [
+        ["c1", "", "", "", "", "", "generate()", ""],
+        ["c2", "", "", "", "", "", "GENERATE()", ""],
+    ]
+    made = numbers()
+    summary = import_customers(
+        g, write_csv(tmp_path / "a.csv", rows), **MAPPING, at=T1, generate=lambda: next(made)
+    )
+    assert summary == ImportSummary(read=2, imported=1, unchanged=1, rejected=0)
+    assert g.links("c1") == [Link("loyalty_card", "55550000")]
+    # The first candidate was taken by c3, so c2 gets the next one.
+    assert g.links("c2") == [Link("loyalty_card", "9900001002")]
+
+
+def test_generate_fills_a_second_slot(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    links = {"card:1": "loyalty_card", "card:2": "loyalty_card"}
+    header = ["Customer ID", "card:1", "card:2"]
+    path = write_csv(tmp_path / "a.csv", [["c1", "7001 2345", "generate()"]], header)
+    made = numbers()
+    import_customers(g, path, links=links, at=T0, generate=lambda: next(made))
+    assert [link.value for link in g.links("c1")] == ["70012345", "9900001001"]
+    assert import_customers(g, path, links=links, at=T1).unchanged == 1
+
+
+def test_a_link_owned_by_another_customer_moves_by_the_policy(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("old", Link("email", "ann@example.com"), at=T0)
+    import_customers(g, write_csv(tmp_path / "a.csv", ROWS[:1]), **MAPPING, at=T1)
+    assert g.owner(Link("email", "ann@example.com")) == "c1"
+    assert g.owner(Link("email", "ann@example.com"), at=T0) == "old"
+
+
+def test_the_reject_policy_is_checked_before_anything_is_sent(tmp_path: Path) -> None:
+    g = IdentityGraph(link_types={"email": LinkType(conflict="reject")})
+    g.link("old", Link("email", "ann@example.com"), at=T0)
+    rejects = tmp_path / "r.csv"
+    path = write_csv(tmp_path / "a.csv", ROWS[:1])
+    summary = import_customers(g, path, **MAPPING, at=T1, rejects=rejects)
+    assert summary.rejected == 1
+    assert g.customers() == ["old"]  # c1 was not even registered
+    (reject,) = rejects_of(rejects)
+    assert (reject["row"], reject["column"]) == ("2", "Email")
+    assert "customer 'old'" in reject["reason"] and "'reject'" in reject["reason"]
+
+
+def test_a_guard_refusing_a_later_link_says_what_was_kept(tmp_path: Path) -> None:
+    g = IdentityGraph(limits=Limits(max_links_per_customer=2))
+    rejects = tmp_path / "r.csv"
+    summary = import_customers(
+        g, write_csv(tmp_path / "a.csv", ROWS[:1]), **MAPPING, at=T0, rejects=rejects
+    )
+    assert summary.rejected == 1
+    (reject,) = rejects_of(rejects)
+    assert reject["column"] == "customerId"
+    assert "LimitExceeded" in reject["reason"] and "earlier changes were kept" in reject["reason"]
+    assert [r.error for r in g.refusals()] == ["LimitExceeded"]
+
+
+BAD = [
+    # (row, column, value, words)
+    (["", "Ann", "", "", "", "", "", ""], "Customer ID", "", "mandatory"),
+    (["c\x07", "Ann", "", "", "", "", "", ""], "Customer ID", "c\x07", "control character"),
+    (["c9", "Ann", "", "ann@", "", "", "", ""], "Email", "ann@", "domain"),
+    (["c9", "Ann", "", "null", "", "", "", ""], "Email", "null", "blocklist"),
+    (["c9", "Ann", "", "", "12", "", "", ""], "phoneNumber:1", "12", "phone"),
+    (["c9", "Ann", "", "", "", "", "AB", ""], "customerId", "AB", "at least 4"),
+]
+
+
+@pytest.mark.parametrize(("row", "column", "value", "words"), BAD)
+def test_each_kind_of_bad_row(
+    tmp_path: Path, suffix: str, row: list[str], column: str, value: str, words: str
+) -> None:
+    if suffix == "xlsx" and "\x07" in value:
+        pytest.skip("an XLSX cell cannot hold a control character")
+    g = IdentityGraph()
+    rejects = tmp_path / "r.csv"
+    path = write(tmp_path, suffix, [ROWS[0], row, ROWS[1]])
+    summary = import_customers(g, path, **MAPPING, at=T0, rejects=rejects)
+    assert summary == ImportSummary(read=3, imported=2, unchanged=0, rejected=1)
+    (reject,) = rejects_of(rejects)
+    assert (reject["row"], reject["column"], reject["value"]) == ("3", column, value)
+    assert words in reject["reason"]
+    assert "c9" not in g.customers()  # a rejected row changes nothing
+
+
+def test_a_row_of_the_wrong_width_is_rejected(tmp_path: Path) -> None:
+    rejects = tmp_path / "r.csv"
+    path = write_csv(tmp_path / "a.csv", [ROWS[0], ["c9", "Ann"]])
+    summary = import_customers(IdentityGraph(), path, **MAPPING, rejects=rejects)
+    assert summary.rejected == 1
+    assert rejects_of(rejects)[0]["reason"] == "the row has 2 cells but the header has 8"
+
+
+# ------------------------------------------------------------------ without an id column
+
+
+NO_ID = {
+    "attributes": {"Firstname": "first_name"},
+    "links": {"Email": "email", "Card": "loyalty_card"},
+}
+NO_ID_HEADER = ["Firstname", "Email", "Card"]
+
+
+def test_rows_match_the_owners_of_their_links(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("c1", Link("email", "ann@example.com"), at=T0)
+    rows = [["Ann", "ann@example.com", "7001 2345"], ["Bob", "bob@example.com", "7001 9999"]]
+    path = write_csv(tmp_path / "a.csv", rows, NO_ID_HEADER)
+    summary = import_customers(g, path, id_column=None, **NO_ID, at=T1)
+    assert summary == ImportSummary(read=2, imported=2, unchanged=0, rejected=0)
+    assert g.attributes("c1") == {"first_name": "Ann"}
+    assert Link("loyalty_card", "70012345") in g.links("c1")
+    # Bob matched nobody: a new customer whose id comes from his card, the
+    # link of highest priority (loyalty_card, then email, then phone).
+    bob = g.owner(Link("email", "bob@example.com"))
+    assert bob is not None and bob.startswith("loyalty_card-")
+    assert g.owner(Link("loyalty_card", "70019999")) == bob
+    journal = list(g.journal())
+    again = import_customers(g, path, id_column=None, **NO_ID, at=T1)
+    assert again == ImportSummary(read=2, imported=0, unchanged=2, rejected=0)
+    assert list(g.journal()) == journal
+    # The derived id does not depend on the run: another graph derives the same.
+    other = IdentityGraph()
+    import_customers(other, path, id_column=None, **NO_ID, at=T1)
+    assert bob in other.customers()
+
+
+def test_a_row_matching_two_customers_is_rejected_not_merged(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("c1", Link("email", "ann@example.com"), at=T0)
+    g.link("c2", Link("loyalty_card", "70012345"), at=T0)
+    rejects = tmp_path / "r.csv"
+    path = write_csv(tmp_path / "a.csv", [["Ann", "ann@example.com", "7001 2345"]], NO_ID_HEADER)
+    summary = import_customers(g, path, id_column=None, **NO_ID, rejects=rejects)
+    assert summary.rejected == 1
+    found = rejects_of(rejects)
+    assert [(r["row"], r["column"]) for r in found] == [("2", "Card"), ("2", "Email")]
+    assert "2 customers" in found[0]["reason"] and "never merged" in found[0]["reason"]
+    assert g.profile("c1").customer_ids == ("c1",)
+    assert g.attributes("c1") == {}
+
+
+def test_a_row_with_nothing_to_match_is_rejected(tmp_path: Path) -> None:
+    rejects = tmp_path / "r.csv"
+    rows = [["Ann", "", "generate()"], ["Bob", "", ""]]
+    path = write_csv(tmp_path / "a.csv", rows, NO_ID_HEADER)
+    summary = import_customers(IdentityGraph(), path, id_column=None, **NO_ID, rejects=rejects)
+    assert summary.rejected == 2
+    reasons = [r["reason"] for r in rejects_of(rejects)]
+    assert "only generate() cells" in reasons[0] and "no link" in reasons[1]
+
+
+# ------------------------------------------------------------------ mapping and file errors
+
+
+def test_a_mapping_that_cannot_work_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", ROWS)
+    g = IdentityGraph()
+    for mapping, words in [
+        ({"attributes": {"Email": "email"}, "links": {"Email": "email"}}, "mapped twice"),
+        ({"attributes": {"Firstname": "First Name"}}, "must match"),
+        ({"attributes": {"Firstname": "a", "Lastname": "a"}}, "twice"),
+        ({"links": {"Email": "E-mail"}}, "link name"),
+        ({"id_column": None, "attributes": {"Firstname": "a"}}, "at least one"),
+        ({"attributes": {" Firstname": "a"}}, "padding"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            import_customers(g, path, **mapping)
+    with pytest.raises(ValueError, match=r"\.csv or \.xlsx"):
+        import_customers(g, tmp_path / "a.xls", **MAPPING)
+    with pytest.raises(FileFormatError, match=r"lacks the column\(s\) \['Phone'\]"):
+        import_customers(g, path, links={"Phone": "phone"})
+    with pytest.raises(ValueError, match="naive"):
+        import_customers(g, path, **MAPPING, at=datetime(2024, 1, 1))
+
+
+def test_formula_cells_in_a_workbook_are_rejected(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "a.xlsx", [["c1", '=CONCAT("A","nn")', "", "", "", "", "", ""]])
+    rejects = tmp_path / "r.csv"
+    assert import_customers(IdentityGraph(), path, **MAPPING, rejects=rejects).rejected == 1
+    (reject,) = rejects_of(rejects)
+    assert reject["column"] == "Firstname" and "formula" in reject["reason"]
+    assert reject["value"] == '\'=CONCAT("A","nn")'  # guarded in the rejects file too
+
+
+def test_numbers_in_id_and_link_cells_are_text(tmp_path: Path) -> None:
+    header = ["Customer ID", "Card"]
+    path = write_xlsx(tmp_path / "a.xlsx", [[12345, 70012345], [678.0, 7001234599]], header)
+    g = IdentityGraph()
+    import_customers(g, path, links={"Card": "loyalty_card"})
+    assert g.customers() == ["12345", "678"]
+    assert g.links("12345") == [Link("loyalty_card", "70012345")]
+
+
+def test_another_sheet_can_be_named(tmp_path: Path) -> None:
+    book = Workbook()
+    book.active.title = "Notes"  # type: ignore[union-attr]
+    sheet = book.create_sheet("Customers")
+    sheet.append(["Customer ID"])
+    sheet.append(["c1"])
+    path = tmp_path / "a.xlsx"
+    book.save(path)
+    g = IdentityGraph()
+    assert import_customers(g, path, sheet="Customers").imported == 1
+    with pytest.raises(FileFormatError, match="no sheet named 'Other'"):
+        import_customers(g, path, sheet="Other")
+    with pytest.raises(FileFormatError, match="empty"):
+        import_customers(g, path)  # the first sheet is empty
+
+
+# ------------------------------------------------------------------ export and round trips
+
+
+TRICKY = ["=1+2", "+358 not a phone", "-5", "@SUM(A1)", "#N/A", "'quoted", "\tx", "plain"]
+
+
+def graph_with_values() -> IdentityGraph:
+    g = IdentityGraph()
+    values: list[Any] = [
+        *TRICKY,
+        42,
+        -7,
+        2.5,
+        True,
+        date(1980, 5, 17),
+        datetime(2024, 1, 2, 3, 4, 5),
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        Decimal("10.50"),
+        12345678901234567,
+    ]
+    for i, value in enumerate(values):
+        g.register(f"c{i}", attributes={"first_name": value}, at=T0)
+    g.link("c0", Link("email", "ann@example.com"), at=T0)
+    g.link("c0", Link("phone", "+358401234567"), at=T0)
+    g.link("c0", Link("phone", "+358401234568"), at=T0)
+    g.link("c0", Link("phone", "+358401234569"), at=T0)  # a third: no column for it
+    g.link("c1", Link("loyalty_card", "7001 2345"), at=T0)
+    return g
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_export_then_import_changes_nothing(tmp_path: Path, kind: str) -> None:
+    g = graph_with_values()
+    path = tmp_path / f"out.{kind}"
+    assert export_customers(g, path, **MAPPING) == len(g.customers())
+    journal = list(g.journal())
+    summary = import_customers(g, path, **MAPPING, at=T1)
+    assert summary.unchanged == len(g.customers()) and summary.read == summary.unchanged
+    assert list(g.journal()) == journal
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_export_then_import_into_a_new_graph_gives_the_values_back(
+    tmp_path: Path, kind: str
+) -> None:
+    g = graph_with_values()
+    path = tmp_path / f"out.{kind}"
+    export_customers(g, path, **MAPPING)
+    fresh = IdentityGraph()
+    assert import_customers(fresh, path, **MAPPING, at=T1).imported == len(g.customers())
+    for customer in g.customers():
+        before = g.attributes(customer)["first_name"]
+        after = fresh.attributes(customer)["first_name"]
+        if kind == "csv" or isinstance(before, Decimal) or getattr(before, "tzinfo", None):
+            assert after == str(before) if not isinstance(before, datetime) else before.isoformat()
+        elif isinstance(before, int) and abs(before) >= 10**15:
+            assert after == str(before)  # too long for a spreadsheet number: text
+        else:
+            assert after == before and type(after) is type(before)
+    phones = [link for link in fresh.links("c0") if link.name == "phone"]
+    assert len(phones) == 2  # two phone columns
+    assert fresh.links("c1") == [Link("loyalty_card", "70012345")]
+
+
+def test_xlsx_export_stores_formula_looking_text_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    export_customers(graph_with_values(), path, **MAPPING)
+    with zipfile.ZipFile(path) as archive:
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet and "<f " not in sheet  # no formula anywhere
+    book = load_workbook(path)
+    cells = {row[1].value: row[1] for row in book.active.iter_rows(min_row=2)}  # type: ignore[union-attr]
+    for text in TRICKY:
+        assert cells[text].data_type == "s", text
+    assert cells["=1+2"].quotePrefix and cells["+358 not a phone"].quotePrefix
+    assert not cells["plain"].quotePrefix
+
+
+def test_csv_export_guards_formulas(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    export_customers(graph_with_values(), path, **MAPPING)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [*HEADER[:-1]]
+    firsts = [row[1] for row in rows[1:]]
+    guarded = ["'=1+2", "'+358 not a phone", "'-5", "'@SUM(A1)", "#N/A", "''quoted", "'\tx"]
+    assert firsts[:8] == [*guarded, "plain"]
+    assert rows[1][4:6] == ["'+358401234567", "'+358401234568"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+def test_export_without_an_id_column(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("c1", Link("email", "ann@example.com"), at=T0)
+    g.register("c1", attributes={"first_name": "Ann"}, at=T0)
+    path = tmp_path / "out.csv"
+    export_customers(g, path, id_column=None, **NO_ID)
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "Firstname,Email,Card",
+        "Ann,ann@example.com,",
+    ]
+    assert import_customers(g, path, id_column=None, **NO_ID).unchanged == 1
+
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="\ufffe\uffff"),
+    min_size=1,
+    max_size=20,
+).filter(lambda text: text.strip() != "")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(_TEXT, min_size=1, max_size=5), kind=st.sampled_from(["csv", "xlsx"]))
+def test_any_text_survives_a_round_trip(tmp_path: Path, values: list[str], kind: str) -> None:
+    g = IdentityGraph()
+    for i, value in enumerate(values):
+        g.register(f"c{i}", attributes={"first_name": value}, at=T0)
+    path = tmp_path / f"round.{kind}"
+    export_customers(g, path, attributes={"Firstname": "first_name"})
+    fresh = IdentityGraph()
+    import_customers(fresh, path, attributes={"Firstname": "first_name"}, at=T0)
+    assert [fresh.attributes(c) for c in fresh.customers()] == [
+        g.attributes(c) for c in g.customers()
+    ]
+    assert import_customers(g, path, attributes={"Firstname": "first_name"}).unchanged == len(
+        values
+    )
+
+
+def test_generate_gives_up_on_a_row_not_on_the_file(tmp_path: Path) -> None:
+    g = IdentityGraph()
+    g.link("c0", Link("loyalty_card", "9900001001"), at=T0)
+    rows = [["c1", "", "", "", "", "", "generate()", ""], ["c2", "Bo", "", "", "", "", "", ""]]
+    rejects = tmp_path / "r.csv"
+    summary = import_customers(
+        g,
+        write_csv(tmp_path / "a.csv", rows),
+        **MAPPING,
+        rejects=rejects,
+        generate=lambda: "9900001001",  # always the same, used number
+    )
+    assert summary == ImportSummary(read=2, imported=1, unchanged=0, rejected=1)
+    (reject,) = rejects_of(rejects)
+    assert reject["column"] == "customerId" and "no unused loyalty_card" in reject["reason"]
