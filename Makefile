@@ -42,6 +42,9 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/resolution.py
 	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/kpis.py
+	$(BIN)/python benchmarks/import.py
+	$(BIN)/python benchmarks/stores.py --calls 2000 --events 200000 --links 1000000
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,7 @@ each thread or process its own ``IdentityGraph.open(...)``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -150,13 +151,14 @@ def _writing(
     method: Callable[Concatenate[IdentityGraph, P], R],
     events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
+    """``method`` run as one write transaction (see the module notes)."""
+
+    @functools.wraps(method)
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if events and not self._events_wanted:
             self._want_events()
         return self._write(lambda: method(self, *args, **kwargs))
 
-    run.__name__ = method.__name__
-    run.__doc__ = method.__doc__
     return run
 
 
@@ -164,6 +166,9 @@ def _reading(
     method: Callable[Concatenate[IdentityGraph, P], R],
     events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
+    """``method`` answered from memory after catching up with the store."""
+
+    @functools.wraps(method)
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if events and not self._events_wanted:
             self._want_events()
@@ -177,8 +182,6 @@ def _reading(
         finally:
             self._depth -= 1
 
-    run.__name__ = method.__name__
-    run.__doc__ = method.__doc__
     return run
 
 

@@ -18,10 +18,10 @@ import os
 from collections.abc import Collection, Iterator
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from .errors import FileFormatError
+from .tables import ClosesOnExit
 
 __all__ = ["DELIMITERS", "MAX_LINE_BYTES", "CsvTable"]
 
@@ -95,7 +95,7 @@ class _Lines:
             yield pending
 
 
-class CsvTable:
+class CsvTable(ClosesOnExit):
     """A CSV file opened for streaming: its header, then ``rows()``.
 
     Parameters
@@ -246,14 +246,3 @@ class CsvTable:
 
     def close(self) -> None:
         self._handle.close()
-
-    def __enter__(self) -> CsvTable:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -8,12 +8,12 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import attrs
 
 from .cells import cell_text, quote_formula
+from .tables import ClosesOnExit
 
 __all__ = ["REJECT_COLUMNS", "ImportSummary", "Progress", "Reject", "Rejects"]
 
@@ -71,7 +71,7 @@ class Reject:
     reason: str
 
 
-class Rejects:
+class Rejects(ClosesOnExit):
     """The rejects file of one import, and the count of rejected rows.
 
     With a path, the file is (re)written from the first line: it always
@@ -130,17 +130,6 @@ class Rejects:
             self.flush()
             self._handle.close()
             self._handle = None
-
-    def __enter__(self) -> Rejects:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class Progress:

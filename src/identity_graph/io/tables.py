@@ -1,14 +1,15 @@
-"""Header checks shared by the CSV importers."""
+"""What the importers' tables share: header checks and ``with`` support."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Self
 
 from .errors import FileFormatError
 
-__all__ = ["column_index", "wrong_width"]
+__all__ = ["ClosesOnExit", "column_index", "wrong_width"]
 
 
 def column_index(
@@ -35,3 +36,17 @@ def wrong_width(cells: Sequence[object], width: int) -> str | None:
     if len(cells) == width:
         return None
     return f"the row has {len(cells)} cells but the header has {width}"
+
+
+class ClosesOnExit:
+    """``with`` support for a reader or writer with a ``close()``: the block's
+    end closes it, whether or not the block raised."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

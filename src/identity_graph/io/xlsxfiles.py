@@ -31,13 +31,13 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import attrs
 
 from .cells import FORMULA_TRIGGERS
 from .errors import FileFormatError, FileTooLarge
+from .tables import ClosesOnExit
 
 __all__ = ["Formula", "XlsxLimits", "XlsxTable", "XlsxWriter", "check_archive"]
 
@@ -115,7 +115,7 @@ def _cell_value(cell: Any) -> Any:
     return value
 
 
-class XlsxTable:
+class XlsxTable(ClosesOnExit):
     """One sheet of an XLSX workbook opened for streaming: its header, then ``rows()``.
 
     ``sheet`` names the sheet; ``None`` is the first.  The header is row 1.
@@ -225,17 +225,6 @@ class XlsxTable:
 
     def close(self) -> None:
         self._book.close()
-
-    def __enter__(self) -> XlsxTable:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 #: Integers beyond this lose digits in a spreadsheet (a double has 15-16).
