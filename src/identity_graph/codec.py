@@ -201,13 +201,16 @@ _PLAIN_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER = json.JSONDecoder(object_hook=_hook)
 
 
-def dumps_event(event: Event) -> str:
-    """One recorded event as compact text (see the notes above).  O(size)."""
+def dumps_event(event: Event, at_text: str | None = None) -> str:
+    """One recorded event as compact text (see the notes above).  O(size).
+
+    ``at_text``: ``event.at.isoformat()`` when the caller has it already.
+    """
     try:
         return _EVENT_ENCODER.encode(
             [
                 event.type,
-                event.at.isoformat(),
+                at_text or event.at.isoformat(),
                 event.customer_id,
                 [[link.name, link.value] for link in event.links],
                 event.data,

@@ -257,23 +257,28 @@ def _check_purchase(event: Event) -> None:
     that one malformed ticket can never break the indicators of everyone."""
     data, name = event.data, f"purchase {event.id or ''}".strip()
     money = "is not a finite amount (Decimal, int or numeric text)"
-    if data.get("amount") is not None:
-        _number(data["amount"], f"{name}: amount", money)
+    amount = data.get("amount")
+    if amount is not None and type(amount) is not int:
+        _number(amount, f"{name}: amount", money)
     items = data.get("items")
     if items is None:
         return
     if not isinstance(items, tuple):
         raise InvalidEvent(f"{name}: items {items!r} must be a list of mappings")
+    # Bulk loads check millions of items: plain ints (the usual quantity)
+    # take a fast path, and messages are only formatted for a bad item.
     for index, item in enumerate(items):
-        where = f"{name}: items[{index}]"
-        if not isinstance(item, Mapping):
-            raise InvalidEvent(f"{where} {item!r} must be a mapping")
+        if type(item) is not FrozenMap and not isinstance(item, Mapping):
+            raise InvalidEvent(f"{name}: items[{index}] {item!r} must be a mapping")
         quantity = item.get("quantity", 1)
-        whole = _number(quantity, f"{where}.quantity", "must be a whole number >= 0")
-        if whole != whole.to_integral_value() or whole < 0:
-            raise InvalidEvent(f"{where}.quantity {quantity!r} must be a whole number >= 0")
-        if item.get("unit_price") is not None:
-            _number(item["unit_price"], f"{where}.unit_price", money)
+        if type(quantity) is not int or quantity < 0:
+            where = f"{name}: items[{index}].quantity"
+            whole = _number(quantity, where, "must be a whole number >= 0")
+            if whole != whole.to_integral_value() or whole < 0:
+                raise InvalidEvent(f"{where} {quantity!r} must be a whole number >= 0")
+        price = item.get("unit_price")
+        if price is not None and type(price) is not int:
+            _number(price, f"{name}: items[{index}].unit_price", money)
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -321,18 +321,31 @@ class StoredGraph(IdentityGraph):
         added = self._ledger.added or []
         if added:
             dumps_anchor, dumps_event = codec.dumps_anchor, codec.dumps_event
-            store.append_events(
-                [
-                    (
-                        event.id or "",
-                        event.type,
-                        _utc_text(event.at),
-                        dumps_anchor(anchor),
-                        dumps_event(event),
+            rows = []
+            for event, anchor in added:
+                at = event.at
+                if at.tzinfo is UTC:  # the usual case: one isoformat serves both
+                    text = at.isoformat()
+                    rows.append(
+                        (
+                            event.id or "",
+                            event.type,
+                            text,
+                            dumps_anchor(anchor),
+                            dumps_event(event, text),
+                        )
                     )
-                    for event, anchor in added
-                ]
-            )
+                else:
+                    rows.append(
+                        (
+                            event.id or "",
+                            event.type,
+                            _utc_text(at),
+                            dumps_anchor(anchor),
+                            dumps_event(event),
+                        )
+                    )
+            store.append_events(rows)
         new = self._guards.log[self._refusal_count :]
         if new:
             store.append_refusals(
