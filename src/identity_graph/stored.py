@@ -324,27 +324,17 @@ class StoredGraph(IdentityGraph):
             rows = []
             for event, anchor in added:
                 at = event.at
-                if at.tzinfo is UTC:  # the usual case: one isoformat serves both
-                    text = at.isoformat()
-                    rows.append(
-                        (
-                            event.id or "",
-                            event.type,
-                            text,
-                            dumps_anchor(anchor),
-                            dumps_event(event, text),
-                        )
+                # Usually UTC already: then one isoformat serves both columns.
+                text = at.isoformat() if at.tzinfo is UTC else None
+                rows.append(
+                    (
+                        event.id or "",
+                        event.type,
+                        text or _utc_text(at),
+                        dumps_anchor(anchor),
+                        dumps_event(event, text),
                     )
-                else:
-                    rows.append(
-                        (
-                            event.id or "",
-                            event.type,
-                            _utc_text(at),
-                            dumps_anchor(anchor),
-                            dumps_event(event),
-                        )
-                    )
+                )
             store.append_events(rows)
         new = self._guards.log[self._refusal_count :]
         if new:
