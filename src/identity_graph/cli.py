@@ -704,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except _Fatal as error:
         click.echo(f"{PROG}: error: {_one_line(str(error))}", err=True)
         code = error.code
-    except (IdentityGraphError, OSError, ValueError, LookupError) as error:
+    except (IdentityGraphError, OSError, ValueError, LookupError, ArithmeticError) as error:
         click.echo(f"{PROG}: error: {type(error).__name__}: {_one_line(str(error))}", err=True)
         code = 1
     sys.exit(code)

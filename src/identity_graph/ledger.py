@@ -106,11 +106,32 @@ def _freeze(value: Any, path: str) -> Any:
         return FrozenMap(frozen)
     if kind is list or kind is tuple:
         return tuple([_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)])
-    if isinstance(value, datetime):  # a subclass: check it as a datetime
-        _freeze(datetime.fromisoformat(value.isoformat()), path)
-        return value
-    if isinstance(value, str | int | float | Decimal | date):  # subclasses
-        return value
+    # Subclasses (a StrEnum, an IntEnum, a pandas Timestamp…) are kept as
+    # their base type: a stored event must read back equal to the recorded
+    # one, and a store gives back base types.
+    if isinstance(value, datetime):
+        base = datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+            fold=value.fold,
+        )
+        return _freeze(base, path)
+    if isinstance(value, date):
+        return date(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):  # bool is in _SCALARS: only int subclasses get here
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, Decimal):
+        return Decimal(value)
     raise InvalidEvent(
         f"event data value at {path} is a {type(value).__name__}; data holds str, int, "
         "float, bool, None, Decimal, date, datetime, lists and mappings"

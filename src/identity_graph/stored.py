@@ -229,7 +229,11 @@ class StoredGraph(IdentityGraph):
     # ------------------------------------------------------------- loading
 
     def _reset(self) -> None:
+        # Settings changed on the object since it was opened survive a reload.
+        register_unknown = getattr(self, "register_unknown", None)
         IdentityGraph.__init__(self, **self._init_config)
+        if register_unknown is not None:
+            self.register_unknown = register_unknown
         self._journal = self._stored_journal = StoredJournal(self._store)
         self._ledger.added = []
         self._event_pos = 0
@@ -452,6 +456,9 @@ class StoredGraph(IdentityGraph):
         try:
             self._load(checkpoint=False)
         except StoreError:
+            # The next call must load everything again, not answer from the
+            # empty state below (SQLite's data_version may not have moved).
+            self._store_changed = True
             # Keep the object usable for the error to surface on the next call.
             self._reset()
 
