@@ -99,9 +99,10 @@ class PostgresStore(SqlStore):
 
     def begin(self, write: bool) -> None:
         if write:
-            self._conn.execute("BEGIN")
+            # One round trip for both: a query without parameters may hold
+            # several statements (LOCK_KEY is our own integer constant).
             self._conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (LOCK_KEY,)
+                f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_KEY:d}, hashtext(current_schema()))"
             )
         else:
             # One snapshot for the head and the rows read after it.
