@@ -214,7 +214,6 @@ def main() -> None:
     customers = 10_000 if options.quick else options.customers
     sqlite_customers = min(options.sqlite_customers, customers)
     script = str(Path(__file__).resolve())
-    stored = hasattr(IdentityGraph, "open")
     print(f"Python {sys.version.split()[0]}; seed {SEED}")
     with tempfile.TemporaryDirectory(prefix="ig-import-bench-") as scratch:
         data, book = Path(scratch) / "offline.csv", Path(scratch) / "customers.xlsx"
@@ -232,21 +231,17 @@ def main() -> None:
                 run_worker(script, ["--worker", "offline", str(data), "memory"]),
             )
         ]
-        if stored:
-            db = str(Path(scratch) / "offline.db")
-            results.append(
-                (
-                    "offline data -> SQLite",
-                    run_worker(script, ["--worker", "offline", str(data), db]),
-                )
-            )
+        db = str(Path(scratch) / "offline.db")
+        results.append(
+            ("offline data -> SQLite", run_worker(script, ["--worker", "offline", str(data), db]))
+        )
         results.append(
             (
                 "customers xlsx -> memory",
                 run_worker(script, ["--worker", "customers", str(book), "memory"]),
             )
         )
-        if stored and sqlite_customers:
+        if sqlite_customers:
             db = str(Path(scratch) / "customers.db")
             results.append(
                 (
@@ -263,8 +258,6 @@ def main() -> None:
     )
     for label, result in results:
         print(row(label, result))
-    if not stored:
-        print("(IdentityGraph.open is missing: the SQLite rows were skipped)")
 
 
 if __name__ == "__main__":

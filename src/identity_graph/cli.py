@@ -131,14 +131,9 @@ def _is_url(db: str) -> bool:
 @contextmanager
 def _graph(db: str, region: str | None, must_exist: bool = True) -> Iterator[IdentityGraph]:
     """The stored graph at ``db``, closed afterwards."""
-    opener = getattr(IdentityGraph, "open", None)
-    if opener is None:
-        raise _Fatal(
-            "this identity_graph cannot open stores yet (IdentityGraph.open is missing)", 2
-        )
     if must_exist and not _is_url(db) and not Path(db).exists():
         raise _Fatal(f"no store at {db}; import a file first, or pass --db")
-    graph = opener(db, default_region=region)
+    graph = IdentityGraph.open(db, default_region=region)
     try:
         yield graph
     finally:
