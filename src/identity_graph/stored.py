@@ -27,7 +27,8 @@ Every read
     Catch up first (cheap when nothing changed: SQLite asks ``PRAGMA
     data_version``), then answer from memory.
 
-``record_many`` writes one transaction per ``batch_size`` events.  A
+``batch()`` runs several calls in one write transaction (the importers use
+it); ``record_many`` writes one transaction per ``batch_size`` events.  A
 checkpoint is written by :meth:`StoredGraph.checkpoint`, by ``close()``
 when ``checkpoint_every`` entries were appended since the last one, and on
 opening when the replayed tail was that long.
@@ -268,7 +269,8 @@ class StoredGraph(IdentityGraph):
                 self.checkpoint()
 
     def _catch_up(self) -> None:
-        """Apply what other connections committed; the caller holds a transaction."""
+        """Apply what other connections committed, up to one head read in one
+        statement (rows below it are committed and never change)."""
         store = self._store
         head = store.head()
         journal = self._stored_journal
