@@ -148,40 +148,21 @@ def decode_record(text: str) -> Record:
     return record
 
 
-def _writing(
+def _stored(
     method: Callable[Concatenate[IdentityGraph, P], R],
+    *,
+    write: bool,
     events: bool = False,
 ) -> Callable[Concatenate[StoredGraph, P], R]:
-    """``method`` run as one write transaction (see the module notes)."""
+    """``method`` as one write transaction (``write``), or answered from memory
+    after catching up; ``events``: it needs the ledger's events loaded."""
 
     @functools.wraps(method)
     def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if events and not self._events_wanted:
             self._want_events()
-        return self._write(lambda: method(self, *args, **kwargs))
-
-    return run
-
-
-def _reading(
-    method: Callable[Concatenate[IdentityGraph, P], R],
-    events: bool = False,
-) -> Callable[Concatenate[StoredGraph, P], R]:
-    """``method`` answered from memory after catching up with the store."""
-
-    @functools.wraps(method)
-    def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if events and not self._events_wanted:
-            self._want_events()
-        if self._depth == 0:
-            self._sync()
-        self._depth += 1
-        try:
-            return method(self, *args, **kwargs)
-        except self._store.driver_errors as error:
-            raise StoreError(f"cannot read {self._store.describe}: {error}") from error
-        finally:
-            self._depth -= 1
+        call = functools.partial(method, self, *args, **kwargs)
+        return self._write(call) if write else self._read(call)
 
     return run
 
@@ -313,6 +294,19 @@ class StoredGraph(IdentityGraph):
         except store.driver_errors as error:
             self._store_changed = True  # try again on the next call
             raise StoreError(f"cannot read {store.describe}: {error}") from error
+
+    def _read(self, call: Callable[[], R]) -> R:
+        """Run a read: catch up first (unless inside another call), and turn
+        driver errors, even lazy ones, into StoreError."""
+        if self._depth == 0:
+            self._sync()
+        self._depth += 1
+        try:
+            return call()
+        except self._store.driver_errors as error:
+            raise StoreError(f"cannot read {self._store.describe}: {error}") from error
+        finally:
+            self._depth -= 1
 
     # ------------------------------------------------------------- writing
 
@@ -466,15 +460,15 @@ class StoredGraph(IdentityGraph):
 
     # ----------------------------------------------------- wrapped public API
 
-    register = _writing(IdentityGraph.register)
-    link = _writing(IdentityGraph.link)
-    relink = _writing(IdentityGraph.relink)
-    unlink = _writing(IdentityGraph.unlink)
-    merge = _writing(IdentityGraph.merge)
-    split = _writing(IdentityGraph.split)
-    detach = _writing(IdentityGraph.detach)
-    release = _writing(IdentityGraph.release)
-    record = _writing(IdentityGraph.record, events=True)
+    register = _stored(IdentityGraph.register, write=True)
+    link = _stored(IdentityGraph.link, write=True)
+    relink = _stored(IdentityGraph.relink, write=True)
+    unlink = _stored(IdentityGraph.unlink, write=True)
+    merge = _stored(IdentityGraph.merge, write=True)
+    split = _stored(IdentityGraph.split, write=True)
+    detach = _stored(IdentityGraph.detach, write=True)
+    release = _stored(IdentityGraph.release, write=True)
+    record = _stored(IdentityGraph.record, write=True, events=True)
 
     def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
         """Record many events, one transaction per ``batch_size`` events (§3, §7)."""
@@ -488,25 +482,25 @@ class StoredGraph(IdentityGraph):
             unchanged += done[1]
         return recorded, unchanged
 
-    owner = _reading(IdentityGraph.owner)
-    history = _reading(IdentityGraph.history)
-    resolve = _reading(IdentityGraph.resolve)
-    profile = _reading(IdentityGraph.profile)
-    profiles = _reading(IdentityGraph.profiles)
-    customers = _reading(IdentityGraph.customers)
-    attributes = _reading(IdentityGraph.attributes)
-    links = _reading(IdentityGraph.links)
-    explain = _reading(IdentityGraph.explain)
-    to_networkx = _reading(IdentityGraph.to_networkx)
-    events = _reading(IdentityGraph.events, events=True)
-    kpis = _reading(IdentityGraph.kpis, events=True)
-    journal = _reading(IdentityGraph.journal)
-    changes = _reading(IdentityGraph.changes)
-    as_of = _reading(IdentityGraph.as_of, events=True)
-    refusals = _reading(IdentityGraph.refusals)
-    frozen_links = _reading(IdentityGraph.frozen_links)
-    _state = _reading(IdentityGraph._state)
-    _check = _reading(IdentityGraph._check, events=True)
+    owner = _stored(IdentityGraph.owner, write=False)
+    history = _stored(IdentityGraph.history, write=False)
+    resolve = _stored(IdentityGraph.resolve, write=False)
+    profile = _stored(IdentityGraph.profile, write=False)
+    profiles = _stored(IdentityGraph.profiles, write=False)
+    customers = _stored(IdentityGraph.customers, write=False)
+    attributes = _stored(IdentityGraph.attributes, write=False)
+    links = _stored(IdentityGraph.links, write=False)
+    explain = _stored(IdentityGraph.explain, write=False)
+    to_networkx = _stored(IdentityGraph.to_networkx, write=False)
+    events = _stored(IdentityGraph.events, write=False, events=True)
+    kpis = _stored(IdentityGraph.kpis, write=False, events=True)
+    journal = _stored(IdentityGraph.journal, write=False)
+    changes = _stored(IdentityGraph.changes, write=False)
+    as_of = _stored(IdentityGraph.as_of, write=False, events=True)
+    refusals = _stored(IdentityGraph.refusals, write=False)
+    frozen_links = _stored(IdentityGraph.frozen_links, write=False)
+    _state = _stored(IdentityGraph._state, write=False)
+    _check = _stored(IdentityGraph._check, write=False, events=True)
 
     # ------------------------------------------------------------ lifecycle
 
