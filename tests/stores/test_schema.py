@@ -271,3 +271,25 @@ def test_postgres_failed_open_closes_its_connection(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
     ).fetchone()
     assert count == 0
+
+
+def test_opening_waits_for_a_writer_on_a_new_file(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it to itself; SQLite says "locked" at
+    once, so the store must wait for the other writer (found by the store
+    benchmark: two processes opening one new file)."""
+    import threading
+
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (x INTEGER)")
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    timer.start()
+    try:
+        store = SQLiteStore(path, timeout=10)
+    finally:
+        timer.join()
+        other.close()
+    assert store.schema_version() == LATEST
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()

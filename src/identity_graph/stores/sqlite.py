@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,7 +75,7 @@ class SQLiteStore(SqlStore):
             if version > LATEST:
                 raise self._too_new(version)
             if not read_only:
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._use_wal(timeout)
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._open_schema()
@@ -84,6 +85,29 @@ class SQLiteStore(SqlStore):
                 raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
             raise
         self._data_version = -1
+
+    def _use_wal(self, timeout: float) -> None:
+        """Switch the file to WAL (once; the mode is kept in the file).
+
+        Changing the journal mode needs the file to itself, and SQLite
+        answers "database is locked" at once, without its busy handler, when
+        another process is opening or writing the same new file: so wait
+        here, as a writer would, up to ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params)
