@@ -358,44 +358,60 @@ class StoredGraph(IdentityGraph):
                 self._event_pos = head.events
             added.clear()
 
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One write transaction around the block: lock, catch up, (block),
+        write the new rows, commit.  Any exception leaving the block rolls
+        back and reloads memory; a driver error becomes ``StoreError`` (its
+        ``__cause__`` the driver's error)."""
+        store = self._store
+        self._depth += 1
+        committed = False
+        try:
+            store.begin(True)
+            self._catch_up()
+            self._refusal_count = len(self._guards.log)
+            yield
+            self._flush()
+            store.commit()
+            committed = True
+        except store.driver_errors as error:
+            self._abandon()
+            raise StoreError(
+                f"{store.describe}: the {what} failed and was rolled back: {error}"
+            ) from error
+        except BaseException:
+            if not committed:
+                self._abandon()
+            raise
+        finally:
+            self._depth -= 1
+
+    def _check_open(self, op: str) -> None:
+        if self._closed:
+            raise StoreError(f"{self._store.describe} is closed")
+        self._writable(op)
+
     def _write(self, call: Callable[[], R]) -> R:
         if self._depth:
             return call()  # a call made by another call (register_unknown): one transaction
-        if self._closed:
-            raise StoreError(f"{self._store.describe} is closed")
-        self._writable("write")
-        store = self._store
+        self._check_open("write")
         for attempt in itertools.count(1):
-            self._depth += 1
-            committed = False
+            refused: Exception | None = None
             try:
-                store.begin(True)
-                self._catch_up()
-                self._refusal_count = len(self._guards.log)
-                try:
-                    result = call()
-                except (IdentityGraphError, ValueError, TypeError):
-                    self._flush()
-                    store.commit()
-                    committed = True
-                    raise
-                self._flush()
-                store.commit()
-                committed = True
-                return result
-            except store.driver_errors as error:
-                self._abandon()
-                if store.retryable(error) and attempt < RETRIES:
+                with self._transaction("write"):
+                    try:
+                        result = call()
+                    except (IdentityGraphError, ValueError, TypeError) as error:
+                        refused = error  # committed with its refusal, then raised
+            except StoreError as error:
+                cause = error.__cause__
+                if cause is not None and self._store.retryable(cause) and attempt < RETRIES:
                     continue
-                raise StoreError(
-                    f"{store.describe}: the write failed and was rolled back: {error}"
-                ) from error
-            except BaseException:
-                if not committed:
-                    self._abandon()
                 raise
-            finally:
-                self._depth -= 1
+            if refused is not None:
+                raise refused
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _want_events(self) -> None:
@@ -415,31 +431,9 @@ class StoredGraph(IdentityGraph):
         if self._depth:
             yield self
             return
-        if self._closed:
-            raise StoreError(f"{self._store.describe} is closed")
-        self._writable("batch")
-        store = self._store
-        self._depth += 1
-        committed = False
-        try:
-            store.begin(True)
-            self._catch_up()
-            self._refusal_count = len(self._guards.log)
+        self._check_open("batch")
+        with self._transaction("batch"):
             yield self
-            self._flush()
-            store.commit()
-            committed = True
-        except store.driver_errors as error:
-            self._abandon()
-            raise StoreError(
-                f"{store.describe}: the batch failed and was rolled back: {error}"
-            ) from error
-        except BaseException:
-            if not committed:
-                self._abandon()
-            raise
-        finally:
-            self._depth -= 1
 
     def _abandon(self) -> None:
         """Roll back and reload: memory had run ahead of the store."""
