@@ -720,21 +720,23 @@ class IdentityGraph:
         """
         return self._ledger.events(ref, start, end, types, at)
 
-    def kpis(self, as_of: datetime, ref: Ref | None = None) -> Any:
+    def kpis(self, as_of: datetime, ref: Ref | None = None, *, engine: str = "auto") -> Any:
         """Omnichannel indicators at ``as_of`` (§4).
 
-        Without ``ref``: ``{profile id: {indicator: value}}`` for every customer
-        profile (with or without purchases) and every anonymous profile with a
-        purchase.  With ``ref``: the indicators of that one profile.  The RFM
-        ranks compare profiles with each other, so both cost one pass over the
-        purchases: O(p log p) plus O(q log q) per window.
+        Without ``ref``: a mapping ``{profile id: {indicator: value}}`` for
+        every customer profile (with or without purchases) and every anonymous
+        profile with a purchase.  With ``ref``: the indicators of that one
+        profile.  The RFM ranks compare profiles with each other, so both cost
+        one pass over the purchases: O(p log p) plus O(q log q) per window.
+        ``engine`` is ``"auto"``, ``"python"`` or ``"polars"``
+        (:func:`identity_graph.kpis.compute`); every engine gives equal values.
         """
         from . import kpis
 
         as_of = self._now(as_of)
         if ref is None:
-            return kpis.compute(self, as_of)
-        return kpis.compute_one(self, as_of, ref)
+            return kpis.compute(self, as_of, engine)
+        return kpis.compute_one(self, as_of, ref, engine)
 
     # ------------------------------------------------------------------ journal
 

@@ -26,7 +26,7 @@ import attrs
 
 from . import history as hist
 from .ids import Link
-from .ledger import FrozenMap, as_decimal
+from .purchases import plain_data, strings, ticket_value, whole
 
 if TYPE_CHECKING:
     from .graph import IdentityGraph, Ref
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .ledger import Event
 
 __all__ = [
+    "ENGINES",
     "INDICATORS",
     "WINDOWS",
     "Indicator",
@@ -179,49 +180,24 @@ class _Ticket(NamedTuple):
     event: Event
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(item) for item in value if item is not None)
-
-
 _NOTHING: frozenset[str] = frozenset()
 
 
-def _whole(quantity: Any) -> int:
-    """A quantity as an int; the ledger checked it is whole when recording."""
-    return quantity if type(quantity) is int else int(as_decimal(quantity))
-
-
-def _plain_data(mapping: Any) -> Any:
-    # Stored event data is a FrozenMap; its dict answers .get() without the
-    # exception round trip of Mapping.get.
-    return mapping._data if type(mapping) is FrozenMap else mapping
-
-
 def _ticket(event: Event) -> _Ticket:
-    data = _plain_data(event.data)
-    items = [_plain_data(item) for item in data.get("items") or ()]
+    data = plain_data(event.data)
+    items = [plain_data(item) for item in data.get("items") or ()]
     quantity = 0
     brands: set[str] = set()
     categories: set[str] = set()
-    computed = Decimal(0)
     for item in items:
-        count = _whole(item.get("quantity", 1))
-        quantity += count
+        quantity += whole(item.get("quantity", 1))
         brand = item.get("brand")
         if brand is not None:
             brands.add(str(brand))
         category = item.get("category")
         if category is not None:
             categories.add(str(category))
-        price = item.get("unit_price")
-        if price is not None:
-            computed += as_decimal(price) * count
-    amount = data.get("amount")
-    value = computed if amount is None else as_decimal(amount)
+    value = ticket_value(data, items)
     store = data.get("store")
     promo = data.get("promo_codes")
     assert event.id is not None
@@ -232,7 +208,7 @@ def _ticket(event: Event) -> _Ticket:
         quantity,
         frozenset(brands) if brands else _NOTHING,
         frozenset(categories) if categories else _NOTHING,
-        frozenset(_strings(promo)) if promo else _NOTHING,
+        frozenset(strings(promo)) if promo else _NOTHING,
         None if store is None else str(store),
         event,
     )
@@ -240,25 +216,25 @@ def _ticket(event: Event) -> _Ticket:
 
 def _last_fields(event: Event) -> dict[str, tuple[str, ...]]:
     """The ``Last_Purchase_*`` lists of the latest ticket."""
-    data = _plain_data(event.data)
-    items = [_plain_data(item) for item in data.get("items") or ()]
+    data = plain_data(event.data)
+    items = [plain_data(item) for item in data.get("items") or ()]
 
     def of_items(field: str) -> tuple[str, ...]:
         return tuple(sorted({str(i[field]) for i in items if i.get(field) is not None}))
 
-    sellers = set(_strings(data.get("seller")))
+    sellers = set(strings(data.get("seller")))
     for item in items:
-        sellers.update(_strings(item.get("seller")))
+        sellers.update(strings(item.get("seller")))
     store = data.get("store")
     return {
-        "Payment_Methods": tuple(sorted(set(_strings(data.get("payment_methods"))))),
-        "Shipping_Methods": tuple(sorted(set(_strings(data.get("shipping_methods"))))),
+        "Payment_Methods": tuple(sorted(set(strings(data.get("payment_methods"))))),
+        "Shipping_Methods": tuple(sorted(set(strings(data.get("shipping_methods"))))),
         "Items": of_items("sku"),
         "Brands": of_items("brand"),
         "Categories": of_items("category"),
         "Sellers": tuple(sorted(sellers)),
         "Stores": () if store is None else (str(store),),
-        "Promo_Codes": tuple(sorted(set(_strings(data.get("promo_codes"))))),
+        "Promo_Codes": tuple(sorted(set(strings(data.get("promo_codes"))))),
     }
 
 
@@ -386,9 +362,47 @@ def _strictly_less(values: list[Any]) -> dict[Any, int]:
     return table
 
 
-def compute(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
+#: The engines ``compute`` can run (see docs/indicators.md).
+ENGINES = ("auto", "python", "polars")
+
+
+def compute(
+    graph: IdentityGraph, as_of: datetime, engine: str = "auto"
+) -> Mapping[ProfileId, dict[str, Any]]:
     """Every indicator of every customer profile, and of every anonymous
-    profile with a purchase, at ``as_of`` (§4).  O(p log p + windows × q log q)."""
+    profile with a purchase, at ``as_of`` (§4).
+
+    ``engine``: ``"python"`` runs the pure-Python pass below (a ``dict``);
+    ``"polars"`` the columnar engine of :mod:`identity_graph.kpis_polars`
+    (an :class:`~identity_graph.kpis_polars.Indicators` mapping, equal value
+    for value); ``"auto"`` the columnar one when polars is installed and the
+    purchases fit its exact range, else the pure-Python one.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"kpis engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "python":
+        return compute_python(graph, as_of)
+    try:
+        from . import kpis_polars
+    except ModuleNotFoundError as error:
+        if engine == "auto" and error.name == "polars":
+            return compute_python(graph, as_of)
+        if error.name == "polars":
+            raise ModuleNotFoundError(
+                "kpis engine 'polars' needs polars: pip install 'identity-graph[polars]'",
+                name="polars",
+            ) from None
+        raise
+    try:
+        return kpis_polars.compute(graph, as_of)
+    except kpis_polars.EngineUnavailable as why:
+        if engine == "auto":
+            return compute_python(graph, as_of)
+        raise ValueError(f"kpis engine 'polars' cannot answer exactly: {why}") from None
+
+
+def compute_python(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
+    """The pure-Python engine: one pass over the ledger, O(p log p + windows × q log q)."""
     purchases = _purchases_by_profile(graph, as_of)
     profiles: dict[Any, None] = dict.fromkeys(graph._partition.profile_id(c) for c in graph._order)
     profiles.update(dict.fromkeys(purchases))
@@ -447,11 +461,13 @@ def _strictly_greater_end(values: list[Any]) -> dict[Any, int]:
     return table
 
 
-def compute_one(graph: IdentityGraph, as_of: datetime, ref: Ref) -> dict[str, Any]:
+def compute_one(
+    graph: IdentityGraph, as_of: datetime, ref: Ref, engine: str = "auto"
+) -> dict[str, Any]:
     """The indicators of ``ref``'s profile.  RFM ranks compare it with every
     profile, so this costs what :func:`compute` costs."""
     profile = graph.resolve(ref)
-    every = compute(graph, as_of)
+    every = compute(graph, as_of, engine)
     if profile in every:
         return every[profile]
     # An anonymous profile without purchases: all empty.

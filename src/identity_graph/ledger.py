@@ -316,9 +316,13 @@ class Ledger:
     """The events of one graph, indexed by anchor and time."""
 
     def __init__(self, graph: IdentityGraph) -> None:
+        from .purchases import PurchaseColumns  # it reads FrozenMap from here
+
         self._graph = graph
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
+        # What the indicators read of each purchase, as columns (§4).
+        self.purchases = PurchaseColumns()
         # A stored graph collects here what each call recorded, to write it.
         self.added: list[tuple[Event, Anchor]] | None = None
 
@@ -327,6 +331,7 @@ class Ledger:
         shared = Ledger(graph)
         shared._events = self._events
         shared._by_anchor = self._by_anchor
+        shared.purchases = self.purchases
         return shared
 
     def __len__(self) -> int:
@@ -473,6 +478,8 @@ class Ledger:
         if index is None:
             index = self._by_anchor[anchor] = SortedList()
         index.add((event.at, event.id))
+        if event.type == "purchase":
+            self.purchases.add(event, anchor)
 
     # --------------------------------------------------------------- queries
 

@@ -20,6 +20,9 @@ import pytest
 
 from identity_graph import Event, IdentityGraph
 
+# Every test here runs once per indicator engine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_kpis_engine")
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "CDNOW_sample.txt"
 AS_OF = datetime(1998, 7, 1, tzinfo=UTC)
 

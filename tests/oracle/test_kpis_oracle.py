@@ -26,6 +26,9 @@ import pytest
 from identity_graph import Event, IdentityGraph, Limits, Link
 from identity_graph.kpis import GROUPS, INDICATORS
 
+# Every test here runs once per indicator engine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_kpis_engine")
+
 AS_OF = datetime(2024, 12, 31, 15, 30, tzinfo=UTC)
 WINDOWS = (30, 60, 90, 180, 360)
 PERIODS: tuple[int | None, ...] = (*WINDOWS, None)

@@ -16,6 +16,9 @@ from identity_graph import Event, IdentityGraph, InvalidEvent, Link
 from identity_graph import kpis as kpis_module
 from identity_graph.kpis import GROUPS, INDICATORS, rfm_group, rfm_segment, write_csv
 
+# Every test here runs once per indicator engine (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_kpis_engine")
+
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 AS_OF = datetime(2024, 12, 31, tzinfo=UTC)
 CARD = Link("loyalty_card", "7001 2345")

@@ -1,0 +1,240 @@
+"""Purchase events kept as columns, for the columnar indicator engine (§4).
+
+The ledger files every event by anchor; :class:`PurchaseColumns` also keeps
+what the indicators read of each *purchase* as flat typed arrays, appended
+when the event is filed: its anchor (as a code), its time in microseconds,
+its amount as an exact integer with a decimal exponent, its item count, and
+one ``(row, kind, code)`` triple per distinct string the indicators list or
+count (brands, categories, promo codes, stores, skus, sellers, payment and
+shipping methods).  Nothing here depends on the identity graph's state: who a
+purchase belongs to is decided when the indicators are computed, so merges,
+splits and relinks never rewrite a column.
+
+Appending is O(items) per purchase and allocates no Python object per
+number (``array.array``); the columns turn into polars series without a
+per-value conversion.  Everything in this module is pure Python: the
+columns are kept whether or not polars is installed.
+
+The readers (:func:`plain_data`, :func:`strings`, :func:`whole`,
+:func:`ticket_value`) are shared with the pure-Python engine, so both engines
+read a ticket the same way.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .ledger import FrozenMap, as_decimal
+
+if TYPE_CHECKING:
+    from .ledger import Anchor, Event
+
+__all__ = ["KINDS", "PurchaseColumns", "plain_data", "strings", "ticket_value", "whole"]
+
+#: The string families a purchase contributes, in code order; the first four
+#: are counted or listed per window, all eight are listed for the last ticket.
+KINDS = (
+    "Brands",
+    "Categories",
+    "Promo_Codes",
+    "Stores",
+    "Items",
+    "Sellers",
+    "Payment_Methods",
+    "Shipping_Methods",
+)
+BRANDS, CATEGORIES, PROMO_CODES, STORES, ITEMS, SELLERS, PAYMENT, SHIPPING = range(len(KINDS))
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+#: Amounts kept as ``unscaled * 10**exponent`` with both bounded, so every
+#: sum the engine forms fits its 128-bit integers and 28 significant digits
+#: (the default ``Decimal`` precision the pure-Python engine adds with).
+MAX_UNSCALED = 10**18
+MIN_EXPONENT, MAX_EXPONENT = -18, 18
+
+
+def plain_data(mapping: Any) -> Any:
+    """Stored event data (a ``FrozenMap``) as its dict, which answers ``get``
+    without ``Mapping.get``'s caught ``KeyError``."""
+    return mapping._data if type(mapping) is FrozenMap else mapping
+
+
+def strings(value: Any) -> tuple[str, ...]:
+    """A string field that may hold one string or a list of them, as strings."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(item) for item in value if item is not None)
+
+
+def whole(quantity: Any) -> int:
+    """A quantity as an int; the ledger checked it is whole when recording."""
+    return quantity if type(quantity) is int else int(as_decimal(quantity))
+
+
+def ticket_value(data: Any, items: list[Any]) -> Decimal:
+    """A ticket's value: its ``amount``, else the sum of ``unit_price × quantity``."""
+    amount = data.get("amount")
+    if amount is not None:
+        return as_decimal(amount)
+    computed = Decimal(0)
+    for item in items:
+        price = item.get("unit_price")
+        if price is not None:
+            computed += as_decimal(price) * whole(item.get("quantity", 1))
+    return computed
+
+
+def _unscaled(value: Decimal) -> tuple[int, int]:
+    """``value`` as ``(unscaled, exponent)`` with ``value == unscaled * 10**exponent``
+    and the exponent ``value`` carries (so ``10.50`` is ``(1050, -2)``)."""
+    text = str(value)
+    if "E" not in text:  # the usual plain notation: cheaper than as_tuple()
+        dot = text.find(".")
+        if dot < 0:
+            return int(text), 0
+        return int(text[:dot] + text[dot + 1 :]), dot + 1 - len(text)
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: the ledger refuses NaN and infinities
+    unscaled = int("".join(map(str, digits)) or "0")
+    return (-unscaled if sign else unscaled), exponent
+
+
+class PurchaseColumns:
+    """The purchases of one ledger as columns (row ``i`` is the ``i``-th filed).
+
+    ``exact`` turns False, for good, when a purchase cannot be represented
+    exactly (an amount beyond 18 digits or exponents, an item count beyond
+    64 bits, data the readers cannot read); the columnar engine then refuses
+    and the pure-Python engine, which has no such bounds, answers instead.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        self.exact = True
+        self.problem = ""
+
+    def _reset(self) -> None:
+        self.anchor = array("q")  # anchor code
+        self.at = array("q")  # microseconds since 1970-01-01 UTC
+        self.unscaled = array("q")  # amount = unscaled * 10**exponent
+        self.exponent = array("b")
+        self.quantity = array("q")  # sum of the items' quantities
+        self.ids: list[str] = []  # event id, for ties on `at` and the Python values
+        # One (row, kind, code) per distinct string of a row and kind; row i's
+        # triples are x[x_end[i - 1]:x_end[i]] (they are appended in row order).
+        self.x_end = array("q")
+        self.x_row = array("q")
+        self.x_kind = array("b")
+        self.x_code = array("q")
+        self.anchors: list[Anchor] = []  # code -> anchor
+        self.link_anchors: list[int] = []  # codes of the anchors that are links
+        self.anchor_codes: dict[Anchor, int] = {}
+        self.names: list[str] = []  # code -> string
+        self.name_codes: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, event: Event, anchor: Anchor) -> None:
+        """Append one purchase.  O(items + strings); never raises: a purchase
+        the columns cannot hold exactly turns ``exact`` off instead."""
+        if not self.exact:
+            return
+        try:
+            self._add(event, anchor)
+        except Exception as error:  # noqa: BLE001 - any unreadable ticket disables the engine
+            self._give_up(f"purchase {event.id!r} cannot be read as columns: {error}")
+
+    def _give_up(self, problem: str) -> None:
+        self.exact = False
+        self.problem = problem
+        self._reset()  # the columns are no longer used: free them
+
+    def _add(self, event: Event, anchor: Anchor) -> None:
+        data = plain_data(event.data)
+        items = [plain_data(item) for item in data.get("items") or ()]
+        value = ticket_value(data, items)
+        unscaled, exponent = _unscaled(value)
+        quantity = 0
+        for item in items:
+            quantity += whole(item.get("quantity", 1))
+        if not (
+            -MAX_UNSCALED < unscaled < MAX_UNSCALED
+            and MIN_EXPONENT <= exponent <= MAX_EXPONENT
+            and -(2**62) < quantity < 2**62
+        ):
+            self._give_up(
+                f"purchase {event.id!r}: amount {value} or quantity {quantity} is beyond "
+                "the columnar engine's exact range (18 digits, exponents within ±18)"
+            )
+            return
+        row = len(self.ids)
+        code = self.anchor_codes.get(anchor)
+        if code is None:
+            code = self.anchor_codes[anchor] = len(self.anchors)
+            self.anchors.append(anchor)
+            if not isinstance(anchor, str):
+                self.link_anchors.append(code)
+        assert event.id is not None
+        strings_of: list[tuple[int, Iterable[str]]] = []
+        if items:
+            for kind, field in ((ITEMS, "sku"), (BRANDS, "brand"), (CATEGORIES, "category")):
+                found = [str(v) for v in (item.get(field) for item in items) if v is not None]
+                if found:
+                    strings_of.append((kind, found))
+            sellers = [s for item in items for s in strings(item.get("seller"))]
+            if sellers:
+                strings_of.append((SELLERS, sellers))
+        for kind, field in (
+            (SELLERS, "seller"),
+            (PAYMENT, "payment_methods"),
+            (SHIPPING, "shipping_methods"),
+            (PROMO_CODES, "promo_codes"),
+        ):
+            found_strings = strings(data.get(field))
+            if found_strings:
+                strings_of.append((kind, found_strings))
+        store = data.get("store")
+        if store is not None:
+            strings_of.append((STORES, (str(store),)))
+        # Everything is read: now append, so a failure above leaves no half row.
+        self.anchor.append(code)
+        self.at.append((event.at - EPOCH) // MICROSECOND)
+        self.unscaled.append(unscaled)
+        self.exponent.append(exponent)
+        self.quantity.append(quantity)
+        self.ids.append(event.id)
+        if strings_of:
+            self._explode(row, strings_of)
+        self.x_end.append(len(self.x_row))
+
+    def strings_of(self, row: int) -> dict[int, tuple[str, ...]]:
+        """Row ``row``'s strings by kind, each sorted and distinct.  O(its strings)."""
+        start = self.x_end[row - 1] if row else 0
+        found: dict[int, list[str]] = {}
+        names = self.names
+        for i in range(start, self.x_end[row]):
+            found.setdefault(self.x_kind[i], []).append(names[self.x_code[i]])
+        return {kind: tuple(sorted(values)) for kind, values in found.items()}
+
+    def _explode(self, row: int, strings_of: list[tuple[int, Iterable[str]]]) -> None:
+        codes = self.name_codes
+        seen: set[tuple[int, int]] = set()
+        for kind, found in strings_of:
+            for name in found:
+                code = codes.get(name)
+                if code is None:
+                    code = codes[name] = len(self.names)
+                    self.names.append(name)
+                if (kind, code) not in seen:  # sellers come from the ticket and its items
+                    seen.add((kind, code))
+                    self.x_row.append(row)
+                    self.x_kind.append(kind)
+                    self.x_code.append(code)
