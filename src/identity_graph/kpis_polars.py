@@ -32,6 +32,7 @@ read.  :attr:`Indicators.frame` exposes the columns themselves.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,7 @@ import polars as pl
 
 from . import history as hist
 from .ids import Link
+from .kpis import _PERIOD_NAMES, WINDOWS, compute_empty, rfm_group, rfm_segment
 from .purchases import (
     EPOCH,
     KINDS,
@@ -62,6 +64,7 @@ __all__ = ["EngineUnavailable", "Indicators", "compute"]
 DAY = 86_400_000_000  # microseconds
 _I64 = pl.Int64
 _WINDOW_KINDS = KINDS[:4]  # Brands, Categories, Promo_Codes, Stores
+_LAST_NAMES = tuple(f"Last_Purchase_{kind}" for kind in KINDS)
 # Sums stay below this (in units of the smallest decimal place present), so
 # they fit 128-bit integers and the 28 digits of Decimal's default context.
 _SUM_LIMIT = 10**27
@@ -189,8 +192,6 @@ def _attributed(
 
 def _windows(as_of_us: int) -> list[tuple[int | None, str, int | None]]:
     """``(days, tag, start)`` per period; a window is ``(start, as_of]``."""
-    from .kpis import WINDOWS
-
     return [*((d, f"{d}", as_of_us - d * DAY) for d in WINDOWS), (None, "Total", None)]
 
 
@@ -395,11 +396,11 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         frame: pl.DataFrame,
         scale: int,
     ) -> None:
-        from .kpis import compute_empty
-
         self._as_of = as_of
         self._events = graph._ledger._events
-        self._columns = columns
+        # A shallow copy shares the append-only columns but keeps them should
+        # the ledger drop its own (PurchaseColumns turning inexact).
+        self._columns = copy.copy(columns)
         self._profiles = profiles
         self._scale = scale
         self._empty = compute_empty()
@@ -418,6 +419,7 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         self._anonymous = [
             profiles[code] for code in columns.link_anchors if code < len(bought) and bought[code]
         ]
+        self._layout()
 
     def profile_of(self, code: int) -> ProfileId:
         """The profile id of row ``code`` of :attr:`frame`."""
@@ -457,16 +459,20 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         code = self._code(profile)
         if code is None or not self.frame["n_Total"][code]:
             return dict(self._empty)
-        return self._values(self.frame.row(code, named=True))
+        return self._values(self.frame.row(code))
 
     def items(self) -> Iterator[tuple[ProfileId, dict[str, Any]]]:  # type: ignore[override]
         """Every ``(profile, indicators)``, walking the frame once."""
-        bought = {
-            self._profiles[values["code"]]: values
-            for values in self.frame.with_row_index("code")
-            .filter(pl.col("n_Total") > 0)
-            .iter_rows(named=True)
-        }
+        of = self._profiles
+        codes = pl.int_range(self.frame.height, dtype=_I64, eager=True)
+        with_purchases = self.frame.filter(pl.col("n_Total") > 0)
+        bought = dict(
+            zip(
+                (of[code] for code in codes.filter(self.frame["n_Total"] > 0)),
+                with_purchases.iter_rows(),
+                strict=True,
+            )
+        )
         for profile in self:
             values = bought.get(profile)
             yield profile, dict(self._empty) if values is None else self._values(values)
@@ -476,13 +482,25 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
 
     # --- one profile's Python values ----------------------------------------
 
-    def _values(self, raw: dict[str, Any]) -> dict[str, Any]:
-        from .kpis import _PERIOD_NAMES, rfm_group, rfm_segment
+    def _layout(self) -> None:
+        """Where each value sits in a row tuple of :attr:`frame`."""
+        at = {name: i for i, name in enumerate(self.frame.columns)}
+        self._first_i, self._last_i = at["first_row"], at["last_row"]
+        self._windows: list[tuple[Any, ...]] = [
+            (
+                _PERIOD_NAMES[days],
+                *(at[f"{column}_{tag}"] for column in ("n", "items", "value", "exp", "rfm")),
+                *(at.get(f"{kind}_{tag}") for kind in _WINDOW_KINDS),
+            )
+            for days, tag, _start in _windows(0)
+        ]
 
+    def _values(self, raw: tuple[Any, ...]) -> dict[str, Any]:
+        """One profile's indicators as Python values, from its row of the frame."""
         row = dict(self._empty)
         events, ids, as_of = self._events, self._columns.ids, self._as_of
-        first = events[ids[raw["first_row"]]]
-        last = events[ids[raw["last_row"]]]
+        first = events[ids[raw[self._first_i]]]
+        last = events[ids[raw[self._last_i]]]
         row["First_Purchase_Date"] = first.at
         row["Last_Purchase_Date"] = last.at
         row["Days_Since_First_Purchase"] = (as_of - first.at).days
@@ -493,31 +511,31 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         )
         names = self._columns.names
         scale = self._scale
-        for days, tag, _start in _windows(0):
-            count = raw[f"n_{tag}"]
+        for (
+            (items, brands, categories, purchases, value_name, average, rfm, promo, stores),
+            n_i, items_i, value_i, exp_i, rfm_i, brands_i, categories_i, promo_i, stores_i,
+        ) in self._windows:  # fmt: skip
+            count = raw[n_i]
             if not count:
                 continue
             # The exponent a pure Decimal sum from Decimal(0) carries.
-            exponent = min(0, raw[f"exp_{tag}"])
-            value = Decimal(raw[f"value_{tag}"] // 10 ** (scale + exponent)).scaleb(exponent)
-            (items, brands, categories, purchases, total, average, rfm, promo, stores) = (
-                _PERIOD_NAMES[days]
-            )
-            row[items] = raw[f"items_{tag}"]
+            exponent = min(0, raw[exp_i])
+            value = Decimal(raw[value_i] // 10 ** (scale + exponent)).scaleb(exponent)
+            row[items] = raw[items_i]
             row[purchases] = count
-            row[total] = value
+            row[value_name] = value
             row[average] = value / count
-            row[rfm] = str(raw[f"rfm_{tag}"])
-            row[brands] = raw.get(f"Brands_{tag}") or 0
-            row[categories] = raw.get(f"Categories_{tag}") or 0
-            for name, codes in (
-                (promo, raw.get(f"Promo_Codes_{tag}")),
-                (stores, raw.get(f"Stores_{tag}")),
-            ):
-                if codes:
-                    row[name] = tuple(sorted(names[code] for code in codes))
-        for kind, values in self._columns.strings_of(raw["last_row"]).items():
-            row[f"Last_Purchase_{KINDS[kind]}"] = values
+            row[rfm] = str(raw[rfm_i])
+            if brands_i is not None:
+                row[brands] = raw[brands_i]
+            if categories_i is not None:
+                row[categories] = raw[categories_i]
+            if promo_i is not None and raw[promo_i]:
+                row[promo] = tuple(sorted(names[code] for code in raw[promo_i]))
+            if stores_i is not None and raw[stores_i]:
+                row[stores] = tuple(sorted(names[code] for code in raw[stores_i]))
+        for kind, values in self._columns.strings_of(raw[self._last_i]).items():
+            row[_LAST_NAMES[kind]] = values
         code = row["Total_RFM"]
         row["RFM_Segment"] = rfm_segment(code)
         row["RFM_Group"] = rfm_group(code)

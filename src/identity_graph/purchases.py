@@ -23,7 +23,6 @@ read a ticket the same way.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,14 @@ KINDS = (
     "Shipping_Methods",
 )
 BRANDS, CATEGORIES, PROMO_CODES, STORES, ITEMS, SELLERS, PAYMENT, SHIPPING = range(len(KINDS))
+
+_ITEM_STRINGS = ((ITEMS, "sku"), (BRANDS, "brand"), (CATEGORIES, "category"))
+_TICKET_STRINGS = (
+    (SELLERS, "seller"),
+    (PAYMENT, "payment_methods"),
+    (SHIPPING, "shipping_methods"),
+    (PROMO_CODES, "promo_codes"),
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -149,7 +156,7 @@ class PurchaseColumns:
             return
         try:
             self._add(event, anchor)
-        except Exception as error:  # noqa: BLE001 - any unreadable ticket disables the engine
+        except Exception as error:  # any unreadable ticket disables the engine, never ingest
             self._give_up(f"purchase {event.id!r} cannot be read as columns: {error}")
 
     def _give_up(self, problem: str) -> None:
@@ -158,24 +165,44 @@ class PurchaseColumns:
         self._reset()  # the columns are no longer used: free them
 
     def _add(self, event: Event, anchor: Anchor) -> None:
+        # On the ingest path of every purchase: one pass over the items, plain
+        # dict reads, and nothing appended until everything is read.
         data = plain_data(event.data)
         items = [plain_data(item) for item in data.get("items") or ()]
-        value = ticket_value(data, items)
-        unscaled, exponent = _unscaled(value)
+        found: list[tuple[int, str]] = []  # (kind, string)
         quantity = 0
         for item in items:
-            quantity += whole(item.get("quantity", 1))
+            count = item.get("quantity", 1)
+            quantity += count if type(count) is int else whole(count)
+            for kind, field in _ITEM_STRINGS:
+                value = item.get(field)
+                if value is not None:
+                    found.append((kind, value if type(value) is str else str(value)))
+            seller = item.get("seller")
+            if seller is not None:
+                found.extend((SELLERS, name) for name in strings(seller))
+        for kind, field in _TICKET_STRINGS:
+            value = data.get(field)
+            if value is not None:
+                found.extend((kind, name) for name in strings(value))
+        store = data.get("store")
+        if store is not None:
+            found.append((STORES, str(store)))
+        amount = data.get("amount")
+        if type(amount) is int:
+            unscaled, exponent = amount, 0
+        else:
+            unscaled, exponent = _unscaled(ticket_value(data, items))
         if not (
             -MAX_UNSCALED < unscaled < MAX_UNSCALED
             and MIN_EXPONENT <= exponent <= MAX_EXPONENT
             and -(2**62) < quantity < 2**62
         ):
             self._give_up(
-                f"purchase {event.id!r}: amount {value} or quantity {quantity} is beyond "
-                "the columnar engine's exact range (18 digits, exponents within ±18)"
+                f"purchase {event.id!r}: amount {unscaled}E{exponent} or quantity {quantity} "
+                "is beyond the columnar engine's exact range (18 digits, exponents within ±18)"
             )
             return
-        row = len(self.ids)
         code = self.anchor_codes.get(anchor)
         if code is None:
             code = self.anchor_codes[anchor] = len(self.anchors)
@@ -183,36 +210,15 @@ class PurchaseColumns:
             if not isinstance(anchor, str):
                 self.link_anchors.append(code)
         assert event.id is not None
-        strings_of: list[tuple[int, Iterable[str]]] = []
-        if items:
-            for kind, field in ((ITEMS, "sku"), (BRANDS, "brand"), (CATEGORIES, "category")):
-                found = [str(v) for v in (item.get(field) for item in items) if v is not None]
-                if found:
-                    strings_of.append((kind, found))
-            sellers = [s for item in items for s in strings(item.get("seller"))]
-            if sellers:
-                strings_of.append((SELLERS, sellers))
-        for kind, field in (
-            (SELLERS, "seller"),
-            (PAYMENT, "payment_methods"),
-            (SHIPPING, "shipping_methods"),
-            (PROMO_CODES, "promo_codes"),
-        ):
-            found_strings = strings(data.get(field))
-            if found_strings:
-                strings_of.append((kind, found_strings))
-        store = data.get("store")
-        if store is not None:
-            strings_of.append((STORES, (str(store),)))
-        # Everything is read: now append, so a failure above leaves no half row.
+        row = len(self.ids)
         self.anchor.append(code)
         self.at.append((event.at - EPOCH) // MICROSECOND)
         self.unscaled.append(unscaled)
         self.exponent.append(exponent)
         self.quantity.append(quantity)
         self.ids.append(event.id)
-        if strings_of:
-            self._explode(row, strings_of)
+        if found:
+            self._explode(row, found if len(found) == 1 else list(dict.fromkeys(found)))
         self.x_end.append(len(self.x_row))
 
     def strings_of(self, row: int) -> dict[int, tuple[str, ...]]:
@@ -224,17 +230,14 @@ class PurchaseColumns:
             found.setdefault(self.x_kind[i], []).append(names[self.x_code[i]])
         return {kind: tuple(sorted(values)) for kind, values in found.items()}
 
-    def _explode(self, row: int, strings_of: list[tuple[int, Iterable[str]]]) -> None:
+    def _explode(self, row: int, found: list[tuple[int, str]]) -> None:
+        """Append one triple per distinct ``(kind, string)`` of ``row``."""
         codes = self.name_codes
-        seen: set[tuple[int, int]] = set()
-        for kind, found in strings_of:
-            for name in found:
-                code = codes.get(name)
-                if code is None:
-                    code = codes[name] = len(self.names)
-                    self.names.append(name)
-                if (kind, code) not in seen:  # sellers come from the ticket and its items
-                    seen.add((kind, code))
-                    self.x_row.append(row)
-                    self.x_kind.append(kind)
-                    self.x_code.append(code)
+        for kind, name in found:
+            code = codes.get(name)
+            if code is None:
+                code = codes[name] = len(self.names)
+                self.names.append(name)
+            self.x_row.append(row)
+            self.x_kind.append(kind)
+            self.x_code.append(code)
