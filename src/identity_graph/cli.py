@@ -554,7 +554,7 @@ def kpis(as_of_text: str, out: str | None, ref: str | None, db: str, region: str
     as_of = parse_time(as_of_text, end_of_day=True)
     with _graph(db, region) as graph:
         if ref is None:
-            rows = dict(graph.kpis(as_of))
+            rows = dict(graph.kpis(as_of).items())  # one walk over a columnar result
         else:
             target = parse_ref(ref)
             rows = {graph.resolve(target): graph.kpis(as_of, ref=target)}
