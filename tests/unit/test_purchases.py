@@ -1,0 +1,116 @@
+"""The purchase columns the columnar indicator engine reads (purchases.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from identity_graph import Event, IdentityGraph, Link
+from identity_graph.purchases import BRANDS, ITEMS, KINDS, SELLERS, STORES, _unscaled
+
+T = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("29.33", (2933, -2)),
+        ("10.50", (1050, -2)),
+        ("10", (10, 0)),
+        ("-0.00", (0, -2)),
+        ("-7.5", (-75, -1)),
+        ("1E+2", (1, 2)),
+        ("1E-7", (1, -7)),
+        ("0E-9", (0, -9)),
+    ],
+)
+def test_unscaled_keeps_the_exponent(text: str, expected: tuple[int, int]) -> None:
+    """An amount is kept as ``unscaled * 10**exponent`` with its own exponent."""
+    assert _unscaled(Decimal(text)) == expected
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=None))
+def test_unscaled_is_exact(value: Decimal) -> None:
+    unscaled, exponent = _unscaled(value)
+    assert Decimal(f"{unscaled}E{exponent}") == value  # text: exact at any length
+    assert exponent == value.as_tuple().exponent
+
+
+def graph() -> IdentityGraph:
+    g = IdentityGraph()
+    g.register("c1", at=T)
+    return g
+
+
+def test_a_purchase_becomes_one_row_and_its_strings() -> None:
+    g = graph()
+    g.record(
+        Event(
+            "purchase",
+            at=T + timedelta(days=1),
+            customer_id="c1",
+            id="T1",
+            data={
+                "items": [
+                    {"sku": "A", "brand": "Acme", "quantity": 2, "unit_price": "1.25"},
+                    {"sku": "B", "brand": "Acme", "seller": ["Mia", "Ola"], "quantity": 1},
+                ],
+                "store": 17,
+                "seller": "Mia",
+            },
+        )
+    )
+    g.record(Event("visit", at=T, customer_id="c1", id="V1"))  # not a purchase: no row
+    columns = g._ledger.purchases
+    assert len(columns) == 1 and columns.exact
+    assert list(columns.unscaled) == [250] and list(columns.exponent) == [-2]  # 2 x 1.25
+    assert list(columns.quantity) == [3]
+    assert columns.at[0] == (T + timedelta(days=1) - datetime(1970, 1, 1, tzinfo=UTC)) // (
+        timedelta(microseconds=1)
+    )
+    found = columns.strings_of(0)
+    assert found[ITEMS] == ("A", "B")
+    assert found[BRANDS] == ("Acme",)  # distinct
+    assert found[SELLERS] == ("Mia", "Ola")  # the ticket's and the items', distinct
+    assert found[STORES] == ("17",)
+    assert set(found) <= set(range(len(KINDS)))
+
+
+def test_anchors_are_coded_once_and_links_listed() -> None:
+    g = graph()
+    card = Link("loyalty_card", "1234 5678")
+    for i in range(3):
+        g.record(Event("purchase", at=T, customer_id="c1", id=f"A{i}", data={"amount": 1}))
+        g.record(Event("purchase", at=T, links=[card], id=f"B{i}", data={"amount": 1}))
+    columns = g._ledger.purchases
+    assert len(columns.anchors) == 2
+    assert list(columns.anchor) == [0, 1, 0, 1, 0, 1]
+    assert [columns.anchors[code] for code in columns.link_anchors] == [g._types.key(card)]
+
+
+@pytest.mark.parametrize("amount", [Decimal("1E+40"), Decimal("0.0000000000000000000001")])
+def test_an_amount_beyond_the_exact_range_turns_the_columns_off(amount: Decimal) -> None:
+    """Recording never fails because of the columns; they stop and say why."""
+    g = graph()
+    g.record(Event("purchase", at=T, customer_id="c1", id="ok", data={"amount": 1}))
+    assert g.record(Event("purchase", at=T, customer_id="c1", id="big", data={"amount": amount}))
+    columns = g._ledger.purchases
+    assert not columns.exact
+    assert "big" in columns.problem and "exact range" in columns.problem
+    assert len(columns) == 0  # freed
+    g.record(Event("purchase", at=T, customer_id="c1", id="later", data={"amount": 2}))
+    assert len(columns) == 0
+    assert g.kpis(T, ref="c1")["Total_Purchases"] == 3  # the pure-Python engine answers
+
+
+def test_times_in_any_zone_are_instants() -> None:
+    g = graph()
+    helsinki = timezone(timedelta(hours=2))
+    g.record(Event("purchase", at=T.astimezone(helsinki), customer_id="c1", id="H"))
+    g.record(Event("purchase", at=T, customer_id="c1", id="U"))
+    columns = g._ledger.purchases
+    assert columns.at[0] == columns.at[1]
