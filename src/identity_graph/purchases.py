@@ -98,19 +98,32 @@ def ticket_value(data: Any, items: list[Any]) -> Decimal:
     return computed
 
 
+_UNSCALED: dict[str, tuple[int, int]] = {}  # text -> (unscaled, exponent); prices recur
+_UNSCALED_SIZE = 65_536
+
+
 def _unscaled(value: Decimal) -> tuple[int, int]:
     """``value`` as ``(unscaled, exponent)`` with ``value == unscaled * 10**exponent``
     and the exponent ``value`` carries (so ``10.50`` is ``(1050, -2)``)."""
-    text = str(value)
+    text = str(value)  # keyed by text: 10.5 and 10.50 are equal but not the same
+    known = _UNSCALED.get(text)
+    if known is not None:
+        return known
     if "E" not in text:  # the usual plain notation: cheaper than as_tuple()
         dot = text.find(".")
         if dot < 0:
-            return int(text), 0
-        return int(text[:dot] + text[dot + 1 :]), dot + 1 - len(text)
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)  # finite: the ledger refuses NaN and infinities
-    unscaled = int("".join(map(str, digits)) or "0")
-    return (-unscaled if sign else unscaled), exponent
+            known = int(text), 0
+        else:
+            known = int(text[:dot] + text[dot + 1 :]), dot + 1 - len(text)
+    else:
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # finite: the ledger refuses NaN and infinities
+        unscaled = int("".join(map(str, digits)) or "0")
+        known = (-unscaled if sign else unscaled), exponent
+    if len(_UNSCALED) >= _UNSCALED_SIZE:
+        _UNSCALED.clear()
+    _UNSCALED[text] = known
+    return known
 
 
 class PurchaseColumns:
