@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -183,7 +183,8 @@ class _Ticket(NamedTuple):
 _NOTHING: frozenset[str] = frozenset()
 
 
-def _ticket(event: Event) -> _Ticket:
+def _ticket(event: Event, at: datetime) -> _Ticket:
+    """``at`` is the event's time in UTC (the ledger's index key)."""
     data = plain_data(event.data)
     items = [plain_data(item) for item in data.get("items") or ()]
     quantity = 0
@@ -202,13 +203,13 @@ def _ticket(event: Event) -> _Ticket:
     promo = data.get("promo_codes")
     assert event.id is not None
     return _Ticket(
-        event.at,
+        at,
         event.id,
         value,
         quantity,
         frozenset(brands) if brands else _NOTHING,
         frozenset(categories) if categories else _NOTHING,
-        frozenset(strings(promo)) if promo else _NOTHING,
+        frozenset(strings(promo)) if promo is not None else _NOTHING,
         None if store is None else str(store),
         event,
     )
@@ -249,6 +250,8 @@ def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[Profile
         history = None
         tickets: list[_Ticket] = []
         if isinstance(anchor, str):
+            if anchor not in graph._order:
+                continue  # a later customer, seen through an as_of() view's shared ledger
             tickets = grouped.setdefault(partition.profile_id(anchor), [])
         else:
             history = graph._history.get(anchor)
@@ -262,7 +265,7 @@ def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[Profile
                 owner = hist.owner_at(history, at)
                 profile = anchor if owner is None else partition.profile_id(owner)
                 tickets = grouped.setdefault(profile, [])
-            tickets.append(_ticket(event))
+            tickets.append(_ticket(event, at))
     result: dict[ProfileId, list[_Ticket]] = {}
     for profile, found in grouped.items():
         if found:
@@ -380,6 +383,9 @@ def compute(
     """
     if engine not in ENGINES:
         raise ValueError(f"kpis engine {engine!r} is not one of {', '.join(ENGINES)}")
+    # Windows and day counts are instants apart (W x 24 hours): Python would
+    # count the wall-clock days of a zone with daylight saving time.
+    as_of = as_of.astimezone(UTC)
     if engine == "python":
         return compute_python(graph, as_of)
     try:
@@ -403,6 +409,7 @@ def compute(
 
 def compute_python(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
     """The pure-Python engine: one pass over the ledger, O(p log p + windows × q log q)."""
+    as_of = as_of.astimezone(UTC)
     purchases = _purchases_by_profile(graph, as_of)
     profiles: dict[Any, None] = dict.fromkeys(graph._partition.profile_id(c) for c in graph._order)
     profiles.update(dict.fromkeys(purchases))
@@ -420,8 +427,8 @@ def compute_python(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dic
         if not tickets:
             continue
         first, last = tickets[0], tickets[-1]
-        row["First_Purchase_Date"] = first.at
-        row["Last_Purchase_Date"] = last.at
+        row["First_Purchase_Date"] = first.event.at  # as recorded, in its own zone
+        row["Last_Purchase_Date"] = last.event.at
         row["Days_Since_First_Purchase"] = _days(as_of - first.at)
         row["Days_Since_Last_Purchase"] = _days(as_of - last.at)
         row["Last_Purchase_Amount"] = last.amount

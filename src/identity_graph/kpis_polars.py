@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["EngineUnavailable", "Indicators", "compute"]
 
 DAY = 86_400_000_000  # microseconds
+_NOBODY = -2  # the profile code of purchases the graph does not know (in a view)
 _I64 = pl.Int64
 _WINDOW_KINDS = KINDS[:4]  # Brands, Categories, Promo_Codes, Stores
 _LAST_NAMES = tuple(f"Last_Purchase_{kind}" for kind in KINDS)
@@ -89,27 +90,34 @@ class _Profiles:
     def __init__(self, columns: PurchaseColumns) -> None:
         self.anchors = columns.anchors
         self.codes = columns.anchor_codes
+        # Anchors filed later take codes from here on: not this snapshot's.
+        self.size = len(columns.anchors)
         self.extra: list[Any] = []
         self.extra_codes: dict[Any, int] = {}
 
     def __len__(self) -> int:
-        return len(self.anchors) + len(self.extra)
+        return self.size + len(self.extra)
 
     def __getitem__(self, code: int) -> ProfileId:
-        if code < len(self.anchors):
+        if code < self.size:
             anchor = self.anchors[code]
             return anchor if isinstance(anchor, str) else Link(*anchor)
-        profile: ProfileId = self.extra[code - len(self.anchors)]
+        profile: ProfileId = self.extra[code - self.size]
         return profile
 
-    def customer(self, customer: str) -> int:
-        """The code of a customer profile id.  O(1)."""
-        code = self.codes.get(customer)
-        if code is not None:
+    def code(self, profile: object) -> int | None:
+        """The code of a profile id, if it has one in this snapshot.  O(1)."""
+        key = profile.key if isinstance(profile, Link) else profile
+        code: int | None = self.codes.get(key)  # type: ignore[call-overload]
+        if code is not None and code < self.size:
             return code
-        code = self.extra_codes.get(customer)
+        return None if isinstance(profile, Link) else self.extra_codes.get(profile)
+
+    def customer(self, customer: str) -> int:
+        """The code of a customer profile id, given one if it has none.  O(1)."""
+        code = self.code(customer)
         if code is None:
-            code = self.extra_codes[customer] = len(self.anchors) + len(self.extra)
+            code = self.extra_codes[customer] = self.size + len(self.extra)
             self.extra.append(customer)
         return code
 
@@ -127,6 +135,11 @@ def _profile_codes(
     partition = graph._partition
     of_anchor = list(range(len(columns.anchors)))
     profiles = _Profiles(columns)
+    if graph._ledger.is_view:  # an as_of() view: purchases of later customers are not its
+        order = graph._order
+        for index, anchor in enumerate(columns.anchors):
+            if isinstance(anchor, str) and anchor not in order:
+                of_anchor[index] = _NOBODY
     for root, members in partition._members.items():
         target = profiles.customer(partition._oldest.get(root, root))
         for member in members:
@@ -184,7 +197,8 @@ def _attributed(
             spans, on="at", by="anchor", strategy="backward", check_sortedness=False
         )
         profile = profile.scatter(owned["row"], owned["profile"])
-    return rows.with_columns(profile=profile)
+    rows = rows.with_columns(profile=profile)
+    return rows.filter(pl.col("profile") != _NOBODY) if (profile == _NOBODY).any() else rows
 
 
 # ------------------------------------------------------------------ aggregation
@@ -368,6 +382,10 @@ def compute(graph: IdentityGraph, as_of: datetime) -> Indicators:
     columns = graph._ledger.purchases
     if not columns.exact:
         raise EngineUnavailable(columns.problem)
+    if columns.quantity_total >= 2**63:
+        raise EngineUnavailable(
+            f"the items add up to {columns.quantity_total}, beyond 64-bit integers"
+        )
     as_of_us = _us(as_of)
     of_anchor, profiles, spans = _profile_codes(graph, columns)
     rows = _attributed(columns, of_anchor, spans)
@@ -426,10 +444,7 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         return self._profiles[code]
 
     def _code(self, profile: object) -> int | None:
-        if isinstance(profile, Link):
-            return self._profiles.codes.get(profile.key)
-        code = self._profiles.codes.get(profile)  # type: ignore[call-overload]
-        return self._profiles.extra_codes.get(profile) if code is None else code
+        return self._profiles.code(profile)
 
     # --- Mapping ---------------------------------------------------------------
 

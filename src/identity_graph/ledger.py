@@ -281,6 +281,10 @@ def _check_purchase(event: Event) -> None:
     amount = data.get("amount")
     if amount is not None and type(amount) is not int:
         _number(amount, f"{name}: amount", money)
+    for field in _LISTED:
+        _check_strings(data.get(field), f"{name}: {field}")
+    for field in _NAMED:
+        _check_scalar(data.get(field), f"{name}: {field}")
     items = data.get("items")
     if items is None:
         return
@@ -300,6 +304,30 @@ def _check_purchase(event: Event) -> None:
         price = item.get("unit_price")
         if price is not None and type(price) is not int:
             _number(price, f"{name}: items[{index}].unit_price", money)
+        for field in _ITEM_NAMED:
+            _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
+        _check_strings(item.get("seller"), f"{name}: items[{index}].seller")
+
+
+#: Purchase fields that hold one string or a list of them (§4).
+_LISTED = ("seller", "payment_methods", "shipping_methods", "promo_codes")
+#: Purchase fields that name one thing, and item fields that do.
+_NAMED = ("store",)
+_ITEM_NAMED = ("sku", "brand", "category")
+
+
+def _check_scalar(value: Any, where: str) -> None:
+    """A name (store, sku, brand, category): text or a number, read as its text."""
+    if isinstance(value, tuple | Mapping):
+        raise InvalidEvent(f"{where} {value!r} must be a string, not a list or mapping")
+
+
+def _check_strings(value: Any, where: str) -> None:
+    """One name or a flat list of names."""
+    if isinstance(value, Mapping) or (
+        isinstance(value, tuple) and any(isinstance(v, tuple | Mapping) for v in value)
+    ):
+        raise InvalidEvent(f"{where} {value!r} must be a string or a list of strings")
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -323,12 +351,15 @@ class Ledger:
         self._by_anchor: dict[Anchor, SortedList] = {}
         # What the indicators read of each purchase, as columns (§4).
         self.purchases = PurchaseColumns()
+        # True in an as_of() view, whose shared events may name later customers.
+        self.is_view = False
         # A stored graph collects here what each call recorded, to write it.
         self.added: list[tuple[Event, Anchor]] | None = None
 
     def view(self, graph: IdentityGraph) -> Ledger:
         """The same events, attributed through another (read-only) graph."""
         shared = Ledger(graph)
+        shared.is_view = True
         shared._events = self._events
         shared._by_anchor = self._by_anchor
         shared.purchases = self.purchases
@@ -393,7 +424,7 @@ class Ledger:
             raise InvalidEvent(
                 f"event {name!r} has no customer id and no valid link left to identify it"
             )
-        if kind == "purchase":
+        if kind == "purchase" or kind.strip() == "purchase":  # " purchase " is one too
             _check_purchase(event)
         keys.sort()
         links = event.links
@@ -477,7 +508,10 @@ class Ledger:
         index = self._by_anchor.get(anchor)
         if index is None:
             index = self._by_anchor[anchor] = SortedList()
-        index.add((event.at, event.id))
+        # Keyed by the UTC instant: Python compares two times of one zone by
+        # their wall clock, which misorders the hour repeated when DST ends.
+        at = event.at
+        index.add((at if at.tzinfo is UTC else at.astimezone(UTC), event.id))
         if event.type == "purchase":
             self.purchases.add(event, anchor)
 

@@ -72,12 +72,15 @@ def plain_data(mapping: Any) -> Any:
 
 
 def strings(value: Any) -> tuple[str, ...]:
-    """A string field that may hold one string or a list of them, as strings."""
+    """A field that may hold one name or a list of them, as strings (a number
+    is read as its text, ``None`` as nothing)."""
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(str(item) for item in value if item is not None)
+    if isinstance(value, tuple | list):
+        return tuple(str(item) for item in value if item is not None)
+    return (str(value),)
 
 
 def whole(quantity: Any) -> int:
@@ -155,6 +158,7 @@ class PurchaseColumns:
         self.x_code = array("q")
         self.anchors: list[Anchor] = []  # code -> anchor
         self.link_anchors: list[int] = []  # codes of the anchors that are links
+        self.quantity_total = 0
         self.anchor_codes: dict[Anchor, int] = {}
         self.names: list[str] = []  # code -> string
         self.name_codes: dict[str, int] = {}
@@ -229,6 +233,7 @@ class PurchaseColumns:
         self.unscaled.append(unscaled)
         self.exponent.append(exponent)
         self.quantity.append(quantity)
+        self.quantity_total += quantity  # quantities are >= 0: bounds every sum
         self.ids.append(event.id)
         if found:
             self._explode(row, found if len(found) == 1 else list(dict.fromkeys(found)))
