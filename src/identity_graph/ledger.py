@@ -232,10 +232,16 @@ def _same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
+
+
 def _same_event(a: Event, b: Event) -> bool:
     return (
         a.type == b.type
-        and a.at == b.at  # aware datetimes compare as instants, as content() does
+        # As instants, as content() does: PEP 495 makes a time in the hour
+        # repeated by a DST change unequal to any time of another zone.
+        and _utc(a.at) == _utc(b.at)
         and a.customer_id == b.customer_id
         and a.links == b.links
         and _same_value(a.data, b.data)
@@ -510,8 +516,7 @@ class Ledger:
             index = self._by_anchor[anchor] = SortedList()
         # Keyed by the UTC instant: Python compares two times of one zone by
         # their wall clock, which misorders the hour repeated when DST ends.
-        at = event.at
-        index.add((at if at.tzinfo is UTC else at.astimezone(UTC), event.id))
+        index.add((_utc(event.at), event.id))
         if event.type == "purchase":
             self.purchases.add(event, anchor)
 
@@ -597,7 +602,7 @@ class Ledger:
         for anchor, index in self._by_anchor.items():
             for at, event_id in index:
                 event = self._events[event_id]
-                assert event.at == at
+                assert _utc(event.at) == at
                 if isinstance(anchor, str):
                     assert event.customer_id == anchor
                 else:
