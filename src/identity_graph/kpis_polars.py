@@ -33,6 +33,7 @@ read.  :attr:`Indicators.frame` exposes the columns themselves.
 from __future__ import annotations
 
 import copy
+import decimal
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -382,6 +383,11 @@ def compute(graph: IdentityGraph, as_of: datetime) -> Indicators:
     columns = graph._ledger.purchases
     if not columns.exact:
         raise EngineUnavailable(columns.problem)
+    if decimal.getcontext().prec < 28:  # the pure engine rounds each addition there
+        raise EngineUnavailable(
+            f"the decimal context has {decimal.getcontext().prec} digits; exact sums "
+            "need the default 28 or more"
+        )
     if columns.quantity_total >= 2**63:
         raise EngineUnavailable(
             f"the items add up to {columns.quantity_total}, beyond 64-bit integers"

@@ -114,3 +114,20 @@ def test_times_in_any_zone_are_instants() -> None:
     g.record(Event("purchase", at=T, customer_id="c1", id="U"))
     columns = g._ledger.purchases
     assert columns.at[0] == columns.at[1]
+
+
+def test_a_narrow_decimal_context_runs_the_pure_engine() -> None:
+    """With fewer than 28 digits the pure engine rounds each addition; the
+    columnar one would not, so ``auto`` runs the pure one and ``polars`` says why."""
+    import decimal
+
+    g = graph()
+    for i, amount in enumerate(("0.4", "100000", "0.4")):
+        g.record(Event("purchase", at=T, customer_id="c1", id=f"P{i}", data={"amount": amount}))
+    with decimal.localcontext(prec=6):
+        assert (
+            g.kpis(T, ref="c1")["Total_Value"]
+            == g.kpis(T, ref="c1", engine="python")["Total_Value"]
+        )
+        with pytest.raises(ValueError, match="decimal context"):
+            g.kpis(T, engine="polars")
