@@ -13,16 +13,21 @@ How it works, for p purchases over q profiles:
    purchase anchored on a link belongs to the owner of the link *at its
    time*: an as-of join of those purchases onto the links' ownership spans.
    Python work: O(merged customers + link spans), not O(p).
-2. **Windows.** One group-by over the purchases at or before ``as_of``
-   computes, per profile, each window's count, items, exact money sum
-   (128-bit integers at one common decimal scale) and smallest exponent, and
-   the first and latest purchase (ties on ``at`` broken by event id, in
-   Python, for the few profiles that have them).
-3. **Distinct strings.** One group-by of the ``(row, kind, string)`` triples
+2. **Windows.** One simple group-by per window over the purchases inside it
+   (count, items, money, smallest exponent), run in parallel; money is exact
+   (64- or 128-bit integers at one common decimal scale).  O(p) each.
+3. **First and latest purchase.** The purchases at their profile's first
+   (latest) time; the few profiles with several at that instant compare
+   event ids in Python.
+4. **Distinct strings.** One group-by of the ``(row, kind, string)`` triples
    by ``(profile, kind, string)`` keeps each string's latest time; a string is
    in a window when that time is, so counts and lists of every window come
-   from one more group-by.  The latest ticket's lists are a join on its row.
-4. **RFM.** Per window, ranks over the profiles that bought in it.
+   from one more group-by.  The latest ticket's lists are its own triples.
+5. **RFM.** Per window, ranks over the profiles that bought in it:
+   O(q log q).
+
+Every frame has one row per *profile code* (:class:`_Profiles`), so results
+are spread by code instead of joined.
 
 The result is an :class:`Indicators` mapping over that frame: the numbers
 are computed when ``kpis()`` returns, and each profile's ``dict`` of Python
