@@ -116,6 +116,32 @@ def sample_customers(customers: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- memory
 
 
+# ----------------------------------------------------------------------------- measuring
+
+
+def measure(call: Any, mode: str, repeats: int, out: dict[str, Any]) -> Any:
+    """Run ``call`` once under a peak-memory meter (mode "mem": ``peak``,
+    ``peak_reset``) or ``repeats`` times on the clock (``times``); return
+    its last result."""
+    if mode == "mem":
+        meter = PeakMeter()
+        result = call()
+        out["peak"] = meter.delta()
+        out["peak_reset"] = meter.reset
+        return result
+    times = []
+    result = None
+    for _ in range(repeats):
+        result = None
+        gc.collect()
+        start = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - start)
+    assert result is not None
+    out["times"] = times
+    return result
+
+
 # ----------------------------------------------------------------------------- ours
 
 
@@ -180,24 +206,10 @@ def worker_ours(replicas: int, mode: str, repeats: int, engine: str) -> dict[str
     gc.collect()
     out["graph_mib"] = (current_rss() - rss0) / 2**20
     out["build"] = build
-    if mode == "mem":
-        meter = PeakMeter()
-        result = g.kpis(AS_OF, engine=engine)
-        out["peak"] = meter.delta()
-        out["peak_reset"] = meter.reset
-        out["profiles"] = len(result)
-        return out
-    times = []
-    result = None
-    for _ in range(repeats):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = g.kpis(AS_OF, engine=engine)
-        times.append(time.perf_counter() - start)
-    assert result is not None
-    out["times"] = times
+    result = measure(lambda: g.kpis(AS_OF, engine=engine), mode, repeats, out)
     out["profiles"] = len(result)
+    if mode == "mem":
+        return out
     out["indicators"] = len(kpis.INDICATORS)
     start = time.perf_counter()
     every = dict(result.items())
@@ -301,24 +313,10 @@ def worker_polars(replicas: int, mode: str, repeats: int) -> dict[str, Any]:
     df = polars_frame(rows)
     del rows
     out: dict[str, Any] = {"polars": pl.__version__, "threads": pl.thread_pool_size()}
-    if mode == "mem":
-        meter = PeakMeter()
-        result = polars_floor(df, AS_OF)
-        out["peak"] = meter.delta()
-        out["peak_reset"] = meter.reset
-        out["profiles"] = result.height
-        return out
-    times = []
-    result = None
-    for _ in range(repeats):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = polars_floor(df, AS_OF)
-        times.append(time.perf_counter() - start)
-    assert result is not None
-    out["times"] = times
+    result = measure(lambda: polars_floor(df, AS_OF), mode, repeats, out)
     out["profiles"] = result.height
+    if mode == "mem":
+        return out
     out["sample"] = sample_polars(result, sample)
     return out
 
