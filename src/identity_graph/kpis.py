@@ -26,7 +26,7 @@ import attrs
 
 from . import history as hist
 from .ids import Link
-from .purchases import plain_data, strings, ticket_value, whole
+from .purchases import KINDS, plain_data, ticket_strings, ticket_value, whole
 
 if TYPE_CHECKING:
     from .graph import IdentityGraph, Ref
@@ -176,11 +176,12 @@ class _Ticket(NamedTuple):
     brands: frozenset[str]
     categories: frozenset[str]
     promo_codes: frozenset[str]
-    store: str | None
+    stores: frozenset[str]
     event: Event
 
 
 _NOTHING: frozenset[str] = frozenset()
+_FAMILIES = 4  # the string kinds counted or listed per window (purchases.KINDS[:4])
 
 
 def _ticket(event: Event, at: datetime) -> _Ticket:
@@ -188,29 +189,23 @@ def _ticket(event: Event, at: datetime) -> _Ticket:
     data = plain_data(event.data)
     items = [plain_data(item) for item in data.get("items") or ()]
     quantity = 0
-    brands: set[str] = set()
-    categories: set[str] = set()
     for item in items:
         quantity += whole(item.get("quantity", 1))
-        brand = item.get("brand")
-        if brand is not None:
-            brands.add(str(brand))
-        category = item.get("category")
-        if category is not None:
-            categories.add(str(category))
-    value = ticket_value(data, items)
-    store = data.get("store")
-    promo = data.get("promo_codes")
+    families: tuple[set[str], ...] = (set(), set(), set(), set())
+    for kind, name in ticket_strings(data, items):
+        if kind < _FAMILIES:  # brands, categories, promo codes, stores
+            families[kind].add(name)
+    brands, categories, promo, stores = (frozenset(f) if f else _NOTHING for f in families)
     assert event.id is not None
     return _Ticket(
         at,
         event.id,
-        value,
+        ticket_value(data, items),
         quantity,
-        frozenset(brands) if brands else _NOTHING,
-        frozenset(categories) if categories else _NOTHING,
-        frozenset(strings(promo)) if promo is not None else _NOTHING,
-        None if store is None else str(store),
+        brands,
+        categories,
+        promo,
+        stores,
         event,
     )
 
@@ -218,25 +213,10 @@ def _ticket(event: Event, at: datetime) -> _Ticket:
 def _last_fields(event: Event) -> dict[str, tuple[str, ...]]:
     """The ``Last_Purchase_*`` lists of the latest ticket."""
     data = plain_data(event.data)
-    items = [plain_data(item) for item in data.get("items") or ()]
-
-    def of_items(field: str) -> tuple[str, ...]:
-        return tuple(sorted({str(i[field]) for i in items if i.get(field) is not None}))
-
-    sellers = set(strings(data.get("seller")))
-    for item in items:
-        sellers.update(strings(item.get("seller")))
-    store = data.get("store")
-    return {
-        "Payment_Methods": tuple(sorted(set(strings(data.get("payment_methods"))))),
-        "Shipping_Methods": tuple(sorted(set(strings(data.get("shipping_methods"))))),
-        "Items": of_items("sku"),
-        "Brands": of_items("brand"),
-        "Categories": of_items("category"),
-        "Sellers": tuple(sorted(sellers)),
-        "Stores": () if store is None else (str(store),),
-        "Promo_Codes": tuple(sorted(set(strings(data.get("promo_codes"))))),
-    }
+    found: dict[str, set[str]] = {name: set() for name in KINDS}
+    for kind, name in ticket_strings(data, [plain_data(i) for i in data.get("items") or ()]):
+        found[KINDS[kind]].add(name)
+    return {name: tuple(sorted(names)) for name, names in found.items()}
 
 
 def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, list[_Ticket]]:
@@ -347,8 +327,8 @@ def _windows(
             categories |= ticket.categories
         if ticket.promo_codes:
             promo |= ticket.promo_codes
-        if ticket.store is not None:
-            stores.add(ticket.store)
+        if ticket.stores:
+            stores |= ticket.stores
     while period < last:
         close(WINDOWS[period])
         period += 1

@@ -32,7 +32,15 @@ from .ledger import FrozenMap, as_decimal
 if TYPE_CHECKING:
     from .ledger import Anchor, Event
 
-__all__ = ["KINDS", "PurchaseColumns", "plain_data", "strings", "ticket_value", "whole"]
+__all__ = [
+    "KINDS",
+    "PurchaseColumns",
+    "plain_data",
+    "strings",
+    "ticket_strings",
+    "ticket_value",
+    "whole",
+]
 
 #: The string families a purchase contributes, in code order; the first four
 #: are counted or listed per window, all eight are listed for the last ticket.
@@ -103,6 +111,29 @@ def ticket_value(data: Any, items: list[Any]) -> Decimal:
 
 _UNSCALED: dict[str, tuple[int, int]] = {}  # text -> (unscaled, exponent); prices recur
 _UNSCALED_SIZE = 65_536
+
+
+def ticket_strings(data: Any, items: list[Any]) -> list[tuple[int, str]]:
+    """Every ``(kind, string)`` a ticket lists (kinds index :data:`KINDS`), in
+    reading order, possibly repeated: the one reading of names both engines
+    use.  O(items)."""
+    found: list[tuple[int, str]] = []
+    for item in items:
+        for kind, field in _ITEM_STRINGS:
+            value = item.get(field)
+            if value is not None:
+                found.append((kind, value if type(value) is str else str(value)))
+        seller = item.get("seller")
+        if seller is not None:
+            found.extend((SELLERS, name) for name in strings(seller))
+    for kind, field in _TICKET_STRINGS:
+        value = data.get(field)
+        if value is not None:
+            found.extend((kind, name) for name in strings(value))
+    store = data.get("store")
+    if store is not None:
+        found.append((STORES, str(store)))
+    return found
 
 
 def _unscaled(value: Decimal) -> tuple[int, int]:
@@ -186,25 +217,11 @@ class PurchaseColumns:
         # dict reads, and nothing appended until everything is read.
         data = plain_data(event.data)
         items = [plain_data(item) for item in data.get("items") or ()]
-        found: list[tuple[int, str]] = []  # (kind, string)
+        found = ticket_strings(data, items)
         quantity = 0
         for item in items:
             count = item.get("quantity", 1)
             quantity += count if type(count) is int else whole(count)
-            for kind, field in _ITEM_STRINGS:
-                value = item.get(field)
-                if value is not None:
-                    found.append((kind, value if type(value) is str else str(value)))
-            seller = item.get("seller")
-            if seller is not None:
-                found.extend((SELLERS, name) for name in strings(seller))
-        for kind, field in _TICKET_STRINGS:
-            value = data.get(field)
-            if value is not None:
-                found.extend((kind, name) for name in strings(value))
-        store = data.get("store")
-        if store is not None:
-            found.append((STORES, str(store)))
         amount = data.get("amount")
         if type(amount) is int:
             unscaled, exponent = amount, 0
