@@ -157,7 +157,9 @@ class IdentityGraph:
                 f"at={at.isoformat()} is a naive datetime; give a time zone "
                 "(the library never guesses one)"
             )
-        return at
+        # Kept as a UTC instant: Python orders two times of one zone by their
+        # wall clock, which misorders the hour repeated when DST ends.
+        return at.astimezone(UTC)
 
     def _writable(self, op: str) -> None:
         if self._read_only:

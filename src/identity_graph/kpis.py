@@ -387,12 +387,17 @@ def compute(
         raise ValueError(f"kpis engine 'polars' cannot answer exactly: {why}") from None
 
 
+def _key(link: Link) -> tuple[str, str]:
+    return link.key
+
+
 def compute_python(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
     """The pure-Python engine: one pass over the ledger, O(p log p + windows × q log q)."""
     as_of = as_of.astimezone(UTC)
     purchases = _purchases_by_profile(graph, as_of)
     profiles: dict[Any, None] = dict.fromkeys(graph._partition.profile_id(c) for c in graph._order)
-    profiles.update(dict.fromkeys(purchases))
+    # Then the anonymous profiles, in the order of their link keys.
+    profiles.update(dict.fromkeys(sorted((p for p in purchases if isinstance(p, Link)), key=_key)))
     template = compute_empty()
     starts = [as_of - timedelta(days=days) for days in WINDOWS]
     result: dict[ProfileId, dict[str, Any]] = {}

@@ -12,7 +12,7 @@ How it works, for p purchases over q profiles:
    customer's profile; only customers in a merged profile need a lookup.  A
    purchase anchored on a link belongs to the owner of the link *at its
    time*: an as-of join of those purchases onto the links' ownership spans.
-   Python work: O(merged customers + link spans), not O(p).
+   Python work: O(merged customers + link anchors + spans), not O(p).
 2. **Windows.** One simple group-by per window over the purchases inside it
    (count, items, money, smallest exponent), run in parallel; money is exact
    (64- or 128-bit integers at one common decimal scale).  O(p) each.
@@ -37,6 +37,7 @@ read.  :attr:`Indicators.frame` exposes the columns themselves.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import decimal
 from collections.abc import Iterator, Mapping
@@ -69,6 +70,7 @@ __all__ = ["EngineUnavailable", "Indicators", "compute"]
 
 DAY = 86_400_000_000  # microseconds
 _NOBODY = -2  # the profile code of purchases the graph does not know (in a view)
+_NEVER = 2**63 - 1  # their time: after every as_of
 _I64 = pl.Int64
 _WINDOW_KINDS = KINDS[:4]  # Brands, Categories, Promo_Codes, Stores
 _LAST_NAMES = tuple(f"Last_Purchase_{kind}" for kind in KINDS)
@@ -135,7 +137,7 @@ def _profile_codes(
 
     Links with an ownership history map to ``-1`` and are resolved through
     the spans frame ``(anchor, at, profile)``.  O(anchors) to copy the
-    identity map, plus Python work for merged customers and link spans only.
+    identity map, plus Python work for merged customers and link anchors.
     """
     codes = columns.anchor_codes
     partition = graph._partition
@@ -204,7 +206,13 @@ def _attributed(
         )
         profile = profile.scatter(owned["row"], owned["profile"])
     rows = rows.with_columns(profile=profile)
-    return rows.filter(pl.col("profile") != _NOBODY) if (profile == _NOBODY).any() else rows
+    if (profile == _NOBODY).any():
+        # Rows stay in place (position = row number, which _strings relies
+        # on); a time after every as_of keeps them out of every filter.
+        rows = rows.with_columns(
+            at=pl.when(pl.col("profile") == _NOBODY).then(_NEVER).otherwise(pl.col("at"))
+        )
+    return rows
 
 
 # ------------------------------------------------------------------ aggregation
@@ -444,10 +452,15 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
             self._hidden.update(m for m in members if m != keep)
         self._customers = list(graph._order)
         self._customer_set: set[Any] | None = None
-        bought = frame["n_Total"]
-        self._anonymous = [
-            profiles[code] for code in columns.link_anchors if code < len(bought) and bought[code]
-        ]
+        # Anonymous profiles: link anchors of this snapshot with a purchase,
+        # selected on the columns, in the order of their link keys.
+        links = pl.Series(
+            columns.link_anchors[: bisect.bisect_left(columns.link_anchors, profiles.size)],
+            dtype=_I64,
+        )
+        anonymous = links.filter(frame["n_Total"].gather(links) > 0).to_list()
+        self._anonymous = anonymous
+        self._sorted = False  # sorted on the first iteration, not in kpis()
         self._layout()
 
     def profile_of(self, code: int) -> ProfileId:
@@ -467,7 +480,12 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         for customer in self._customers:
             if customer not in hidden:
                 yield customer
-        yield from self._anonymous
+        profiles = self._profiles
+        if not self._sorted:
+            self._anonymous.sort(key=profiles.anchors.__getitem__)
+            self._sorted = True
+        for code in self._anonymous:
+            yield profiles[code]
 
     def __contains__(self, profile: object) -> bool:
         if isinstance(profile, Link):

@@ -886,3 +886,56 @@ def test_rerecording_a_purchase_in_the_repeated_hour(tmp_path: Path) -> None:
         assert g.record(event)
     with IdentityGraph.open(path) as g:
         assert g.record(event) is False
+
+
+# ------------------------------------------------------------------ from the review
+
+
+def test_as_of_view_with_strings_after_a_later_customer() -> None:
+    """In a view, purchases of a customer registered later are dropped; the
+    string triples used to be read by position afterwards (OutOfBoundsError,
+    or another row's stores through ``auto``)."""
+    g = IdentityGraph()
+    g.register("c1", at=START)
+    g.register("c2", at=START)
+    _buy(g, "c2", AS_OF - DAY, "T-c2", store="X")  # row 0: c2 is not in the view
+    _buy(g, "c1", AS_OF - DAY, "T-c1", store="S1")
+    _buy(g, "c1", AS_OF + DAY, "T-c1-later", store="S2")  # after as_of
+    view = g.as_of(1)
+    python = kpis.compute(view, AS_OF, "python")
+    assert python["c1"]["Total_Stores"] == ("S1",)
+    assert_same(python, kpis.compute(view, AS_OF, "polars"))
+    assert_same(python, view.kpis(AS_OF))
+
+
+def test_link_moves_in_the_repeated_hour() -> None:
+    """Change points of a link in the hour repeated when DST ends are ordered
+    by instant (the graph keeps every time in UTC), so both engines and
+    ``events()`` give the 01:30 UTC purchase to x, who held the card then."""
+    helsinki = _helsinki()
+    g = IdentityGraph()
+    for customer in "wxyz":
+        g.register(customer, at=START)
+    card = Link("loyalty_card", "7001 2345")
+    g.link("w", card, at=datetime(2024, 10, 27, 2, 30, tzinfo=helsinki))  # 23:30 UTC
+    g.relink(card, to="y", at=datetime(2024, 10, 27, 3, 30, tzinfo=helsinki))  # 00:30 UTC
+    g.relink(card, to="x", at=datetime(2024, 10, 27, 3, 15, tzinfo=helsinki, fold=1))  # 01:15
+    g.relink(card, to="z", at=datetime(2024, 10, 27, 4, 0, tzinfo=helsinki))  # 02:00 UTC
+    _buy(g, card, datetime(2024, 10, 27, 1, 30, tzinfo=UTC), "T-1")
+    python = kpis.compute(g, AS_OF, "python")
+    assert python["x"]["Total_Purchases"] == 1
+    assert [e.id for e in g.events("x")] == ["T-1"]
+    assert_same(python, kpis.compute(g, AS_OF, "polars"))
+
+
+def test_anonymous_profiles_come_in_link_key_order() -> None:
+    """Both engines list customer profiles, then anonymous ones by link key."""
+    g = IdentityGraph()
+    g.register("c1", at=START)
+    one, two = Link("email", "one@example.com"), Link("email", "two@example.com")
+    g.record(Event("visit", at=AS_OF - 9 * DAY, links=(two,), id="V-1"))
+    _buy(g, one, AS_OF - 5 * DAY, "T-1")
+    _buy(g, two, AS_OF - 4 * DAY, "T-2")
+    python = kpis.compute(g, AS_OF, "python")
+    polars = kpis.compute(g, AS_OF, "polars")
+    assert list(python) == list(polars) == ["c1", one, two]
