@@ -285,8 +285,8 @@ def _check_purchase(event: Event) -> None:
     data, name = event.data, f"purchase {event.id or ''}".strip()
     money = "is not a finite amount (Decimal, int or numeric text)"
     amount = data.get("amount")
-    if amount is not None and type(amount) is not int:
-        _number(amount, f"{name}: amount", money)
+    if amount is not None:
+        _money(amount, f"{name}: amount", money)
     for field in _LISTED:
         _check_strings(data.get(field), f"{name}: {field}")
     for field in _NAMED:
@@ -308,11 +308,27 @@ def _check_purchase(event: Event) -> None:
             if whole != whole.to_integral_value() or whole < 0:
                 raise InvalidEvent(f"{where} {quantity!r} must be a whole number >= 0")
         price = item.get("unit_price")
-        if price is not None and type(price) is not int:
-            _number(price, f"{name}: items[{index}].unit_price", money)
+        if price is not None:
+            _money(price, f"{name}: items[{index}].unit_price", money)
         for field in _ITEM_NAMED:
             _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
         _check_strings(item.get("seller"), f"{name}: items[{index}].seller")
+
+
+#: Money beyond this is no purchase, and sums of it would overflow Decimal's
+#: default context, breaking kpis() for every profile.
+MAX_MONEY = 10**24
+
+
+def _money(value: Any, where: str, rule: str) -> None:
+    if type(value) is int:  # the bulk path: no Decimal built
+        if -MAX_MONEY < value < MAX_MONEY:
+            return
+    else:
+        number = _number(value, where, rule)
+        if -MAX_MONEY < number < MAX_MONEY:
+            return
+    raise InvalidEvent(f"{where} {value!r} is beyond ±10**24, which no purchase reaches")
 
 
 #: Purchase fields that hold one string or a list of them (§4).

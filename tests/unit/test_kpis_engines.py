@@ -613,7 +613,7 @@ def test_edge_graphs(case: str) -> None:
 @pytest.mark.parametrize(
     "amount",
     [
-        Decimal("1E+40"),
+        Decimal("1E+20"),
         Decimal("0.0000000000000000000001"),
         Decimal("1000000000000000000"),  # 19 digits
         10**19,
@@ -720,7 +720,7 @@ def test_snapshot_survives_an_out_of_range_purchase() -> None:
     g = small_graph()
     python = kpis.compute(g, AS_OF, "python")
     result = kpis.compute(g, AS_OF, "polars")
-    _buy(g, "b", AS_OF - DAY, "T-big", amount=Decimal("1E+40"))
+    _buy(g, "b", AS_OF - DAY, "T-big", amount=Decimal("1E+20"))
     assert not g._ledger.purchases.exact
     assert_mapping_agrees(python, result)
 

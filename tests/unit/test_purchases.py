@@ -92,7 +92,7 @@ def test_anchors_are_coded_once_and_links_listed() -> None:
     assert [columns.anchors[code] for code in columns.link_anchors] == [g._types.key(card)]
 
 
-@pytest.mark.parametrize("amount", [Decimal("1E+40"), Decimal("0.0000000000000000000001")])
+@pytest.mark.parametrize("amount", [Decimal("1E+20"), Decimal("0.0000000000000000000001")])
 def test_an_amount_beyond_the_exact_range_turns_the_columns_off(amount: Decimal) -> None:
     """Recording never fails because of the columns; they stop and say why."""
     g = graph()
@@ -131,3 +131,22 @@ def test_a_narrow_decimal_context_runs_the_pure_engine() -> None:
         )
         with pytest.raises(ValueError, match="decimal context"):
             g.kpis(T, engine="polars")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"amount": Decimal("9E+999999")},
+        {"amount": 10**24},
+        {"items": [{"sku": "A", "unit_price": Decimal("-1E+30")}]},
+    ],
+)
+def test_money_beyond_any_purchase_is_refused(data: dict[str, object]) -> None:
+    """Two such amounts would overflow Decimal's context in every kpis() call."""
+    from identity_graph.errors import InvalidEvent
+
+    g = graph()
+    with pytest.raises(InvalidEvent, match="10\\*\\*24"):
+        g.record(Event("purchase", at=T, customer_id="c1", id="X", data=data))
+    g.record(Event("purchase", at=T, customer_id="c1", id="ok", data={"amount": 10**24 - 1}))
+    assert g.kpis(T, ref="c1")["Total_Purchases"] == 1
