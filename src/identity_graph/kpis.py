@@ -26,7 +26,7 @@ import attrs
 
 from . import history as hist
 from .ids import Link
-from .purchases import KINDS, plain_data, ticket_strings, ticket_value, whole
+from .purchases import KINDS, WINDOW_KINDS, plain_data, ticket_strings, ticket_value, whole
 
 if TYPE_CHECKING:
     from .graph import IdentityGraph, Ref
@@ -181,7 +181,6 @@ class _Ticket(NamedTuple):
 
 
 _NOTHING: frozenset[str] = frozenset()
-_FAMILIES = 4  # the string kinds counted or listed per window (purchases.KINDS[:4])
 
 
 def _ticket(event: Event, at: datetime) -> _Ticket:
@@ -191,9 +190,9 @@ def _ticket(event: Event, at: datetime) -> _Ticket:
     quantity = 0
     for item in items:
         quantity += whole(item.get("quantity", 1))
-    families: tuple[set[str], ...] = (set(), set(), set(), set())
+    families: tuple[set[str], ...] = tuple(set() for _ in WINDOW_KINDS)
     for kind, name in ticket_strings(data, items):
-        if kind < _FAMILIES:  # brands, categories, promo codes, stores
+        if kind < len(WINDOW_KINDS):
             families[kind].add(name)
     brands, categories, promo, stores = (frozenset(f) if f else _NOTHING for f in families)
     assert event.id is not None

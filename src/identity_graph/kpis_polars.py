@@ -57,6 +57,7 @@ from .purchases import (
     MICROSECOND,
     PROMO_CODES,
     STORES,
+    WINDOW_KINDS,
     PurchaseColumns,
     plain_data,
     ticket_value,
@@ -72,7 +73,6 @@ DAY = 86_400_000_000  # microseconds
 _NOBODY = -2  # the profile code of purchases the graph does not know (in a view)
 _NEVER = 2**63 - 1  # their time: after every as_of
 _I64 = pl.Int64
-_WINDOW_KINDS = KINDS[:4]  # Brands, Categories, Promo_Codes, Stores
 _LAST_NAMES = tuple(f"Last_Purchase_{kind}" for kind in KINDS)
 # Sums stay below this (in units of the smallest decimal place present), so
 # they fit 128-bit integers and the 28 digits of Decimal's default context.
@@ -299,7 +299,7 @@ def _strings(
             "kind": pl.Series(np.array(columns.x_kind, dtype=np.int8)),
             "code": pl.Series(np.array(columns.x_code, dtype=np.int64)),
         }
-    ).filter(pl.col("kind") < len(_WINDOW_KINDS))
+    ).filter(pl.col("kind") < len(WINDOW_KINDS))
     if not triples.height:
         return main
     triples = triples.with_columns(
@@ -321,7 +321,7 @@ def _strings(
         ]
     per_kind = latest.group_by("profile", "kind").agg(aggs)
     tags = [tag for _days, tag, _start in _windows(as_of_us)]
-    for kind, name in enumerate(_WINDOW_KINDS):
+    for kind, name in enumerate(WINDOW_KINDS):
         picked = per_kind.filter(pl.col("kind") == kind)
         if kind in (PROMO_CODES, STORES):
             lists = picked.select(
@@ -534,7 +534,7 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
             (
                 _PERIOD_NAMES[days],
                 *(at[f"{column}_{tag}"] for column in ("n", "items", "value", "exp", "rfm")),
-                *(at.get(f"{kind}_{tag}") for kind in _WINDOW_KINDS),
+                *(at.get(f"{kind}_{tag}") for kind in WINDOW_KINDS),
             )
             for days, tag, _start in _windows(0)
         ]

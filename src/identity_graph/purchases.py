@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "WINDOW_KINDS",
     "PurchaseColumns",
     "plain_data",
     "strings",
@@ -55,6 +56,8 @@ KINDS = (
     "Shipping_Methods",
 )
 BRANDS, CATEGORIES, PROMO_CODES, STORES, ITEMS, SELLERS, PAYMENT, SHIPPING = range(len(KINDS))
+#: The kinds counted (brands, categories) or listed (promo codes, stores) per window.
+WINDOW_KINDS = KINDS[:4]
 
 _ITEM_STRINGS = ((ITEMS, "sku"), (BRANDS, "brand"), (CATEGORIES, "category"))
 _TICKET_STRINGS = (
