@@ -18,10 +18,12 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# The demo imports the sample files shipped in the package into a SQLite file
-# (demo.db, ignored by git); run it twice and the second import changes nothing.
+# The demo imports the sample files shipped in the package into the command
+# line's default store, identity-graph.db (ignored by git), so the commands it
+# prints next work as they are; run it twice and the second import changes
+# nothing.  It runs on the base install: no extra is needed.
 demo: $(VENV)/.installed
-	$(BIN)/identity-graph demo --db demo.db
+	$(BIN)/identity-graph demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks examples docs/tools

@@ -6,9 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from identity_graph import IdentityGraph
 from identity_graph.kpis import ENGINES
+
+# No time limit per example: speed is measured in benchmarks/, never asserted
+# in a test, and a loaded 2-core CI machine makes Hypothesis's 200 ms default
+# a source of flaky failures (DeadlineExceeded, then Flaky on the replay).
+settings.register_profile(
+    "identity_graph", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("identity_graph")
 
 
 @pytest.fixture(scope="module", params=[e for e in ENGINES if e != "auto"])

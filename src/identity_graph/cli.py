@@ -15,7 +15,10 @@ for anything else), never a traceback.  See ``docs/files.md`` for examples.
 from __future__ import annotations
 
 import csv
+import functools
+import os
 import re
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +33,7 @@ import click
 from .errors import IdentityGraphError
 from .graph import IdentityGraph, Profile
 from .ids import Link
+from .times import RANGE_RULE, check_range
 
 __all__ = ["cli", "main", "parse_ref", "parse_time"]
 
@@ -96,9 +100,13 @@ def parse_time(text: str, end_of_day: bool = False) -> datetime:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            start = datetime.combine(day, time(0), tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            at = datetime.combine(day, time(0), tzinfo=UTC)
+            if end_of_day:
+                at += timedelta(days=1)
+        else:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except OverflowError:  # the day after 9999-12-31
+        raise click.BadParameter(f"{text!r}: {RANGE_RULE}") from None
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not an ISO date (2024-06-01) or time (2024-06-01T12:00+03:00)"
@@ -107,6 +115,10 @@ def parse_time(text: str, end_of_day: bool = False) -> datetime:
         raise click.BadParameter(
             f"{text!r} has no UTC offset; write e.g. {text}+00:00 (the tool never guesses a zone)"
         )
+    try:
+        check_range(at, repr(text))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     return at
 
 
@@ -140,22 +152,34 @@ def _graph(db: str, region: str | None, must_exist: bool = True) -> Iterator[Ide
         graph.close()
 
 
+_DB_HELP = (
+    "The store: a SQLite file or a postgresql:// URL "
+    f"[env IDENTITY_GRAPH_DB; default: {DEFAULT_DB}]."
+)
+_REGION_HELP = (
+    "Default region of phone numbers without +country, e.g. FI [env IDENTITY_GRAPH_REGION]."
+)
+
+
+def _store_settings() -> tuple[str, str | None]:
+    """``--db`` and ``--region`` as given before the subcommand (or their
+    environment variables and defaults)."""
+    root = click.get_current_context().find_root().params
+    return root.get("db") or DEFAULT_DB, root.get("region")
+
+
 def _graph_options(command: F) -> F:
-    command = click.option(
-        "--region",
-        envvar="IDENTITY_GRAPH_REGION",
-        default=None,
-        metavar="CC",
-        help="Default region of phone numbers without +country (e.g. FI).",
-    )(command)
-    command = click.option(
-        "--db",
-        envvar="IDENTITY_GRAPH_DB",
-        default=DEFAULT_DB,
-        show_default=True,
-        help="The store: a SQLite file or a postgresql:// URL.",
-    )(command)
-    return command
+    """``--db`` and ``--region`` after the subcommand too; given there, they
+    win over the ones before it, which win over the environment."""
+
+    @functools.wraps(command)
+    def with_store(*args: Any, db: str | None, region: str | None, **kwargs: Any) -> Any:
+        root_db, root_region = _store_settings()
+        return command(*args, db=db or root_db, region=region or root_region, **kwargs)
+
+    with_store = click.option("--region", default=None, metavar="CC", help=_REGION_HELP)(with_store)
+    with_store = click.option("--db", default=None, help=_DB_HELP)(with_store)
+    return with_store  # type: ignore[return-value]
 
 
 def _console() -> Any:
@@ -179,8 +203,16 @@ def _cell(value: Any) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="identity-graph", prog_name=PROG)
-def cli() -> None:
-    """Which of a business's records are the same person: files in, answers out."""
+@click.option("--db", envvar="IDENTITY_GRAPH_DB", default=DEFAULT_DB, help=_DB_HELP)
+@click.option(
+    "--region", envvar="IDENTITY_GRAPH_REGION", default=None, metavar="CC", help=_REGION_HELP
+)
+def cli(db: str, region: str | None) -> None:
+    """Which of a business's records are the same person: files in, answers out.
+
+    --db and --region go before or after the command.  After `make demo`,
+    try: identity-graph profile C-1001
+    """
 
 
 @cli.group("import")
@@ -445,13 +477,101 @@ def _profile_table(profile: Profile) -> Any:
     return table
 
 
+def _linked_since(graph: IdentityGraph, link: Link) -> datetime | None:
+    """When the current owner of ``link`` got it: the first change point of
+    the last unbroken run of that owner in the link's history."""
+    since = None
+    owner = graph.owner(link)
+    for valid_from, holder in reversed(graph.history(link)):
+        if holder != owner:
+            break
+        since = valid_from
+    return since
+
+
+def _event_place(data: Any) -> str:
+    """Where an event happened, as far as its data says: store, mailing or channel."""
+    for field in ("store", "mailing", "channel"):
+        if data.get(field) not in (None, ""):
+            return f"{field} {data[field]}"
+    return ""
+
+
+#: How many events the customer card lists, newest first.
+CARD_EVENTS = 5
+#: The indicators the customer card shows.
+CARD_INDICATORS = (*SHOWN_INDICATORS, "RFM_Group")
+
+
+def _customer_card(graph: IdentityGraph, ref: str | Link, as_of: datetime) -> list[Any]:
+    """What ``profile REF`` prints: who (ids, links since when, attributes),
+    the latest events, and the main indicators at ``as_of``.  O(profile size
+    + its events) plus one indicators pass over every purchase (the RFM ranks
+    compare profiles)."""
+    from rich.table import Table
+
+    found = graph.profile(ref)
+    card = Table(title=f"profile {found.id}", show_header=False, title_justify="left")
+    card.add_column(style="bold", no_wrap=True)
+    card.add_column()
+    card.add_row("customers", ", ".join(found.customer_ids) or "- (anonymous)")
+    lines = []
+    for link in found.links:
+        since = _linked_since(graph, link)
+        owner = graph.owner(link)
+        held = "" if owner is None or len(found.customer_ids) < 2 else f" ({owner})"
+        when = "never owned" if since is None else f"since {_cell(since)}"
+        lines.append(f"{link}{held}  {when}")
+    card.add_row("links", "\n".join(lines) or "-")
+    for name, value in found.attributes.items():
+        card.add_row(name, _cell(value))
+    card.add_row("merges", ", ".join(found.merge_ids) or "-")
+    shown: list[Any] = [card]
+
+    latest = graph.events(found.id)[-CARD_EVENTS:][::-1]
+    events = Table(title=f"latest events ({len(latest)} shown)", title_justify="left")
+    for column in ("at", "type", "amount", "where", "id"):
+        events.add_column(column, justify="right" if column == "amount" else "left")
+    for event in latest:
+        amount = event.data.get("amount")
+        events.add_row(
+            _cell(event.at),
+            event.type,
+            "" if amount is None else str(amount),
+            _event_place(event.data),
+            event.id or "",
+        )
+    shown.append(events if latest else "no events")
+
+    row = graph.kpis(as_of, ref=found.id)
+    title = f"indicators at {as_of.isoformat(timespec='seconds')}"
+    indicators = Table(title=title, title_justify="left")
+    indicators.add_column("indicator", no_wrap=True)
+    indicators.add_column("value", justify="right", overflow="fold")
+    for name in CARD_INDICATORS:
+        indicators.add_row(name, _cell(row[name]))
+    shown.append(indicators)
+    return shown
+
+
 @cli.command()
 @click.argument("ref")
+@click.option(
+    "--as-of",
+    "as_of_text",
+    default=None,
+    help="Date or time of the indicators [default: now; a date means its end].",
+)
 @_graph_options
-def profile(ref: str, db: str, region: str | None) -> None:
-    """Show the profile of REF: customers, links, attributes, merges."""
+def profile(ref: str, as_of_text: str | None, db: str, region: str | None) -> None:
+    """Show the customer card of REF: customer ids, links and since when,
+    attributes, the latest events, and the main indicators with the RFM
+    segment (now, or --as-of)."""
+    as_of = datetime.now(UTC) if as_of_text is None else parse_time(as_of_text, end_of_day=True)
+    console = _console()
     with _graph(db, region) as graph:
-        _console().print(_profile_table(graph.profile(parse_ref(ref))))
+        for part in _customer_card(graph, parse_ref(ref), as_of):
+            console.print(part)
 
 
 @cli.command()
@@ -590,64 +710,103 @@ def sample(name: str) -> Any:
     return resources.files("identity_graph").joinpath("samples", name)
 
 
-@cli.command()
-@click.option(
-    "--db",
-    default=None,
-    help="Build the store here [default: in a temporary directory, removed afterwards].",
-)
-def demo(db: str | None) -> None:
-    """Build a store from the sample files shipped in the package and show it."""
-    with tempfile.TemporaryDirectory(prefix="identity-graph-demo-") as scratch:
-        _demo(Path(scratch), db or str(Path(scratch) / "demo.db"))
-
-
-def _demo(scratch: Path, db: str) -> None:
-    from rich.table import Table
-
+def _import_samples(graph: IdentityGraph, scratch: Path) -> list[tuple[str, Any, list[str]]]:
+    """Import the three sample files into ``graph``: ``(file, summary, rejects)``
+    each, the rejects as one line a row."""
     from .io import import_customers, import_offline_data, import_offline_events
 
+    steps: list[tuple[str, Callable[[Path, Path], Any]]] = [
+        (
+            "customers.xlsx",
+            lambda path, rejects: import_customers(
+                graph,
+                path,
+                attributes=SAMPLE_ATTRIBUTES,
+                links=SAMPLE_LINKS,
+                rejects=rejects,
+                at=datetime(2024, 1, 1, tzinfo=UTC),
+            ),
+        ),
+        (
+            "offline_data.csv",
+            lambda path, rejects: import_offline_data(
+                graph,
+                path,
+                tz=SAMPLE_TZ,
+                event_types=SAMPLE_EVENT_TYPES,
+                ticket_fields=SAMPLE_TICKET_FIELDS,
+                rejects=rejects,
+            ),
+        ),
+        (
+            "offline_events.csv",
+            lambda path, rejects: import_offline_events(graph, path, tz=SAMPLE_TZ, rejects=rejects),
+        ),
+    ]
+    done = []
+    for name, run in steps:
+        rejects = scratch / f"{name}.rejects.csv"
+        with resources.as_file(sample(name)) as path:
+            summary = run(path, rejects)
+        with open(rejects, newline="", encoding="utf-8") as handle:
+            lines = [
+                f"row {row}, {column} {value!r}: {reason}"
+                for row, column, value, reason in list(csv.reader(handle))[1:]
+            ]
+        done.append((name, summary, lines))
+    return done
+
+
+def _sample_customers() -> set[str]:
+    """The customer ids the sample files make (imported into memory)."""
+    with tempfile.TemporaryDirectory(prefix="identity-graph-demo-") as scratch:
+        graph = IdentityGraph()
+        _import_samples(graph, Path(scratch))
+        return set(graph.customers())
+
+
+#: The commands the demo suggests next, as a reader would type them.
+NEXT_COMMANDS = (
+    "profile C-1001 --as-of 2024-06-30",
+    "resolve phone:+358401234567",
+    "events email:ann.lee@example.com",
+    "kpis --as-of 2024-06-30 --out kpis.csv",
+    "export profiles profiles.xlsx --as-of 2024-06-30",
+    "export customers customers.csv --attribute Firstname=first_name --link Email=email",
+)
+
+
+@cli.command()
+@_graph_options
+def demo(db: str, region: str | None) -> None:
+    """Build the store (--db, default identity-graph.db) from the sample
+    files shipped in the package, show a customer card, and print the
+    commands to try next.  Run it twice: the second import changes nothing.
+    A store that already holds other customers is left alone."""
+    with tempfile.TemporaryDirectory(prefix="identity-graph-demo-") as scratch:
+        _demo(Path(scratch), db, region)
+
+
+def _demo(scratch: Path, db: str, region: str | None) -> None:
+    from rich.table import Table
+
     console = _console()
-    console.print(f"[bold]identity-graph demo[/bold]: building {db} from the sample files")
-    summaries = Table(title="imports", title_justify="left")
-    for column in ("file", "read", "imported", "unchanged", "rejected"):
-        summaries.add_column(column, justify="left" if column == "file" else "right")
-    rejected: list[tuple[str, list[str]]] = []
-    with _graph(db, None, must_exist=False) as graph:
-        steps: list[tuple[str, Callable[[Path, Path], Any]]] = [
-            (
-                "customers.xlsx",
-                lambda path, rejects: import_customers(
-                    graph,
-                    path,
-                    attributes=SAMPLE_ATTRIBUTES,
-                    links=SAMPLE_LINKS,
-                    rejects=rejects,
-                    at=datetime(2024, 1, 1, tzinfo=UTC),
-                ),
-            ),
-            (
-                "offline_data.csv",
-                lambda path, rejects: import_offline_data(
-                    graph,
-                    path,
-                    tz=SAMPLE_TZ,
-                    event_types=SAMPLE_EVENT_TYPES,
-                    ticket_fields=SAMPLE_TICKET_FIELDS,
-                    rejects=rejects,
-                ),
-            ),
-            (
-                "offline_events.csv",
-                lambda path, rejects: import_offline_events(
-                    graph, path, tz=SAMPLE_TZ, rejects=rejects
-                ),
-            ),
-        ]
-        for name, run in steps:
-            rejects = scratch / f"{name}.rejects.csv"
-            with resources.as_file(sample(name)) as path:
-                summary = run(path, rejects)
+    with _graph(db, region, must_exist=False) as graph:
+        strangers = set(graph.customers())
+        if strangers:
+            strangers -= _sample_customers()
+        if strangers:
+            raise _Fatal(
+                f"{db} already holds {len(strangers)} customer(s) that are not the demo's "
+                f"(e.g. {min(strangers)!r}); the demo writes only into a new store or its "
+                "own: pass --db demo.db"
+            )
+        console.print(f"[bold]identity-graph demo[/bold]: building {db} from the sample files")
+        summaries = Table(title="imports", title_justify="left")
+        for column in ("file", "read", "imported", "unchanged", "rejected"):
+            summaries.add_column(column, justify="left" if column == "file" else "right")
+        done = _import_samples(graph, scratch)
+        for name, summary, _ in done:
             summaries.add_row(
                 name,
                 str(summary.read),
@@ -655,23 +814,27 @@ def _demo(scratch: Path, db: str) -> None:
                 str(summary.unchanged),
                 str(summary.rejected),
             )
-            with open(rejects, newline="", encoding="utf-8") as handle:
-                lines = [
-                    f"row {row}, {column} {value!r}: {reason}"
-                    for row, column, value, reason in list(csv.reader(handle))[1:]
-                ]
-            if lines:
-                rejected.append((name, lines))
         console.print(summaries)
-        for name, lines in rejected:
+        for name, _, lines in done:
             for line in lines:
                 console.print(f"rejected from {name}, {line}")
-        shown = [p for p in graph.profiles()][:3]
-        for profile in shown:
-            console.print(_profile_table(profile))
+        first = next(graph.profiles())
+        for part in _customer_card(graph, first.id, DEMO_AS_OF):
+            console.print(part)
         indicators = graph.kpis(DEMO_AS_OF)
-    rows = {p.id: indicators[p.id] for p in shown}
+        rows = {p.id: indicators[p.id] for p in graph.profiles()}
     console.print(_kpi_table(rows, f"indicators at {DEMO_AS_OF.isoformat()}"))
+    console.print(_next_steps(db))
+
+
+def _next_steps(db: str) -> str:
+    """The commands to try next, with ``--db`` where the store is not the one
+    the command line opens by default."""
+    default = os.environ.get("IDENTITY_GRAPH_DB") or DEFAULT_DB
+    where = "" if db == default else f" --db {shlex.quote(db)}"
+    lines = [f"Try next (the store is {db}):"]
+    lines += [f"  {PROG}{where} {command}" for command in NEXT_COMMANDS]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ entry point

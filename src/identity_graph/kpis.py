@@ -346,6 +346,10 @@ def _strictly_less(values: list[Any]) -> dict[Any, int]:
 
 #: The engines ``compute`` can run (see docs/indicators.md).
 ENGINES = ("auto", "python", "polars")
+#: What the columnar engine imports beyond the base install (the ``[polars]``
+#: extra).  ``"auto"`` falls back when any one of them is missing: the base
+#: install must answer, whichever of them a machine happens to have.
+COLUMNAR_PACKAGES = ("polars", "numpy")
 
 
 def compute(
@@ -370,14 +374,16 @@ def compute(
     try:
         from . import kpis_polars
     except ModuleNotFoundError as error:
-        if engine == "auto" and error.name == "polars":
+        missing = (error.name or "").partition(".")[0]
+        if missing not in COLUMNAR_PACKAGES:
+            raise
+        if engine == "auto":
             return compute_python(graph, as_of)
-        if error.name == "polars":
-            raise ModuleNotFoundError(
-                "kpis engine 'polars' needs polars: pip install 'identity-graph[polars]'",
-                name="polars",
-            ) from None
-        raise
+        raise ModuleNotFoundError(
+            f"kpis engine 'polars' needs {missing}, which is not installed: "
+            "pip install 'identity-graph[polars]'",
+            name=missing,
+        ) from None
     try:
         return kpis_polars.compute(graph, as_of)
     except kpis_polars.EngineUnavailable as why:

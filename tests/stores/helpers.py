@@ -8,7 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,22 @@ def wait_for(proc: subprocess.Popen[str], word: str, timeout: float = 30.0) -> N
     proc.kill()
     _, err = proc.communicate()
     raise AssertionError(f"worker did not print {word} (exit {proc.returncode}):\n{err}")
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout``.
+
+    For facts a server makes true a little after the call that causes them
+    (a closed connection leaves ``pg_stat_activity`` after the backend has
+    noticed it): reading once races the server, on a loaded machine most of all.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout:g} s still not true: {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> None:

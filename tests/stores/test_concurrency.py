@@ -162,7 +162,9 @@ def test_postgres_graphs_in_two_schemas_do_not_wait_for_each_other(
     try:
         thread = threading.Thread(target=write_second)
         thread.start()
-        blocked = not done.wait(timeout=2)
+        # Held by the lock it would never finish before the rollback below;
+        # the wait is long so that a slow machine is not mistaken for a lock.
+        blocked = not done.wait(timeout=60)
     finally:
         first.store.rollback()
         thread.join(timeout=30)

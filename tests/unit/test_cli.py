@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from identity_graph import Link
-from identity_graph.cli import main, parse_ref, parse_time, sample
+from identity_graph import IdentityGraph, Link
+from identity_graph.cli import (
+    CARD_EVENTS,
+    NEXT_COMMANDS,
+    PROG,
+    main,
+    parse_ref,
+    parse_time,
+    sample,
+)
+from identity_graph.times import RANGE_RULE
 
 MAPPING = [
     "--attribute",
@@ -254,14 +265,111 @@ def test_errors_are_one_line(store: Path) -> None:
     assert "end in .csv or .xlsx" in quick_fails(store, "export", "customers", "x.json")
 
 
-def test_demo(tmp_path: Path) -> None:
+# ------------------------------------------------------------------ where the store is
+
+
+def test_db_before_or_after_the_command_or_from_the_environment(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(store / "identity-graph.db")
+    assert quick(tmp_path, "--db", db, "resolve", "C-1002") == "C-1002\n"
+    assert quick(tmp_path, "resolve", "C-1002", "--db", db) == "C-1002\n"
+    assert quick(tmp_path, "--region", "FI", "--db", db, "resolve", "phone:040 123 4567") == (
+        "C-1001\n"
+    )
+    assert "no store at missing.db" in quick_fails(tmp_path, "--db", "missing.db", "resolve", "x")
+    # After the command wins over before it.
+    assert quick(tmp_path, "--db", "missing.db", "resolve", "C-1002", "--db", db) == "C-1002\n"
+    monkeypatch.setenv("IDENTITY_GRAPH_DB", db)
+    assert quick(tmp_path, "resolve", "C-1002") == "C-1002\n"
+    # An option, before or after, wins over the environment.
+    assert "no store at missing.db" in quick_fails(tmp_path, "resolve", "x", "--db", "missing.db")
+    assert "no store at missing.db" in quick_fails(tmp_path, "--db", "missing.db", "resolve", "x")
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_customer_card(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    card = quick(store, "profile", "phone:+358401234567", "--as-of", "2024-06-30")
+    with IdentityGraph.open(store / "identity-graph.db") as g:
+        row = g.kpis(datetime(2024, 7, 1, tzinfo=UTC), ref="C-1001")
+        latest = g.events("C-1001")[-CARD_EVENTS:]
+        ((linked, _),) = g.history(Link("email", "ann.lee@example.com"))
+    assert "profile C-1001" in card
+    assert f"email:ann.lee@example.com  since {linked:%Y-%m-%d %H:%M} UTC" in card
+    assert "Helsinki" in card
+    for event in latest:  # the newest events, with where they happened
+        assert event.id in card
+    assert "store HEL-01" in card and "mailing Spring 2024" in card
+    assert "indicators at 2024-07-01T00:00:00+00:00" in card
+    for name in ("Total_Value", "RFM_Segment", "RFM_Group"):
+        assert f"{name} " in card and str(row[name]) in card
+    # Without --as-of: now, when the sample purchases are long past.
+    now = quick(store, "profile", "C-1001")
+    assert "Days_Since_Last_Purchase" in now and "68.10" in now
+    anonymous = quick(store, "profile", "email:walk.in@example.com")
+    assert "(anonymous)" in anonymous and "never owned" in anonymous and "no events" in anonymous
+
+
+@pytest.mark.parametrize(
+    ("as_of", "code"),
+    [
+        ("9999-12-31", 2),  # its end is past the calendar
+        ("0001-01-01", 2),  # 360-day windows would start before it
+        ("0001-12-31T23:59+00:00", 2),
+        ("9999-01-01T00:00:01+00:00", 2),
+        ("0002-01-01", 0),  # the first and last supported days
+        ("9998-12-31", 0),
+    ],
+)
+def test_kpis_at_the_ends_of_the_calendar(
+    store: Path, as_of: str, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    found, out, err = call(store, "kpis", "--as-of", as_of)
+    assert found == code, err
+    if code:
+        (line,) = err.strip().splitlines()
+        assert line.startswith("identity-graph: error:") and RANGE_RULE in line and as_of in line
+    else:
+        assert "C-1001" in out and "Segment" in out and err == ""
+
+
+def _next_commands(out: str) -> list[list[str]]:
+    tail = out[out.index("Try next") :].splitlines()[1:]
+    return [shlex.split(line)[1:] for line in tail if line.startswith(f"  {PROG} ")]
+
+
+def test_demo_builds_the_default_store_and_its_next_commands_work(tmp_path: Path) -> None:
     out = ok(tmp_path, "demo")
     for words in ("customers.xlsx", "offline_data.csv", "profile C-1001", "Loyal Customers"):
         assert words in out
     assert "rejected from offline_events.csv, row 8" in out
-    assert list(tmp_path.iterdir()) == []  # the temporary store is gone
-    ok(tmp_path, "demo", "--db", "demo.db")
-    assert (tmp_path / "demo.db").exists()
-    assert ok(tmp_path, "resolve", "email:eeva.makinen@example.com", "--db", "demo.db") == (
-        "C-1005\n"
-    )
+    assert (tmp_path / "identity-graph.db").exists()
+    commands = _next_commands(out)
+    assert len(commands) == len(NEXT_COMMANDS)
+    assert all("--db" not in command for command in commands)
+    for command in commands:
+        quick(tmp_path, *command)
+    assert (tmp_path / "kpis.csv").exists() and (tmp_path / "profiles.xlsx").exists()
+    again = ok(tmp_path, "demo")
+    assert "│ customers.xlsx     │    7 │        0 │         6 │        1 │" in again
+
+
+def test_demo_elsewhere_names_its_store_in_the_next_commands(tmp_path: Path) -> None:
+    code, out, err = call(tmp_path, "demo", "--db", "demo.db")
+    assert code == 0, err
+    commands = _next_commands(out)
+    assert commands and all(command[:2] == ["--db", "demo.db"] for command in commands)
+    assert quick(tmp_path, *commands[1]) == "C-1001\n"
+    assert not (tmp_path / "identity-graph.db").exists()
+
+
+def test_demo_leaves_a_store_with_other_customers_alone(tmp_path: Path) -> None:
+    with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
+        g.register("crm-1", at=datetime(2024, 1, 1, tzinfo=UTC))
+    line = quick_fails(tmp_path, "demo")
+    assert "identity-graph.db already holds 1 customer(s) that are not the demo's" in line
+    assert "'crm-1'" in line and "--db demo.db" in line
+    with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
+        assert g.customers() == ["crm-1"] and len(list(g.journal())) == 1

@@ -654,16 +654,19 @@ def test_unknown_engine(engine: str) -> None:
         g.kpis(AS_OF, ref="a", engine=engine)
 
 
-def test_without_polars(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With polars missing, ``polars`` names the extra and ``auto`` answers in Python."""
+@pytest.mark.parametrize("missing", kpis.COLUMNAR_PACKAGES)
+def test_without_a_columnar_package(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """With polars or numpy missing (a base install), ``polars`` names the
+    missing package and the extra, and ``auto`` answers in Python."""
     g = small_graph()
     expected = kpis.compute(g, AS_OF, "python")
-    monkeypatch.setitem(sys.modules, "polars", None)
+    monkeypatch.setitem(sys.modules, missing, None)
     monkeypatch.delitem(sys.modules, "identity_graph.kpis_polars")
     monkeypatch.delattr(identity_graph, "kpis_polars")
     with pytest.raises(ModuleNotFoundError, match=r"identity-graph\[polars\]") as caught:
         g.kpis(AS_OF, engine="polars")
-    assert caught.value.name == "polars"
+    assert caught.value.name == missing
+    assert f"needs {missing}" in str(caught.value)
     auto = g.kpis(AS_OF)
     assert type(auto) is dict
     assert_same(expected, auto)
