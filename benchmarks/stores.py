@@ -1,5 +1,5 @@
 """Store benchmark: write throughput and start-up of the memory, SQLite and
-PostgreSQL stores (§7).
+PostgreSQL stores.
 
 Workload (a new, empty store for every measurement; every measurement in a
 fresh process, so one never warms another):

@@ -11,7 +11,7 @@ every one also subclasses the builtin a generic handler would catch, so
     ├── UnknownCustomer (KeyError)        a customer id that was never registered
     ├── UnknownMerge (KeyError)           a merge id the graph never issued
     ├── LinkConflict (ValueError)         a link owned by another customer, policy "reject"
-    ├── LimitExceeded (ValueError)        a guard of §5 (caps, frozen links)
+    ├── LimitExceeded (ValueError)        a guard (caps, frozen links)
     ├── NotConnected (LookupError)        explain() of references in different profiles
     ├── InvalidEvent (ValueError)         an event with nothing left to identify it
     ├── DuplicateEvent (ValueError)       an event id reused with other content
@@ -53,7 +53,7 @@ class IdentityGraphError(Exception):
 
 
 class InvalidLink(IdentityGraphError, ValueError):
-    """A link whose name or value breaks the rules of its type (§1.2)."""
+    """A link whose name or value breaks the rules of its type."""
 
 
 class BlockedLink(InvalidLink):
@@ -77,7 +77,7 @@ class LinkConflict(IdentityGraphError, ValueError):
 
 
 class LimitExceeded(IdentityGraphError, ValueError):
-    """An operation refused by a guard of §5 (a cap, or a frozen link)."""
+    """An operation refused by a guard against over-merging (a cap, or a frozen link)."""
 
 
 class NotConnected(IdentityGraphError, LookupError):

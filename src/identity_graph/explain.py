@@ -1,4 +1,4 @@
-"""Why two references share a profile, and the graph as ``networkx`` (§1.7).
+"""Why two references share a profile, and the graph as ``networkx``.
 
 Built on ``networkx``: a profile is turned into a small graph (customers and
 the links they own now as nodes; ownerships and active merges as edges) and

@@ -56,7 +56,7 @@ def _utc_now() -> datetime:
 
 @attrs.frozen
 class Profile:
-    """What the outside world sees as one person (§1.5, §1.6).
+    """What the outside world sees as one person.
 
     - ``id``: the oldest customer's id, or the link of an anonymous profile;
     - ``customer_ids``: its customers, oldest first;
@@ -88,7 +88,7 @@ class IdentityGraph:
     clock:
         Returns the time of calls made without ``at=`` (aware; UTC now).
     register_unknown:
-        Whether events naming an unregistered customer register it (§3).
+        Whether events naming an unregistered customer register it.
 
     Examples
     --------
@@ -127,7 +127,7 @@ class IdentityGraph:
             "clock": clock,
             "register_unknown": register_unknown,
         }
-        # Registration order decides profile ids (§1.5).
+        # Registration order decides profile ids.
         self._order: dict[CustomerId, int] = {}
         # customer -> attribute -> (value, set at, seq); only customers with attributes.
         self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
@@ -179,7 +179,7 @@ class IdentityGraph:
         try:
             return self._types.key(link)
         except BlockedLink as error:
-            # Blocked values are refusals (§5); merely malformed values are
+            # Blocked values are refusals; merely malformed values are
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
@@ -312,7 +312,7 @@ class IdentityGraph:
         attributes: Mapping[str, AttributeValue] | None = None,
         at: datetime | None = None,
     ) -> Entry | None:
-        """Register a customer, or update its attributes (§1.1).
+        """Register a customer, or update its attributes.
 
         Each attribute keeps the time it was set and the latest value wins: a
         value set at an earlier time than the stored one changes nothing, and
@@ -351,7 +351,7 @@ class IdentityGraph:
         return self._commit("register", args, at)
 
     def link(self, customer_id: CustomerId, link: Link, at: datetime | None = None) -> Entry | None:
-        """Point ``link`` at ``customer_id`` from ``at`` on (§1.4).
+        """Point ``link`` at ``customer_id`` from ``at`` on.
 
         Registers an unknown customer.  If another customer explicitly owns the
         link at ``at``, the link type's conflict policy decides: ``move`` (the
@@ -388,7 +388,7 @@ class IdentityGraph:
         return self._commit_claim("link", customer, key, before, args, call, at)
 
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
-        """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy (§1.4).
+        """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy.
 
         Registers an unknown customer.  O(log k).
         """
@@ -427,7 +427,7 @@ class IdentityGraph:
         return self._commit(op, args, at)
 
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
-        """From ``at`` on, ``link`` points to nobody (§1.4).  O(log k).
+        """From ``at`` on, ``link`` points to nobody.  O(log k).
 
         Returns None when the link has no explicit owner at ``at``.
         """
@@ -441,7 +441,7 @@ class IdentityGraph:
     def merge(
         self, a: CustomerId, b: CustomerId, reason: str = "", at: datetime | None = None
     ) -> str | None:
-        """Merge the profiles of customers ``a`` and ``b``; return the merge id (§1.5).
+        """Merge the profiles of customers ``a`` and ``b``; return the merge id.
 
         Both must be registered.  Returns None when they already share a
         profile.  Amortised O(α(n)) plus O(size of the smaller profile).
@@ -460,7 +460,7 @@ class IdentityGraph:
         return merge_id
 
     def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:
-        """Deactivate merge ``merge_id``; its profile falls apart exactly (§1.5).
+        """Deactivate merge ``merge_id``; its profile falls apart exactly.
 
         Returns None when the merge is already inactive.  O(size of the profile).
         """
@@ -474,7 +474,7 @@ class IdentityGraph:
         return self._commit("split", {"merge_id": merge_id}, at)
 
     def detach(self, customer_id: CustomerId, at: datetime | None = None) -> Entry | None:
-        """Deactivate every merge touching ``customer_id``, leaving it alone (§1.5).
+        """Deactivate every merge touching ``customer_id``, leaving it alone.
 
         Returns None when it is merged with nobody.  O(size of the profile).
         """
@@ -489,7 +489,7 @@ class IdentityGraph:
         return self._commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
 
     def release(self, link: Link, at: datetime | None = None) -> Entry | None:
-        """Unfreeze a link frozen for moving too often (§5); None if it was not frozen."""
+        """Unfreeze a link frozen for moving too often; None if it was not frozen."""
         self._writable("release")
         at = self._now(at)
         key = self._types.key(link)
@@ -586,7 +586,7 @@ class IdentityGraph:
         return Link(name, value)
 
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
-        """The customer ``link`` belongs to at ``at`` (§1.3), or now.  O(log k)."""
+        """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
         key = self._types.key(link)
         history = self._history.get(key)
         if at is None:
@@ -599,7 +599,7 @@ class IdentityGraph:
         return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
 
     def resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
-        """The profile id of a customer id or a link (§1.6).
+        """The profile id of a customer id or a link.
 
         A link resolves through its owner at ``at`` (or its current owner);
         with no owner, to its anonymous profile, whose id is the normalised
@@ -673,13 +673,13 @@ class IdentityGraph:
         )
 
     def explain(self, ref_a: Ref, ref_b: Ref) -> list[Any]:
-        """Why two references share a profile: the shortest chain of steps (§1.7)."""
+        """Why two references share a profile: the shortest chain of steps."""
         from .explain import explain
 
         return explain(self, ref_a, ref_b)
 
     def to_networkx(self) -> Any:
-        """The identity graph as a ``networkx.Graph`` (§1.7).  O(n + links + merges)."""
+        """The identity graph as a ``networkx.Graph``.  O(n + links + merges)."""
         from .explain import to_networkx
 
         return to_networkx(self)
@@ -687,7 +687,7 @@ class IdentityGraph:
     # ------------------------------------------------------------------ events
 
     def record(self, event: Event) -> bool:
-        """Record one event in the ledger (§3); False if it was recorded before.
+        """Record one event in the ledger; False if it was recorded before.
 
         Raises ``DuplicateEvent`` (same id, other content), ``InvalidEvent``
         (nothing left to identify it), ``UnknownCustomer`` (unless
@@ -697,7 +697,7 @@ class IdentityGraph:
         return self._ledger.record(event)
 
     def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
-        """Record many events; return ``(recorded, unchanged)`` (§3).
+        """Record many events; return ``(recorded, unchanged)``.
 
         Refused events are logged in ``refusals()`` and skipped.  O(m log n).
         """
@@ -712,7 +712,7 @@ class IdentityGraph:
         types: Iterable[str] | None = None,
         at: datetime | None = None,
     ) -> list[Event]:
-        """Events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)`` (§3).
+        """Events of ``ref``'s profile in ``[start, end)``, ordered by ``(at, id)``.
 
         Each event belongs to the profile that owned its anchor at the time of
         the event, as the graph stands now.  ``ref`` resolves as in
@@ -723,7 +723,7 @@ class IdentityGraph:
         return self._ledger.events(ref, start, end, types, at)
 
     def kpis(self, as_of: datetime, ref: Ref | None = None, *, engine: str = "auto") -> Any:
-        """Omnichannel indicators at ``as_of`` (§4).
+        """Omnichannel indicators at ``as_of``.
 
         Without ``ref``: a mapping ``{profile id: {indicator: value}}`` for
         every customer profile (with or without purchases) and every anonymous
@@ -743,15 +743,15 @@ class IdentityGraph:
     # ------------------------------------------------------------------ journal
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
-        """Journal entries with ``seq > since``, oldest first (§2)."""
+        """Journal entries with ``seq > since``, oldest first."""
         return self._journal.entries(since)
 
     def changes(self, since: int = 0) -> list[ProfileChange]:
-        """Profile changes of the entries with ``seq > since`` (§2).  O(result)."""
+        """Profile changes of the entries with ``seq > since``.  O(result)."""
         return [change for entry in self._journal.entries(since) for change in entry.changes]
 
     def as_of(self, seq: int) -> IdentityGraph:
-        """A read-only graph as it stood after entry ``seq`` (§2).  O(seq) to build."""
+        """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
         if not isinstance(seq, int) or not 0 <= seq <= len(self._journal):
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
         view = IdentityGraph(**self._config)
@@ -768,7 +768,7 @@ class IdentityGraph:
 
     @classmethod
     def open(cls, target: Any = None, **config: Any) -> IdentityGraph:
-        """A graph kept in a store (§7): ``"graph.db"`` (SQLite), a
+        """A graph kept in a store: ``"graph.db"`` (SQLite), a
         ``"postgresql://…"`` URL, or ``"memory:"``.
 
         ``None`` means ``$IDENTITY_GRAPH_POSTGRES_URL`` when set, else
@@ -789,7 +789,7 @@ class IdentityGraph:
 
     @classmethod
     def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
-        """Replay ``entries`` (from ``seq`` 1, gap-free) into a new graph (§2).
+        """Replay ``entries`` (from ``seq`` 1, gap-free) into a new graph.
 
         The entries' decisions are applied as recorded, so the result equals
         the graph that wrote them whatever ``config`` says.  O(total work).
@@ -809,11 +809,11 @@ class IdentityGraph:
         return graph
 
     def refusals(self) -> list[Refusal]:
-        """Every refused call since this graph was created (§5), oldest first."""
+        """Every refused call since this graph was created, oldest first."""
         return list(self._guards.log)
 
     def frozen_links(self) -> list[Link]:
-        """Links frozen for moving too often, sorted (§5)."""
+        """Links frozen for moving too often, sorted."""
         return [Link(name, value) for name, value in sorted(self._guards.frozen)]
 
     # ------------------------------------------------------------------ lifecycle
@@ -823,7 +823,7 @@ class IdentityGraph:
         """Group calls into one unit of work: ``with g.batch(): ...``.
 
         In memory every call takes effect at once and this changes nothing.
-        On a store (§7) the calls inside share one transaction: one lock,
+        On a store the calls inside share one transaction: one lock,
         one commit, one disk sync, instead of one per call — what the
         importers use.  A refused call inside still raises (and is logged)
         without undoing the others; an exception that leaves the block rolls

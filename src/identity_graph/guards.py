@@ -1,4 +1,4 @@
-"""Protection against over-merging (§5): limits, frozen links, the refusal log.
+"""Protection against over-merging: limits, frozen links, the refusal log.
 
 The guards decide; they never change the graph.  Every refusal is appended to
 the review log (:meth:`Guards.refuse`) before the error is raised, so a bulk
@@ -28,7 +28,7 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object)
 
 @attrs.frozen
 class Limits:
-    """Caps that stop runaway merging (§5).  The defaults never trip on honest data:
+    """Caps that stop runaway merging.  The defaults never trip on honest data:
 
     - ``max_links_per_customer`` (1000): links of all names one customer owns at once;
     - ``max_customers_per_profile`` (100): a merge that would exceed it is refused;

@@ -1,4 +1,4 @@
-"""Ownership of one link over time (§1.3).
+"""Ownership of one link over time.
 
 A link's history is a list of change points ``(valid_from, owner, seq)``
 ordered by ``valid_from``; ``owner`` is a customer id or ``None`` (unlinked)
@@ -116,7 +116,7 @@ def _at_or_before(history: History, at: datetime) -> Point | None:
 def explicit_owner_at(history: History | None, at: datetime) -> CustomerId | None:
     """The owner named by the last change point at or before ``at``, if any.
 
-    This is the owner ``link`` checks for conflicts (§1.4): the "next
+    This is the owner ``link`` checks for conflicts: the "next
     claimant" rule of anonymous spans does not apply.  O(log k).
     """
     if history is None:
@@ -126,7 +126,7 @@ def explicit_owner_at(history: History | None, at: datetime) -> CustomerId | Non
 
 
 def owner_at(history: History | None, at: datetime) -> CustomerId | None:
-    """The customer a link belongs to at ``at`` (§1.3).  O(log k).
+    """The customer a link belongs to at ``at``.  O(log k).
 
     The last change point at or before ``at`` decides; when there is none or
     it unlinked the link, the span is anonymous and belongs to the owner of
@@ -149,7 +149,7 @@ def previous_customer(history: History | None, at: datetime) -> CustomerId | Non
     """The last customer that owned the link at or before ``at``, across unlinked spans.
 
     A change of owner away from this customer is a *move* for the frozen-link
-    guard (§5), so that unlinking first does not dodge the count.
+    guard, so that unlinking first does not dodge the count.
     """
     if history is None:
         return None
@@ -172,7 +172,7 @@ def insert(history: History | None, point: Point) -> tuple[History, Point | None
     """Add ``point``; return the new history and the point replaced at the same instant.
 
     A later-recorded point at an instant that already has one replaces it
-    (§1.3).  O(log k); the first and second points are O(1).
+   .  O(log k); the first and second points are O(1).
     """
     if history is None:
         return point, None

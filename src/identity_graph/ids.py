@@ -1,10 +1,10 @@
-"""Customer ids, links, link types, normalisers and blocklists (§1.1, §1.2, §5).
+"""Customer ids, links, link types, normalisers and blocklists.
 
 A :class:`Link` is what callers write; inside the graph a link is keyed by the
 plain tuple ``(name, normalised value)`` (:data:`LinkKey`), which hashes in C
 and costs no more memory than the object.  :class:`LinkTypes` turns a raw
 :class:`Link` into that key, checking the blocklist before and after
-normalising, exactly as §1.2 orders it.
+normalising, so that a placeholder is refused as blocked, not as malformed.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def check_customer_id(value: object) -> CustomerId:
     """Return ``value`` as a customer id, or raise :class:`InvalidCustomerId`.
 
     A customer id is a string, stripped of surrounding white space, 1 to 256
-    characters long, with no control characters (§1.1).  O(len(value)).
+    characters long, with no control characters.  O(len(value)).
     """
     if not isinstance(value, str):
         raise InvalidCustomerId(
@@ -215,13 +215,13 @@ def default_blocklist(name: str) -> tuple[BlocklistEntry, ...]:
     return DEFAULT_BLOCKLIST.get(name, _COMMON_BLOCKLIST)
 
 
-#: Event anchor priority (§3): lower comes first; names not listed follow by name.
+#: Event anchor priority: lower comes first; names not listed follow by name.
 DEFAULT_PRIORITY: Mapping[str, int] = {"loyalty_card": 0, "email": 1, "phone": 2}
 
 
 @attrs.frozen
 class LinkType:
-    """How links of one name behave (§5).  A field left ``None`` keeps the
+    """How links of one name behave.  A field left ``None`` keeps the
     built-in default of that link name.
 
     - ``conflict``: what ``link`` does when another customer owns the link at
@@ -233,7 +233,7 @@ class LinkType:
       (compared case-insensitively), compiled regular expressions (full
       match on the case-folded value) and predicates ``str -> bool``.  A given
       blocklist replaces the default; extend it with :func:`default_blocklist`.
-    - ``priority``: event anchor priority, lower first (§3).
+    - ``priority``: event anchor priority, lower first.
     - ``normalize``: ``str -> str`` that returns the key value or raises
       ``InvalidLink`` (or ``ValueError``, reported as ``InvalidLink``).
     """
@@ -376,7 +376,7 @@ class LinkTypes:
         """Normalise ``link`` to its key, or raise ``BlockedLink`` / ``InvalidLink``.
 
         The blocklist is checked on the trimmed, case-folded raw value first
-        and again on the normalised value (§1.2).
+        and again on the normalised value.
         """
         if type(link) is not Link and not isinstance(link, Link):
             raise InvalidLink(f"{link!r} is not a Link; write Link(name, value)")

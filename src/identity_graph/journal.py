@@ -1,4 +1,4 @@
-"""The journal: the append-only record every graph state is derived from (§2).
+"""The journal: the append-only record every graph state is derived from.
 
 Each operation that changes the graph appends one entry: a gap-free sequence
 number, the operation's name, its arguments *as decided* (the normalised
@@ -61,7 +61,7 @@ _ARITY = {"created": 1, "merged": 3, "split": 2, "link_moved": 3, "link_history"
 
 @attrs.frozen
 class ProfileChange:
-    """One change to the profiles that the outside world sees (§2).
+    """One change to the profiles that the outside world sees.
 
     ``kind`` and what ``before`` / ``after`` hold:
 

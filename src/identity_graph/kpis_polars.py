@@ -1,4 +1,4 @@
-"""The columnar indicator engine: every indicator of every profile with polars (§4).
+"""The columnar indicator engine: every indicator of every profile with polars.
 
 It reads the ledger's :class:`~identity_graph.purchases.PurchaseColumns` and
 gives exactly what the pure-Python engine (:func:`identity_graph.kpis.compute`
@@ -342,7 +342,7 @@ def _strings(
 
 
 def _rfm(main: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
-    """Per window, ``100 R + 10 F + M`` (§4.1) over the profiles that bought in
+    """Per window, ``100 R + 10 F + M`` over the profiles that bought in
     it; null for the others.  Ranks: O(q log q) per window."""
     recency = (pl.lit(as_of_us) - pl.col("last_at")) // DAY
     codes: list[pl.Expr] = []
@@ -391,7 +391,7 @@ def _scale(rows: pl.DataFrame) -> tuple[int, bool]:
 
 def compute(graph: IdentityGraph, as_of: datetime) -> Indicators:
     """Every indicator of every customer profile and of every anonymous profile
-    with a purchase, at ``as_of`` (§4), computed on columns.  Raises
+    with a purchase, at ``as_of``, computed on columns.  Raises
     :class:`EngineUnavailable` where it could not be exact."""
     columns = graph._ledger.purchases
     if not columns.exact:

@@ -1,5 +1,5 @@
 """The event ledger: every event attributed to the profile that owned its identity
-at the time of the event (§3).
+at the time of the event.
 
 An event is stored once, under its **anchor** — its customer id, or else its
 highest-priority link — in a per-anchor ``SortedList`` of ``(at, id)``.
@@ -176,7 +176,7 @@ def _links(value: Any) -> tuple[Link, ...]:
 
 @attrs.frozen
 class Event:
-    """Something a person did: a purchase, a call, a visit, an offline event (§3).
+    """Something a person did: a purchase, a call, a visit, an offline event.
 
     ``Event("purchase", at=t, customer_id="c1", links=(...), data={...}, id="T-1")``
 
@@ -280,7 +280,7 @@ def _number(value: Any, where: str, rule: str) -> Decimal:
 
 
 def _check_purchase(event: Event) -> None:
-    """The purchase fields the indicators read (§4), checked when recorded so
+    """The purchase fields the indicators read, checked when recorded so
     that one malformed ticket can never break the indicators of everyone."""
     data, name = event.data, f"purchase {event.id or ''}".strip()
     money = "is not a finite amount (Decimal, int or numeric text)"
@@ -331,7 +331,7 @@ def _money(value: Any, where: str, rule: str) -> None:
     raise InvalidEvent(f"{where} {value!r} is beyond ±10**24, which no purchase reaches")
 
 
-#: Purchase fields that hold one string or a list of them (§4).
+#: Purchase fields that hold one string or a list of them.
 _LISTED = ("seller", "payment_methods", "shipping_methods", "promo_codes")
 #: Purchase fields that name one thing, and item fields that do.
 _NAMED = ("store",)
@@ -371,7 +371,7 @@ class Ledger:
         self._graph = graph
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
-        # What the indicators read of each purchase, as columns (§4).
+        # What the indicators read of each purchase, as columns.
         self.purchases = PurchaseColumns()
         # True in an as_of() view, whose shared events may name later customers.
         self.is_view = False

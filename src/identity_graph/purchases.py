@@ -1,4 +1,4 @@
-"""Purchase events kept as columns, for the columnar indicator engine (§4).
+"""Purchase events kept as columns, for the columnar indicator engine.
 
 The ledger files every event by anchor; :class:`PurchaseColumns` also keeps
 what the indicators read of each *purchase* as flat typed arrays, appended

@@ -1,4 +1,4 @@
-"""Which customers form one profile: union-find over the active merges (§1.5).
+"""Which customers form one profile: union-find over the active merges.
 
 Active merges always form a forest: a merge is only recorded between two
 customers of *different* profiles (merging inside one profile records

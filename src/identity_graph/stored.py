@@ -199,7 +199,7 @@ class StoredGraph(IdentityGraph):
 
     @classmethod
     def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
-        """Replay ``entries`` into a new *in-memory* graph (§2); see
+        """Replay ``entries`` into a new *in-memory* graph; see
         :meth:`IdentityGraph.from_journal`."""
         return IdentityGraph.from_journal(entries, **config)
 
@@ -465,7 +465,7 @@ class StoredGraph(IdentityGraph):
     record = _stored(IdentityGraph.record, write=True, events=True)
 
     def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
-        """Record many events, one transaction per ``batch_size`` events (§3, §7)."""
+        """Record many events, one transaction per ``batch_size`` events."""
         if not self._events_wanted:
             self._want_events()
         recorded = unchanged = 0

@@ -1,4 +1,4 @@
-"""``StoreContract``: the store contract suite, for any :class:`Store` (§7).
+"""``StoreContract``: the store contract suite, for any :class:`Store`.
 
 This project runs it against the memory, SQLite and PostgreSQL stores; an
 integrator with a store of their own subclasses it the same way::

@@ -1,4 +1,4 @@
-"""Where a graph lives (§7): in memory, in SQLite, or in PostgreSQL.
+"""Where a graph lives: in memory, in SQLite, or in PostgreSQL.
 
 ``open_store(target)`` picks the store from its argument:
 

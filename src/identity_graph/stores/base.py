@@ -1,4 +1,4 @@
-"""The ``Store`` contract (§7): what a durable home for a graph must offer.
+"""The ``Store`` contract: what a durable home for a graph must offer.
 
 A store keeps four append-only tables and one replaceable snapshot:
 

@@ -1,4 +1,4 @@
-"""``PostgresStore``: one graph shared by many processes on many machines (§7).
+"""``PostgresStore``: one graph shared by many processes on many machines.
 
 Writers are serialised by one transaction-scoped **advisory lock** per
 schema (``pg_advisory_xact_lock``) taken at the start of every write transaction:

@@ -1,4 +1,4 @@
-"""Schema versions and migrations of the SQL stores (§7).
+"""Schema versions and migrations of the SQL stores.
 
 ``ig_meta`` holds ``schema_version``.  Opening a store runs, under the write
 lock and in one transaction, every migration above the stored version: a new

@@ -1,4 +1,4 @@
-"""``SQLiteStore``: the embedded default for durable use (§7).
+"""``SQLiteStore``: the embedded default for durable use.
 
 - **WAL** journal mode: readers never block the writer nor the writer them.
 - **``BEGIN IMMEDIATE``** for every write: the write lock is taken before

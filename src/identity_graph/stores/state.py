@@ -1,4 +1,4 @@
-"""A graph's state as compact JSON, for checkpoints (§7).
+"""A graph's state as compact JSON, for checkpoints.
 
 A store keeps the journal forever, but opening a store must not replay the
 whole journal: a checkpoint holds the state after entry ``seq`` (customers
