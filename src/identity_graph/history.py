@@ -171,8 +171,8 @@ def current_owner(history: History | None) -> CustomerId | None:
 def insert(history: History | None, point: Point) -> tuple[History, Point | None]:
     """Add ``point``; return the new history and the point replaced at the same instant.
 
-    A later-recorded point at an instant that already has one replaces it
-   .  O(log k); the first and second points are O(1).
+    A later-recorded point at an instant that already has one replaces it.
+    O(log k); the first and second points are O(1).
     """
     if history is None:
         return point, None
