@@ -268,7 +268,17 @@ def _report(file: str, summary: Any, rejects: Path) -> None:
     "ticket_fields",
     multiple=True,
     metavar="COLUMN=FIELD",
-    help="A ticket-wide column, e.g. Var1=store.",
+    help="A ticket-wide column, e.g. Var1=store (store, seller, payment_methods, "
+    "shipping_methods and promo_codes feed the indicators); one value per ticket.",
+)
+@click.option(
+    "--item-field",
+    "item_fields",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="A per-line column (Var1-Var5, EventName Attr1-Attr10) and the item field it "
+    "fills, e.g. 'EventName Attr1=brand' (brand and seller feed the indicators; "
+    "categories come from the Category column); lines of one ticket may differ.",
 )
 @click.option(
     "--register/--no-register",
@@ -284,6 +294,7 @@ def import_offline_data_command(
     tz: str,
     event_types: tuple[str, ...],
     ticket_fields: tuple[str, ...],
+    item_fields: tuple[str, ...],
     register: bool,
     rejects: str | None,
     encoding: str | None,
@@ -302,6 +313,7 @@ def import_offline_data_command(
             tz=tz,
             event_types=_pairs(event_types, "--event-type"),
             ticket_fields=_pairs(ticket_fields, "--ticket-field"),
+            item_fields=_pairs(item_fields, "--item-field"),
             register_unknown=register,
             rejects=target,
             encoding=encoding,

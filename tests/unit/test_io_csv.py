@@ -168,3 +168,12 @@ def test_the_required_columns_decide_between_candidates(tmp_path: Path) -> None:
     opened, found = table(path)
     assert opened.delimiter == ";"
     assert found == [(2, ["2024-01-01 10:00:00", "a,b,c,d", "1,5"])]
+
+
+def test_the_required_columns_decide_however_they_are_spelt(tmp_path: Path) -> None:
+    # The sniffer has no guess here, and "," splits the header most.
+    path = tmp_path / "f.csv"
+    path.write_text("time_stamp;CUSTOMER ID;Note: a,b,c,d\nx\n", encoding="utf-8")
+    with CsvTable(path, required=["Time Stamp", "Customer-ID"]) as opened:
+        assert opened.delimiter == ";"
+        assert opened.header == ("time_stamp", "CUSTOMER ID", "Note: a,b,c,d")

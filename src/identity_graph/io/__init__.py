@@ -9,12 +9,15 @@ Every importer streams its file (memory does not grow with it), checks
 every row, imports the good ones in batches, writes each bad one to a
 rejects CSV (``row, column, value, reason``; the header is row 1) and
 returns an :class:`ImportSummary`.  Importing the same file again changes
-nothing.  A file that cannot be read at all raises :class:`FileFormatError`
-with the file and row.  See ``docs/files.md``.
+nothing.  Column names are matched however they are spelt: case, spaces,
+underscores and hyphens do not tell them apart (:mod:`.tables`).  A file
+that cannot be read at all raises :class:`FileFormatError` with the file
+and row.  See ``docs/files.md``.
 
 One module per format: :mod:`.offline_data`, :mod:`.offline_events`,
 :mod:`.customers`; shared pieces in :mod:`.csvfiles`, :mod:`.xlsxfiles`,
-:mod:`.cells`, :mod:`.summary`, :mod:`.recording`, :mod:`.cards`.
+:mod:`.tables`, :mod:`.cells`, :mod:`.summary`, :mod:`.recording`,
+:mod:`.cards`.
 """
 
 from __future__ import annotations

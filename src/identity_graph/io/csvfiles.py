@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import FileFormatError
-from .tables import ClosesOnExit
+from .tables import ClosesOnExit, column_key
 
 __all__ = ["DELIMITERS", "MAX_LINE_BYTES", "CsvTable"]
 
@@ -103,9 +103,10 @@ class CsvTable(ClosesOnExit):
     path:
         The file.
     required:
-        Columns the caller needs; when the sniffer's choice of delimiter
-        does not split the header into them and another candidate does,
-        that one is used.
+        Columns the caller needs (however the file spells them: see
+        :func:`~identity_graph.io.tables.column_key`); when the sniffer's
+        choice of delimiter does not split the header into them and another
+        candidate does, that one is used.
     encoding:
         ``None`` (the default): UTF-8, or the encoding a byte-order mark at
         the start of the file declares (UTF-8, UTF-16, UTF-32).  Otherwise
@@ -183,14 +184,15 @@ class CsvTable(ClosesOnExit):
             sniffed = None
         candidates = [sniffed] if sniffed in DELIMITERS else []
         candidates += [d for d in DELIMITERS if d not in candidates]
+        wanted = {column_key(name) for name in required}
         headers: dict[str, set[str]] = {}
         for candidate in candidates:
             try:
                 first = next(csv.reader(io.StringIO(sample), delimiter=candidate), [])
             except csv.Error:
                 first = []
-            headers[candidate] = {cell.strip() for cell in first}
-            if required and set(required) <= headers[candidate]:
+            headers[candidate] = {column_key(cell) for cell in first if cell.strip()}
+            if wanted and wanted <= headers[candidate]:
                 return candidate
         if sniffed is not None and sniffed in DELIMITERS:
             return sniffed

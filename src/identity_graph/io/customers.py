@@ -21,6 +21,12 @@ hold attributes and which hold links::
   links; a row that matches nobody becomes a new customer whose id is
   derived from its highest-priority link (so a re-import finds it); a row
   whose links belong to two different customers is rejected, never merged.
+- The mapping's column names match the file's header however either is
+  spelt: case, spaces, underscores and hyphens aside (``"Customer ID"``
+  finds ``customer_id``).  A column spelt exactly as mapped is found
+  first, so a file may hold ``Customer ID`` and ``customerId`` as two
+  columns.  Rejects name a column as the file spells it; an export writes
+  the mapping's own spelling.
 - Only changed cells are sent: an attribute equal to the customer's own
   value, or a link the customer already owns, is not sent again, so a
   second import of the same file changes nothing.  An empty cell changes
@@ -49,7 +55,7 @@ from .cells import cell_text, escape_formula, unescape_formula
 from .csvfiles import CsvTable
 from .errors import FileFormatError
 from .summary import ImportSummary, Progress, Rejects
-from .tables import column_index, wrong_width
+from .tables import Columns, column_index, wrong_width
 from .xlsxfiles import Formula, XlsxLimits, XlsxTable, XlsxWriter
 
 if TYPE_CHECKING:
@@ -127,6 +133,15 @@ class CustomerLayout:
             raise ValueError("with id_column=None, links must map at least one column")
         return cls(id_column, attribute_pairs, tuple(columns))
 
+    def spelt_as(self, columns: Columns) -> CustomerLayout:
+        """This layout with each column named as ``columns`` (a file's header)
+        spells it, so that rejects name the file's columns.  O(columns)."""
+        return CustomerLayout(
+            None if self.id_column is None else columns.spelling(self.id_column),
+            tuple((columns.spelling(header), name) for header, name in self.attributes),
+            tuple(attrs.evolve(link, header=columns.spelling(link.header)) for link in self.links),
+        )
+
     @property
     def headers(self) -> list[str]:
         """Every mapped header, in the file layout's order: id, attributes, links."""
@@ -195,6 +210,13 @@ def import_customers(
         ``{column: attribute name}``.
     links:
         ``{column: link name}``; several columns may name one link.
+
+        Columns are found however the file spells them (``"Customer ID"``
+        matches a header ``customer_id``).  Where the file has two spellings
+        of one name (``Customer ID`` and ``customerId``), each mapped name
+        finds the column spelt exactly like it; one that finds neither
+        exactly raises ``FileFormatError``, as do two mapped names that
+        find one column.
     rejects:
         Where to write the rejects CSV (``row, column, value, reason``).
     at:
@@ -247,8 +269,10 @@ def import_customers(
         Progress(f"customers {source.name}", total, table.size, progress) as bar,
     ):
         delimiter_used = table.delimiter if isinstance(table, CsvTable) else None
-        index = column_index(table.path, table.header, layout.headers, delimiter_used)
-        rows = _Rows(graph, layout, index, when, generate, csv_file)
+        columns = column_index(
+            table.path, table.header, layout.headers, delimiter_used, every_column=False
+        )
+        rows = _Rows(graph, layout.spelt_as(columns), columns, when, generate, csv_file)
         width = len(table.header)
         read = imported = unchanged = 0
         source_rows = table.rows()
@@ -293,7 +317,7 @@ class _Rows:
         self,
         graph: IdentityGraph,
         layout: CustomerLayout,
-        index: dict[str, int],
+        index: Columns,
         at: datetime,
         generate: Callable[[], str],
         csv_file: bool,

@@ -20,6 +20,11 @@ A ticket is imported whole or not at all: one bad line rejects the
 ticket's other lines too.  Lines of one ticket need not be adjacent, but
 must lie within ``ticket_window`` rows of each other; memory is
 O(ticket_window + batch_size), whatever the file's length.
+
+Column names are matched however they are spelt (case, spaces, underscores
+and hyphens aside: ``Var 1`` is ``Var1``, ``customer_id`` is ``Customer
+ID``), in the header and in ``ticket_fields`` / ``item_fields``; rejects
+name a column as the file spells it.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from .csvfiles import CsvTable
 from .errors import FileFormatError
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
-from .tables import column_index, wrong_width
+from .tables import SPELLING_RULE, column_index, column_key, distinct_keys, wrong_width
 
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
@@ -55,9 +60,20 @@ REQUIRED = (TIME, CUSTOMER, TYPE, NAME, NUM1, NUM2)
 #: The event code of a purchase line.
 PURCHASE_CODE = 7
 
-_VARS = {f"Var{n}": f"var{n}" for n in range(1, 6)}
-_NAME_ATTRS = {f"EventName Attr{n}": f"attr{n}" for n in range(1, 11)}
-_TRANSACTION_ATTR = re.compile(r"EventTransaction Attr([1-9][0-9]*)")
+#: The item columns by their key (``var1``, ``eventnameattr1``), and the
+#: item data key each fills by default, in the order items list them.
+_ITEM_COLUMNS = {
+    **{column_key(f"Var{n}"): f"var{n}" for n in range(1, 6)},
+    **{column_key(f"EventName Attr{n}"): f"attr{n}" for n in range(1, 11)},
+}
+#: ``EventTransaction Attr1``, ``Attr2``, … by key: any number of them.
+_TRANSACTION_ATTR = re.compile(r"eventtransactionattr([1-9][0-9]*)")
+_TRANSACTION_KEY = column_key(TRANSACTION)
+_KNOWN_KEYS = frozenset(column_key(name) for name in (*REQUIRED, CATEGORY)) | _ITEM_COLUMNS.keys()
+_DEFINED = (
+    f"{', '.join(REQUIRED)}, {CATEGORY}, Var1-Var5, EventName Attr1-Attr10 and "
+    "EventTransaction Attr1, Attr2, …"
+)
 _CODE = re.compile(r"[0-9]+")
 _RESERVED = frozenset({"amount", "items", "channel", "transaction"})
 _ITEM_RESERVED = frozenset({"sku", "quantity", "line_total", "unit_price", "category"})
@@ -139,11 +155,13 @@ def import_offline_data(
         field each fills, e.g. ``{"Var2": "store", "EventTransaction Attr2":
         "payment_methods"}`` (the indicators read ``store``, ``seller``,
         ``payment_methods``, ``shipping_methods``, ``promo_codes``).  The
-        lines of one ticket must agree on them.
+        lines of one ticket must agree on them.  A column is named however
+        the file spells it (``"var 2"`` is ``Var2``).
     item_fields:
         The item field each of the columns ``Var1``-``Var5`` and ``EventName
         Attr1``-``Attr10`` fills, e.g. ``{"EventName Attr1": "brand"}`` (the
-        indicators count ``brand``); by default ``var1``… and ``attr1``….
+        indicators count ``brand`` and list ``seller``; ``category`` comes
+        from the ``Category`` column); by default ``var1``… and ``attr1``….
     register_unknown:
         Whether a customer id the graph does not know is registered (the
         default: the file's system issued it) or its lines rejected.
@@ -169,10 +187,12 @@ def import_offline_data(
     Raises
     ------
     FileFormatError
-        The file cannot be read (encoding, quoting, missing columns), with
-        the file and row; the rows before it are imported.
+        The file cannot be read (encoding, quoting, missing columns, a
+        column ``ticket_fields`` or ``item_fields`` names and the header
+        lacks), with the file and row; the rows before it are imported.
     ValueError
-        An unknown time zone or a bad keyword.
+        An unknown time zone or a bad keyword (two ``ticket_fields`` or two
+        ``item_fields`` columns that are one name however spelt, say).
 
     Cost: O(rows × log n) time, O(ticket_window + batch_size) memory.
     """
@@ -183,33 +203,8 @@ def import_offline_data(
             raise ValueError(f"event_types: code {code!r} must be a number other than 7")
         if not isinstance(kind, str) or not kind.strip():
             raise ValueError(f"event_types: the type of code {code!r} must be a non-empty string")
-    fields = dict(ticket_fields or {})
-    for column, field in fields.items():
-        if not (
-            column in _VARS
-            or column in _NAME_ATTRS
-            or (_TRANSACTION_ATTR.fullmatch(column) and column != TRANSACTION)
-        ):
-            raise ValueError(
-                f"ticket_fields: {column!r} is not one of Var1-Var5, EventName Attr1-Attr10, "
-                "EventTransaction Attr2..."
-            )
-        if field in _RESERVED or not isinstance(field, str) or not field:
-            raise ValueError(
-                f"ticket_fields: {column!r} -> {field!r}; the field must be a name other "
-                f"than {sorted(_RESERVED)}"
-            )
-    items = dict(item_fields or {})
-    for column, field in items.items():
-        if column not in _VARS and column not in _NAME_ATTRS:
-            raise ValueError(
-                f"item_fields: {column!r} is not one of Var1-Var5, EventName Attr1-Attr10"
-            )
-        if field in _ITEM_RESERVED or not isinstance(field, str) or not field:
-            raise ValueError(
-                f"item_fields: {column!r} -> {field!r}; the field must be a name other "
-                f"than {sorted(_ITEM_RESERVED)}"
-            )
+    fields = _mapping(ticket_fields, "ticket_fields", _RESERVED, transaction=True)
+    items = _mapping(item_fields, "item_fields", _ITEM_RESERVED, transaction=False)
     if not isinstance(ticket_window, int) or ticket_window < 1:
         raise ValueError(f"ticket_window={ticket_window!r} must be a whole number >= 1")
     with (
@@ -229,6 +224,37 @@ def import_offline_data(
         )
 
 
+def _mapping(
+    given: Mapping[str, str] | None, what: str, reserved: frozenset[str], *, transaction: bool
+) -> dict[str, tuple[str, str]]:
+    """``{column key: (column as given, field)}`` of ``ticket_fields`` or
+    ``item_fields``; ValueError for a column they may not name, a reserved
+    field, or two columns that are one name however spelt."""
+    pairs = dict(given or {})
+    for column in pairs:
+        if not isinstance(column, str):
+            raise ValueError(f"{what}: column {column!r} must be a name")
+    keys = distinct_keys(pairs, what)
+    allowed = "Var1-Var5, EventName Attr1-Attr10"
+    if transaction:
+        allowed += ", EventTransaction Attr2..."
+    found: dict[str, tuple[str, str]] = {}
+    for key, column in keys.items():
+        field = pairs[column]
+        if not (
+            key in _ITEM_COLUMNS
+            or (transaction and _TRANSACTION_ATTR.fullmatch(key) and key != _TRANSACTION_KEY)
+        ):
+            raise ValueError(f"{what}: {column!r} is not one of {allowed} ({SPELLING_RULE})")
+        if not isinstance(field, str) or not field or field in reserved:
+            raise ValueError(
+                f"{what}: {column!r} -> {field!r}; the field must be a name other "
+                f"than {sorted(reserved)} (the format's own columns fill those)"
+            )
+        found[key] = (column, field)
+    return found
+
+
 class _Reader:
     """One import's state: the open tickets and the pending events."""
 
@@ -238,8 +264,8 @@ class _Reader:
         table: CsvTable,
         zone: tzinfo,
         types: dict[str, str],
-        fields: dict[str, str],
-        items: dict[str, str],
+        fields: dict[str, tuple[str, str]],
+        items: dict[str, tuple[str, str]],
         rejects: Rejects,
         batch_size: int,
         register_unknown: bool,
@@ -250,52 +276,64 @@ class _Reader:
         self.rejects = rejects
         self.read = 0
         self.decimal_comma = table.delimiter != ","
-        self.index = index = column_index(table.path, table.header, REQUIRED, table.delimiter)
+        columns = column_index(table.path, table.header, REQUIRED, table.delimiter)
         unknown = [
             name
-            for name in index
-            if name not in REQUIRED
-            and name not in (CATEGORY, *_VARS, *_NAME_ATTRS)
-            and not _TRANSACTION_ATTR.fullmatch(name)
+            for name, key, _ in columns.items()
+            if key not in _KNOWN_KEYS and not _TRANSACTION_ATTR.fullmatch(key)
         ]
         if unknown:
             raise FileFormatError(
                 f"{table.path}: row 1: the header has column(s) {unknown} that the offline "
-                "data format does not define"
+                f"data format does not define; it defines {_DEFINED} ({SPELLING_RULE})"
             )
-        missing = [column for column in fields if column not in index]
-        if missing:
-            raise FileFormatError(
-                f"{table.path}: row 1: ticket_fields names column(s) {missing} that the "
-                "header lacks"
-            )
+        # Every column is one name however spelt (column_index refused two
+        # spellings of one), so a key finds one position.
+        at_key = {key: position for _, key, position in columns.items()}
+        for what, mapping in (("ticket_fields", fields), ("item_fields", items)):
+            # A mapped column the file lacks would leave its field empty without a word.
+            missing = [column for key, (column, _) in mapping.items() if key not in at_key]
+            if missing:
+                raise FileFormatError(
+                    f"{table.path}: row 1: {what} names column(s) {missing} that the "
+                    f"header lacks; it has {[name for name, _, _ in columns.items()]} "
+                    f"({SPELLING_RULE})"
+                )
         # Columns copied into each item / event, as (position, data key).
         self.item_columns = [
-            (index[name], items.get(name, key))
-            for name, key in (*_VARS.items(), *_NAME_ATTRS.items())
-            if name in index and name not in fields
+            (at_key[key], items[key][1] if key in items else default)
+            for key, default in _ITEM_COLUMNS.items()
+            if key in at_key and key not in fields
         ]
         self.transaction_columns = [
-            (index[name], "attr" + name[len("EventTransaction Attr") :])
-            for name in index
-            if _TRANSACTION_ATTR.fullmatch(name) and name != TRANSACTION and name not in fields
+            (position, "attr" + number.group(1))
+            for _, key, position in columns.items()
+            if (number := _TRANSACTION_ATTR.fullmatch(key))
+            and key != _TRANSACTION_KEY
+            and key not in fields
         ]
-        self.field_columns = [(name, index[name], field) for name, field in fields.items()]
+        # (the file's spelling, position, field) of each ticket-wide column.
+        self.field_columns = [
+            (columns.names[at_key[key]], at_key[key], field) for key, (_, field) in fields.items()
+        ]
+        # Messages and rejects name a column as the file spells it.
+        self.spelt = {name: columns.spelling(name) for name in (*REQUIRED, CATEGORY, TRANSACTION)}
         self.batches = EventBatches(
             graph,
             rejects,
             batch_size=batch_size,
             register_unknown=register_unknown,
             explain=self._explain,
-            column=TRANSACTION if TRANSACTION in index else "",
+            column=columns.spelling(TRANSACTION) if TRANSACTION in columns else "",
         )
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
         self._last_time: tuple[str, datetime] | None = None
         self._last_customer: tuple[str, str] | None = None
-        self.p_time, self.p_customer, self.p_type = index[TIME], index[CUSTOMER], index[TYPE]
-        self.p_name, self.p_num1, self.p_num2 = index[NAME], index[NUM1], index[NUM2]
-        self.p_category = index.get(CATEGORY)
-        self.p_transaction = index.get(TRANSACTION)
+        self.p_time, self.p_customer = columns[TIME], columns[CUSTOMER]
+        self.p_type, self.p_name = columns[TYPE], columns[NAME]
+        self.p_num1, self.p_num2 = columns[NUM1], columns[NUM2]
+        self.p_category = columns.position(CATEGORY)
+        self.p_transaction = columns.position(TRANSACTION)
 
     @staticmethod
     def _explain(event: Event, error: str, reason: str) -> str:
@@ -358,63 +396,66 @@ class _Reader:
         code = self.code_cell(cells[self.p_type], problems)
         name = cells[self.p_name].strip()
         if not name:
-            problems.append((NAME, "", f"{NAME} is mandatory"))
+            self.mandatory(NAME, problems)
         if code == PURCHASE_CODE:
             self.purchase(row, cells, at, customer, name, problems)
         else:
             self.other(row, cells, at, customer, code, name, problems)
 
+    def mandatory(self, column: str, problems: list[Problem]) -> None:
+        spelt = self.spelt[column]
+        problems.append((spelt, "", f"{spelt} is mandatory"))
+
     def time_cell(self, text: str, problems: list[Problem]) -> datetime | None:
         if not text.strip():
-            problems.append((TIME, "", f"{TIME} is mandatory"))
+            self.mandatory(TIME, problems)
             return None
         try:
             return self.time(text)
         except ValueError as error:
-            problems.append((TIME, text, str(error)))
+            problems.append((self.spelt[TIME], text, str(error)))
             return None
 
     def customer_cell(self, text: str, problems: list[Problem]) -> str | None:
         if not text.strip():
-            problems.append((CUSTOMER, "", f"{CUSTOMER} is mandatory"))
+            self.mandatory(CUSTOMER, problems)
             return None
         try:
             return self.customer(text)
         except IdentityGraphError as error:
-            problems.append((CUSTOMER, text, str(error)))
+            problems.append((self.spelt[CUSTOMER], text, str(error)))
             return None
 
-    @staticmethod
-    def code_cell(text: str, problems: list[Problem]) -> int | None:
+    def code_cell(self, text: str, problems: list[Problem]) -> int | None:
         text = text.strip()
         if not text:
-            problems.append((TYPE, "", f"{TYPE} is mandatory"))
+            self.mandatory(TYPE, problems)
         elif _CODE.fullmatch(text):
             return int(text)
         else:
-            problems.append((TYPE, text, f"event type {text!r} is not a code number"))
+            problems.append((self.spelt[TYPE], text, f"event type {text!r} is not a code number"))
         return None
 
-    def number_cell(
-        self, text: str, column: str, problems: list[Problem], rule: str = ""
-    ) -> Decimal | None:
+    def number_cell(self, text: str, column: str, problems: list[Problem]) -> Decimal | None:
         if not text.strip():
-            problems.append((column, "", f"{column} is mandatory"))
+            self.mandatory(column, problems)
             return None
         try:
             return parse_decimal(text, self.decimal_comma)
         except ValueError as error:
-            problems.append((column, text, f"{error}{rule}"))
+            problems.append((self.spelt[column], text, str(error)))
             return None
 
     def quantity_cell(self, text: str, problems: list[Problem]) -> int | None:
         if not text.strip():
-            problems.append((NUM1, "", f"{NUM1} is mandatory"))
+            self.mandatory(NUM1, problems)
             return None
         try:
             return parse_whole(text, 0, self.decimal_comma)
         except ValueError as error:
-            problems.append((NUM1, text, f"{error} (the quantity: a whole number >= 0)"))
+            problems.append(
+                (self.spelt[NUM1], text, f"{error} (the quantity: a whole number >= 0)")
+            )
             return None
 
     @staticmethod
@@ -512,7 +553,7 @@ class _Reader:
         if customer is not None and ticket.customer is not None and customer != ticket.customer:
             problems.append(
                 (
-                    CUSTOMER,
+                    self.spelt[CUSTOMER],
                     customer,
                     f"ticket {ticket.transaction!r} belongs to customer {ticket.customer!r} "
                     f"(row {ticket.rows[0]}); one ticket has one customer",

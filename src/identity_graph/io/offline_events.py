@@ -14,6 +14,11 @@ Rows for other addresses are rejected, as the tool itself refuses them.
 column beyond the eight above is kept in the event's ``data["fields"]``.
 An event's id is derived from the row's content (with the address
 normalised and the time in UTC), so a re-import changes nothing.
+
+Column names are matched however they are spelt (case, spaces, underscores
+and hyphens aside: ``member_email_address`` is ``Member Email Address``);
+rejects name a column as the file spells it, and a further column is kept
+under its header as written.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from .cells import parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
-from .tables import column_index, wrong_width
+from .tables import column_index, column_key, wrong_width
 
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
@@ -48,6 +53,7 @@ TYPE, NAME, EMAIL, MAILING, TIME = (
 STAGE, POINTS, QUANTITY = "Interest Stage", "Interest Points", "Quantity"
 REQUIRED = (TYPE, NAME, EMAIL, MAILING, TIME)
 KNOWN = (*REQUIRED, STAGE, POINTS, QUANTITY)
+_KNOWN_KEYS = frozenset(column_key(name) for name in KNOWN)
 
 #: The event type each row type becomes.
 EVENT_TYPES = {"plain": "offline", "interest": "interest", "purchase": "offline_purchase"}
@@ -96,8 +102,14 @@ def import_offline_events(
         Rejects(rejects) as rejected,
         Progress(f"offline events {table.path.name}", table.size, table.size, progress) as bar,
     ):
-        index = column_index(table.path, table.header, REQUIRED, table.delimiter)
-        extras = [(name, position) for name, position in index.items() if name not in KNOWN]
+        columns = column_index(table.path, table.header, REQUIRED, table.delimiter)
+        index = {name: columns.position(name) for name in KNOWN}
+        # Messages and rejects name a column as the file spells it.
+        spelt = {name: columns.spelling(name) for name in KNOWN}
+        order = {name: position for name, _, position in columns.items()}
+        extras = [
+            (name, position) for name, key, position in columns.items() if key not in _KNOWN_KEYS
+        ]
         batches = EventBatches(graph, rejected, batch_size=batch_size, column=EMAIL)
         width = len(table.header)
         read = 0
@@ -110,9 +122,9 @@ def import_offline_events(
                 rejected.add(row, [("", "", width_problem)])
                 continue
             problems: list[Problem] = []
-            event = _event(graph, cells, index, extras, zone, problems)
+            event = _event(graph, cells, index, spelt, extras, zone, problems)
             if event is None:
-                problems.sort(key=lambda problem: index.get(problem[0], -1))  # file order
+                problems.sort(key=lambda problem: order.get(problem[0], -1))  # file order
                 rejected.add(row, problems)
             else:
                 batches.add(event, [row])
@@ -126,33 +138,37 @@ def import_offline_events(
         )
 
 
-def _cell(cells: list[str], index: dict[str, int], column: str) -> str:
-    position = index.get(column)
+def _cell(cells: list[str], index: dict[str, int | None], column: str) -> str:
+    position = index[column]
     return "" if position is None else cells[position].strip()
 
 
 def _event(
     graph: IdentityGraph,
     cells: list[str],
-    index: dict[str, int],
+    index: dict[str, int | None],
+    spelt: dict[str, str],
     extras: list[tuple[str, int]],
     zone: tzinfo,
     problems: list[Problem],
 ) -> Event | None:
-    """The event of one row, or None with the reasons in ``problems``."""
+    """The event of one row, or None with the reasons in ``problems``, which
+    name each column as ``spelt`` (the file) spells it."""
     values = {column: _cell(cells, index, column) for column in KNOWN}
     for column in REQUIRED:
         if not values[column]:
-            problems.append((column, "", f"{column} is mandatory"))
+            problems.append((spelt[column], "", f"{spelt[column]} is mandatory"))
     kind = values[TYPE].lower()
     if values[TYPE] and kind not in EVENT_TYPES:
-        problems.append((TYPE, values[TYPE], "Type must be plain, interest or purchase"))
+        problems.append(
+            (spelt[TYPE], values[TYPE], f"{spelt[TYPE]} must be plain, interest or purchase")
+        )
     at: datetime | None = None
     if values[TIME]:
         try:
             at = parse_time(values[TIME], zone)
         except ValueError as error:
-            problems.append((TIME, values[TIME], str(error)))
+            problems.append((spelt[TIME], values[TIME], str(error)))
     owner: str | None = None
     address = ""
     if values[EMAIL]:
@@ -161,11 +177,11 @@ def _event(
             address = link.value
             owner = graph.owner(link)
         except IdentityGraphError as error:
-            problems.append((EMAIL, values[EMAIL], str(error)))
+            problems.append((spelt[EMAIL], values[EMAIL], str(error)))
         else:
             if owner is None:
                 problems.append(
-                    (EMAIL, values[EMAIL], f"{address} is not a member: no customer owns it")
+                    (spelt[EMAIL], values[EMAIL], f"{address} is not a member: no customer owns it")
                 )
     data: dict[str, Any] = {"name": values[NAME], "mailing": values[MAILING]}
     wanted = {
@@ -176,12 +192,13 @@ def _event(
     allowed = {"plain": (), "interest": (STAGE, POINTS), "purchase": (STAGE, POINTS, QUANTITY)}
     for column in (STAGE, POINTS, QUANTITY):
         text = values[column]
+        name = spelt[column]
         if not text:
             if column in wanted:
-                problems.append((column, "", f"{column} is mandatory for {kind} events"))
+                problems.append((name, "", f"{name} is mandatory for {kind} events"))
             continue
         if kind in allowed and column not in allowed[kind]:
-            problems.append((column, text, f"{kind} events have no {column}"))
+            problems.append((name, text, f"{kind} events have no {name}"))
             continue
         try:
             if column == STAGE:
@@ -192,7 +209,7 @@ def _event(
                 data["quantity"] = parse_whole(text, minimum=1)
         except ValueError as error:
             rule = "a whole number >= 1" if column == QUANTITY else "a whole number"
-            problems.append((column, text, f"{error}; {column} is {rule}"))
+            problems.append((name, text, f"{error}; {name} is {rule}"))
     fields = {name: cells[position].strip() for name, position in extras}
     fields = {name: value for name, value in fields.items() if value}
     if fields:
