@@ -123,13 +123,20 @@ def parse_time(text: str, end_of_day: bool = False) -> datetime:
 
 
 def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
-    """``COLUMN=NAME`` options as a dict (split at the last ``=``)."""
+    """``COLUMN=NAME`` options as a dict (split at the last ``=``).  A column
+    given twice is refused: which of its two names was meant cannot be told."""
     found: dict[str, str] = {}
     for value in values:
         column, equals, name = value.rpartition("=")
-        if not equals or not column.strip() or not name.strip():
+        column, name = column.strip(), name.strip()
+        if not equals or not column or not name:
             raise click.BadParameter(f"{value!r} must be COLUMN=NAME", param_hint=option)
-        found[column.strip()] = name.strip()
+        if column in found:
+            raise click.BadParameter(
+                f"column {column!r} is given twice ({found[column]!r} and {name!r})",
+                param_hint=option,
+            )
+        found[column] = name
     return found
 
 

@@ -259,6 +259,17 @@ def test_errors_are_one_line(store: Path) -> None:
     assert "COLUMN=NAME" in quick_fails(
         store, "export", "customers", "x.csv", "--link", "Email", code=2
     )
+    assert "column 'Email' is given twice ('email' and 'phone')" in quick_fails(
+        store,
+        "export",
+        "customers",
+        "x.csv",
+        "--link",
+        "Email=email",
+        "--link",
+        "Email=phone",
+        code=2,
+    )
     assert "lacks the column(s) ['Customer ID', 'Phone']" in quick_fails(
         store, "import", "customers", "offline_events.csv", "--link", "Phone=phone"
     )
