@@ -34,6 +34,7 @@ from .errors import IdentityGraphError
 from .graph import IdentityGraph, Profile
 from .ids import Link
 from .times import RANGE_RULE, check_range
+from .kpis import NAMINGS
 
 __all__ = ["cli", "main", "parse_ref", "parse_time"]
 
@@ -471,6 +472,24 @@ def export_customers_command(
     click.echo(f"wrote {written} customers to {file}")
 
 
+@export_group.command("profiles")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--as-of", "as_of_text", required=True, help="Date or time of the indicators.")
+@click.option("--sheet", default="Profiles", show_default=True, help="XLSX sheet name.")
+@_graph_options
+def export_profiles_command(
+    file: str, as_of_text: str, sheet: str, db: str, region: str | None
+) -> None:
+    """Write every profile to FILE (.csv or .xlsx): ids, links, attributes and
+    the indicators under the omnichannel platform's names (ICOMMKT_...)."""
+    from .io import export_profiles
+
+    as_of = parse_time(as_of_text, end_of_day=True)
+    with _graph(db, region) as graph:
+        written = export_profiles(graph, file, as_of, sheet=sheet)
+    click.echo(f"wrote {written} profiles at {as_of.isoformat()} to {file}")
+
+
 @cli.command()
 @click.argument("ref")
 @click.option("--at", "at_text", default=None, help="Resolve as of this time [default: now].")
@@ -685,8 +704,18 @@ def _kpi_table(rows: dict[Any, dict[str, Any]], title: str) -> Any:
 @click.option("--as-of", "as_of_text", required=True, help="Date or time of the indicators.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV file to write.")
 @click.option("--ref", default=None, help="Only this profile.")
+@click.option(
+    "--names",
+    type=click.Choice(list(NAMINGS)),
+    default="plain",
+    show_default=True,
+    help="Column names in --out: the indicators' own, or the omnichannel platform's "
+    "(ICOMMKT_ before each; RFM_Group and RFM_Segment bare).",
+)
 @_graph_options
-def kpis(as_of_text: str, out: str | None, ref: str | None, db: str, region: str | None) -> None:
+def kpis(
+    as_of_text: str, out: str | None, ref: str | None, names: str, db: str, region: str | None
+) -> None:
     """Compute the indicators (§4); write them all to --out, or show a summary."""
     from .kpis import write_csv
 
@@ -698,7 +727,7 @@ def kpis(as_of_text: str, out: str | None, ref: str | None, db: str, region: str
             target = parse_ref(ref)
             rows = {graph.resolve(target): graph.kpis(as_of, ref=target)}
     if out is not None:
-        written = write_csv(rows, out)
+        written = write_csv(rows, out, names=names)
         click.echo(f"wrote the indicators of {written} profiles at {as_of.isoformat()} to {out}")
     else:
         _console().print(_kpi_table(rows, f"indicators at {as_of.isoformat()}"))

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
@@ -35,9 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "ICOMMKT_NAMES",
     "INDICATORS",
+    "NAMINGS",
     "WINDOWS",
     "Indicator",
+    "indicator_text",
     "rfm_group",
     "rfm_segment",
     "write_csv",
@@ -119,6 +123,30 @@ def _indicators() -> tuple[Indicator, ...]:
 
 #: Every indicator, in the column order of :func:`write_csv`.
 INDICATORS: tuple[Indicator, ...] = _indicators()
+
+#: The names the omnichannel platform's profile record prints the
+#: indicators under: ``ICOMMKT_`` before each name, except ``RFM_Group`` and
+#: ``RFM_Segment``, which it prints bare.  Indicator name -> column name, in
+#: the order of :data:`INDICATORS`.
+ICOMMKT_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        indicator.name: (
+            indicator.name
+            if indicator.name in ("RFM_Group", "RFM_Segment")
+            else f"ICOMMKT_{indicator.name}"
+        )
+        for indicator in INDICATORS
+    }
+)
+
+#: The column names :func:`write_csv` can give the indicators: ``"plain"``
+#: (the indicators' own names) or ``"icommkt"`` (:data:`ICOMMKT_NAMES`).
+NAMINGS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "plain": MappingProxyType({indicator.name: indicator.name for indicator in INDICATORS}),
+        "icommkt": ICOMMKT_NAMES,
+    }
+)
 
 _SEGMENTS = {
     **{f"{r}{f}": "Hibernating" for r in "12" for f in "12"},
@@ -486,30 +514,49 @@ def compute_empty() -> dict[str, Any]:
     return row
 
 
-def _cell(value: Any) -> str:
+def indicator_text(value: Any, join: Callable[[Iterable[str]], str] = "|".join) -> str:
+    """An indicator's value as the text of a CSV cell (before any formula guard).
+
+    ``None`` is empty, a time is ISO 8601 with its offset, a ``Decimal`` is
+    written exactly as it is (``10.50``), a list is ``join`` of its items
+    (by default ``|`` between them, as :func:`write_csv` writes it).
+
+    >>> from decimal import Decimal
+    >>> indicator_text(None), indicator_text(Decimal("10.50")), indicator_text(("S01", "WEB"))
+    ('', '10.50', 'S01|WEB')
+    """
     if value is None:
         return ""
     if isinstance(value, tuple):
-        return "|".join(value)
+        return join(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
 
 
-def write_csv(result: Mapping[ProfileId, Mapping[str, Any]], path: str | Path) -> int:
+def write_csv(
+    result: Mapping[ProfileId, Mapping[str, Any]], path: str | Path, names: str = "plain"
+) -> int:
     """Write ``kpis()`` output as CSV: one row per profile (sorted by id), one
     column per indicator, lists joined with ``|``; return the rows written.
+
+    ``names``: the indicators' column names, ``"plain"`` (their own names)
+    or ``"icommkt"`` (as the omnichannel platform prints them,
+    :data:`ICOMMKT_NAMES`).  The first column is ``Profile_ID`` either way.
 
     Cells that a spreadsheet would evaluate as a formula (starting with
     ``=``, ``+``, ``-`` or ``@``) are prefixed with ``'``, except numbers.
     """
-    names = [indicator.name for indicator in INDICATORS]
+    if names not in NAMINGS:
+        raise ValueError(f"names={names!r} is not one of {', '.join(NAMINGS)}")
+    header = NAMINGS[names]
+    indicators = [indicator.name for indicator in INDICATORS]
     rows = sorted(result.items(), key=lambda item: str(item[0]))
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["Profile_ID", *names])
+        writer.writerow(["Profile_ID", *(header[name] for name in indicators)])
         for profile, row in rows:
-            cells = [_cell(profile), *(_cell(row[name]) for name in names)]
+            cells = [str(profile), *(indicator_text(row[name]) for name in indicators)]
             writer.writerow([_safe(cell) for cell in cells])
     return len(rows)
 

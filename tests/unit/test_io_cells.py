@@ -4,6 +4,7 @@ shares (io.summary): times never guessed, exact numbers, the formula guard."""
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -109,6 +110,16 @@ def test_formula_triggers_get_a_quote(text: str) -> None:
 def test_a_quote_before_a_plain_letter_is_part_of_the_value() -> None:
     assert unescape_formula("'t Hooft") == "'t Hooft"
     assert escape_formula("'t Hooft") == "''t Hooft"
+
+
+@given(st.one_of(st.text(), st.decimals(allow_nan=False, allow_infinity=False).map(str)))
+def test_escaping_that_keeps_numbers_round_trips_too(text: str) -> None:
+    escaped = escape_formula(text, keep_numbers=True)
+    assert unescape_formula(escaped) == text
+    if escaped[:1] in FORMULA_TRIGGERS:  # only a plain negative number starts so
+        assert escaped == text and re.fullmatch(r"-[0-9]+(\.[0-9]+)?", text)
+    assert escape_formula("-12.50", keep_numbers=True) == "-12.50"
+    assert escape_formula("-1E+2", keep_numbers=True) == "'-1E+2"  # Excel would read a number
 
 
 def test_quote_formula_is_one_way_and_leaves_numbers() -> None:

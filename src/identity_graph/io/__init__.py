@@ -1,5 +1,6 @@
 """Files in and out of an identity graph (§6): offline data, offline events,
-customers through a column mapping, and the command line's building blocks.
+customers through a column mapping, the omnichannel profile record, and the
+command line's building blocks.
 
 >>> from identity_graph.io import ImportSummary
 >>> ImportSummary(read=2, imported=1, unchanged=0, rejected=1)
@@ -15,9 +16,9 @@ that cannot be read at all raises :class:`FileFormatError` with the file
 and row.  See ``docs/files.md``.
 
 One module per format: :mod:`.offline_data`, :mod:`.offline_events`,
-:mod:`.customers`; shared pieces in :mod:`.csvfiles`, :mod:`.xlsxfiles`,
-:mod:`.tables`, :mod:`.cells`, :mod:`.summary`, :mod:`.recording`,
-:mod:`.cards`.
+:mod:`.customers`, :mod:`.profiles`; shared pieces in :mod:`.csvfiles`,
+:mod:`.xlsxfiles`, :mod:`.tables`, :mod:`.cells`, :mod:`.summary`,
+:mod:`.recording`, :mod:`.cards`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .customers import GENERATE, CustomerLayout, export_customers, import_custom
 from .errors import FileFormatError, FileTooLarge
 from .offline_data import import_offline_data
 from .offline_events import import_offline_events
+from .profiles import export_profiles, join_values, split_values
 from .summary import ImportSummary, Reject
 from .xlsxfiles import XlsxLimits
 
@@ -39,10 +41,13 @@ __all__ = [
     "Reject",
     "XlsxLimits",
     "export_customers",
+    "export_profiles",
     "import_customers",
     "import_offline_data",
     "import_offline_events",
+    "join_values",
     "luhn_check_digit",
     "luhn_valid",
     "new_card_number",
+    "split_values",
 ]

@@ -113,18 +113,24 @@ def parse_whole(text: str, minimum: int | None = None, decimal_comma: bool = Fal
     return whole
 
 
-def escape_formula(text: str) -> str:
+def escape_formula(text: str, keep_numbers: bool = False) -> str:
     """``text`` made safe for a CSV cell that a spreadsheet will open.
 
     A value starting with a formula trigger (``= + - @``, tab, CR) gets a
     leading ``'`` (OWASP's advice), and so does a value that already starts
     with ``'``, so that :func:`unescape_formula` gives back exactly the
-    original.
+    original.  With ``keep_numbers`` a plain number (``-5``, ``-12.50``) is
+    left as it is, so that a spreadsheet still reads it as a number; that is
+    reversible too, since :func:`unescape_formula` only removes a ``'``.
 
     >>> escape_formula("=1+2"), escape_formula("+358401234567"), escape_formula("Ann")
     ("'=1+2", "'+358401234567", 'Ann')
+    >>> escape_formula("-5"), escape_formula("-5", keep_numbers=True)
+    ("'-5", '-5')
     """
     if text[:1] in FORMULA_TRIGGERS or text[:1] == "'":
+        if keep_numbers and _PLAIN_NUMBER.fullmatch(text):
+            return text
         return "'" + text
     return text
 
