@@ -33,8 +33,8 @@ import click
 from .errors import IdentityGraphError
 from .graph import IdentityGraph, Profile
 from .ids import Link
-from .times import RANGE_RULE, check_range
 from .kpis import NAMINGS
+from .times import RANGE_RULE, check_range
 
 __all__ = ["cli", "main", "parse_ref", "parse_time"]
 
