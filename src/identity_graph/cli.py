@@ -1,4 +1,4 @@
-"""``identity-graph``: the command line over a stored graph (§6.1).
+"""``identity-graph``: the command line over a stored graph.
 
 Every command takes ``--db`` (default ``identity-graph.db``, a SQLite file;
 a ``postgresql://`` URL works too) and ``--region`` (the default phone
@@ -716,7 +716,7 @@ def _kpi_table(rows: dict[Any, dict[str, Any]], title: str) -> Any:
 def kpis(
     as_of_text: str, out: str | None, ref: str | None, names: str, db: str, region: str | None
 ) -> None:
-    """Compute the indicators (§4); write them all to --out, or show a summary."""
+    """Compute the indicators; write them all to --out, or show a summary."""
     from .kpis import write_csv
 
     as_of = parse_time(as_of_text, end_of_day=True)
@@ -736,7 +736,7 @@ def kpis(
 @cli.command()
 @_graph_options
 def refusals(db: str, region: str | None) -> None:
-    """List every refused call (the review log of §5)."""
+    """List every refused call: the review log of what the guards refused, and why."""
     from rich.table import Table
 
     with _graph(db, region) as graph:

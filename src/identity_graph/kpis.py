@@ -1,4 +1,4 @@
-"""Omnichannel indicators and RFM segmentation from purchase events (§4).
+"""Omnichannel indicators and RFM segmentation from purchase events.
 
 One pass groups the purchases at or before ``as_of`` by the profile each one
 belongs to (the ledger's attribution: links over time, then merges); each
@@ -72,7 +72,7 @@ _WINDOW_MEASURES = (
     ("Purchases", "int", "number of purchases (tickets)"),
     ("Value", "Decimal", "sum of the purchases' amounts"),
     ("Average_Value", "Decimal | None", "Value / Purchases; None without a purchase"),
-    ("RFM", "str | None", "three-digit R, F, M code (§4.1); None without a purchase"),
+    ("RFM", "str | None", "three-digit R, F, M code; None without a purchase"),
     ("Promo_Codes", "tuple[str, ...]", "sorted distinct promo codes"),
     ("Stores", "tuple[str, ...]", "sorted distinct store codes"),
 )
@@ -116,7 +116,7 @@ def _indicators() -> tuple[Indicator, ...]:
                 f"sorted distinct {field} values of the latest purchase",
             )
         )
-    found.append(Indicator("RFM_Segment", "str | None", "segment of Total_RFM's R and F (§4.1)"))
+    found.append(Indicator("RFM_Segment", "str | None", "segment of Total_RFM's R and F"))
     found.append(Indicator("RFM_Group", "str | None", "coarser group of RFM_Segment"))
     return tuple(found)
 
@@ -177,7 +177,7 @@ GROUPS = {
 
 
 def rfm_segment(code: str | None) -> str | None:
-    """The segment of an RFM code by its R and F digits (§4.1)."""
+    """The segment of an RFM code by its R and F digits."""
     return None if code is None else _SEGMENTS[code[:2]]
 
 
@@ -384,7 +384,7 @@ def compute(
     graph: IdentityGraph, as_of: datetime, engine: str = "auto"
 ) -> Mapping[ProfileId, dict[str, Any]]:
     """Every indicator of every customer profile, and of every anonymous
-    profile with a purchase, at ``as_of`` (§4).
+    profile with a purchase, at ``as_of``.
 
     ``engine``: ``"python"`` runs the pure-Python pass below (a ``dict``);
     ``"polars"`` the columnar engine of :mod:`identity_graph.kpis_polars`

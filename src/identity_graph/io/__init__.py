@@ -1,4 +1,4 @@
-"""Files in and out of an identity graph (§6): offline data, offline events,
+"""Files in and out of an identity graph: offline data, offline events,
 customers through a column mapping, the omnichannel profile record, and the
 command line's building blocks.
 

@@ -1,4 +1,4 @@
-"""Offline data: store purchases and call-centre events from a CSV file (§6).
+"""Offline data: store purchases and call-centre events from a CSV file.
 
 One line per product sold or event logged::
 
@@ -10,7 +10,7 @@ One line per product sold or event logged::
 Purchase lines (``Event Type`` 7) are grouped into **tickets**: by the
 transaction id ``EventTransaction Attr1``, or, without one, by customer and
 time stamp.  Each ticket becomes one ``purchase`` event whose ``amount`` and
-``items`` feed the indicators (§4); its id is derived from the ticket
+``items`` feed the indicators; its id is derived from the ticket
 (``offline:<transaction id>``, or ``offline:<customer>@<UTC time>``), so a
 re-import finds it recorded and changes nothing.  Every other line becomes
 one event of the type its code maps to (``offline_<code>`` by default),
@@ -135,7 +135,7 @@ def import_offline_data(
     batch_size: int = 5_000,
     progress: bool | None = None,
 ) -> ImportSummary:
-    """Import an offline-data CSV file into ``graph`` (§6).
+    """Import an offline-data CSV file into ``graph``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Offline events of an e-mail marketing tool, from a CSV file (§6).
+"""Offline events of an e-mail marketing tool, from a CSV file.
 
 One row per event::
 
@@ -72,7 +72,7 @@ def import_offline_events(
     batch_size: int = 5_000,
     progress: bool | None = None,
 ) -> ImportSummary:
-    """Import an offline-events CSV file into ``graph``'s ledger (§6).
+    """Import an offline-events CSV file into ``graph``'s ledger.
 
     Parameters
     ----------

@@ -1,5 +1,5 @@
 """What every importer shares: the summary it returns, the rejects file it
-writes, and the progress bar it shows on long files (§6)."""
+writes, and the progress bar it shows on long files."""
 
 from __future__ import annotations
 
