@@ -5,7 +5,10 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +55,51 @@ def test_indicator_table_matches_the_code() -> None:
     table = module.table()
     assert page.endswith(table)
     assert table.count("\n| `") == 69
+
+
+ROOT = DOCS.parent
+#: What a user reads: the project must explain its rules there itself, never
+#: point into a specification the repository does not hold.
+READ_BY_USERS = ["README.md", "CHANGELOG.md", "docs", "src", "examples", "benchmarks"]
+
+
+def _texts() -> list[Path]:
+    found: list[Path] = []
+    for name in READ_BY_USERS:
+        path = ROOT / name
+        if path.is_file():
+            found.append(path)
+        else:
+            found += [p for p in sorted(path.rglob("*")) if p.suffix in (".md", ".py")]
+    return found
+
+
+def test_the_project_stands_alone() -> None:
+    """No section numbers of, or links to, a specification outside the repository."""
+    cited = re.compile(r"§\s*\d|SPEC\.md|\bthe spec(ification)?\b", re.IGNORECASE)
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in _texts()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if cited.search(line)
+    ]
+    assert offending == []
+
+
+def test_every_help_text_stands_alone() -> None:
+    from click.testing import CliRunner
+
+    from identity_graph.cli import cli
+
+    def commands(group: Any, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, command in getattr(group, "commands", {}).items():
+            yield from commands(command, [*path, name])
+
+    seen = 0
+    for path in commands(cli, []):
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "§" not in result.output and "SPEC" not in result.output, path
+        seen += 1
+    assert seen >= 15  # every command and subcommand, not just the top
