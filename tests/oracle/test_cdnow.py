@@ -1,5 +1,5 @@
 """Oracle on the CDNOW sample (6,919 purchase lines of 2,357 customers,
-January 1997 – June 1998): indicators of §4 and Total_RFM of §4.1, recomputed
+January 1997 – June 1998): the indicators and Total_RFM, recomputed
 in plain Python straight from the file and compared with ``g.kpis(as_of)``.
 
 Columns (whitespace separated): customer id, an unused id, date (YYYYMMDD),

@@ -1,4 +1,4 @@
-"""Oracle: profiles are the connected components of the active merges (§1.5).
+"""Oracle: profiles are the connected components of the active merges.
 
 Random graphs of a few thousand customers are built with ``merge``, ``split``
 and ``detach``; the test tracks by itself which merges are still active and

@@ -1,6 +1,6 @@
 """Oracle on the FEBRL ``dataset1`` sample (1000 records, 500 originals and 500
 duplicates): records sharing a social-security id must end up in one profile
-when ``ssn`` links merge on conflict (§1.4, §1.5).
+when ``ssn`` links merge on conflict.
 
 Each record is a customer (id = ``rec_id``) linked to ``Link("ssn", soc_sec_id)``
 at increasing times.  The expected profiles are the connected components of the

@@ -1,4 +1,4 @@
-"""Oracle: every indicator of §4 / §4.1, recomputed in plain Python.
+"""Oracle: every indicator and RFM code, recomputed in plain Python.
 
 Random graphs (several seeds) of a few hundred customers, loyalty cards that
 change hands (link, relink, unlink, late-arriving change points), merges and
@@ -48,7 +48,7 @@ SHIPPING = ["pickup", "post", "courier"]
 PROMOS = ["XMAS24", "SPRING", "WELCOME", "VIP10", "BF24"]
 SELLERS = ["anna", "bert", "carl", "dina"]
 
-# §4.1's regex map, as written there.
+# The RFM segments' regex map, as the indicators document writes it.
 SEGMENT_MAP = [
     ("[1-2][1-2]", "Hibernating"),
     ("[1-2][3-4]", "At Risk"),
@@ -84,7 +84,7 @@ class World:
 
 
 def _card(rng: random.Random, number: int) -> Link:
-    # Written with spaces and dashes; the graph normalises them away (§1.2).
+    # Written with spaces and dashes; the graph normalises them away.
     digits = f"{7000_0000 + number:08d}"
     sep = rng.choice([" ", "-", ""])
     return Link("loyalty_card", f"{digits[:4]}{sep}{digits[4:]}")
@@ -137,7 +137,7 @@ def build(seed: int) -> World:
     g.merge(quiet[0], quiet[1], reason="test", at=AS_OF)
 
     # Cards that change hands.  Card purchases may come before the first owner
-    # (anonymous span: they go to the next claimant, §1.3) and after an unlink.
+    # (anonymous span: they go to the next claimant) and after an unlink.
     cards = [_card(rng, n) for n in range(N_CARDS)]
     for card in cards:
         points = sorted(_when(rng) for _ in range(rng.randint(1, 4)))
@@ -330,7 +330,7 @@ def oracle(world: World) -> dict[Any, dict[str, Any]]:
             row[f"Last_Purchase_{field}"] = tuple(sorted(last[field]))
         rows[profile] = row
 
-    # §4.1, per window, over the profiles with a purchase in it.
+    # RFM per window, over the profiles with a purchase in it.
     for days in PERIODS:
         active = [p for p, row in rows.items() if row[name("Purchases", days)] > 0]
         n = len(active)

@@ -2,7 +2,7 @@
 
 The model (``NaiveModel``) keeps plain dicts and lists and recomputes everything
 from scratch on every question: no union-find, no sorted containers.  It follows
-SPEC.md §1.3-§1.6 and §2 literally:
+the rules of ownership over time, profiles, resolution and the journal literally:
 
 - customers in registration order (journal order);
 - per link a plain list of change points ``(valid_from, owner | None)``; a point
@@ -12,7 +12,7 @@ SPEC.md §1.3-§1.6 and §2 literally:
 - the current owner is the owner of the last point;
 - merges as a list; profiles are the connected components of the active merges,
   found by a breadth-first search; a profile's id is its earliest-registered customer;
-- events (§3) as a plain list of already-normalised records; a profile's events
+- events as a plain list of already-normalised records; a profile's events
   are found by scanning every event and resolving each one at its own time: an
   event with a customer id belongs to that customer's profile, an event anchored
   on a link (its highest-priority link) to the profile of ``owner(link, event.at)``,
@@ -98,7 +98,7 @@ RAW_FORMS = {
 }
 # Dropped from an event (and logged as a refusal), never an identity.
 BLOCKED = Link("email", "test@test.com")
-# §3 default anchor priority; other names follow, alphabetically.
+# The default event anchor priority; other names follow, alphabetically.
 ANCHOR_PRIORITY = {"loyalty_card": 0, "email": 1, "phone": 2}
 ATTRIBUTES = [None, ("city", "Oulu"), ("city", "Turku"), ("tier", "gold"), ("tier", "silver")]
 GENEROUS = Limits(
@@ -823,13 +823,13 @@ class GraphMachine(RuleBasedStateMachine):
 
 
 class MergePolicyMachine(GraphMachine):
-    """The same, with ``crm_id`` links merging profiles on conflict (§1.4)."""
+    """The same, with ``crm_id`` links merging profiles on conflict."""
 
     CONFLICTS: ClassVar[dict[str, str]] = {"crm_id": "merge"}
 
 
 class StoredGraphMachine(GraphMachine):
-    """The same rules on a graph kept in a store (§7): every call goes through
+    """The same rules on a graph kept in a store: every call goes through
     the stored graph's transactions, and a second graph object loaded from the
     store's rows (with and without a checkpoint) must equal the first."""
 

@@ -1,4 +1,4 @@
-"""Several processes on one store (§7): "several processes share one graph
+"""Several processes on one store: "several processes share one graph
 without lost updates or cycles: two concurrent merges or relinks that touch
 the same customers are serialised"; SQLite writers "wait instead of failing".
 

@@ -1,4 +1,4 @@
-"""Crash safety of the SQLite store (§7): "every operation is durable when it
+"""Crash safety of the SQLite store: "every operation is durable when it
 returns, a crash never leaves a half-applied operation".
 
 A child process (``workers.py crash``) writes a random mix of link, relink,

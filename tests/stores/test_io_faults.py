@@ -1,4 +1,4 @@
-"""Stores under I/O faults (§7, docs/stores.md): "if writing or committing fails
+"""Stores under I/O faults (docs/stores.md): "if writing or committing fails
 — full disk, read-only file, lost connection — the transaction is rolled back,
 memory is reloaded from the store and StoreError is raised: the store is as
 it was before the call, and so is the graph object."

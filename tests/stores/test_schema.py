@@ -1,4 +1,4 @@
-"""Schema versions (§7): "A store records its schema version; opening an older
+"""Schema versions: "A store records its schema version; opening an older
 store migrates it, and opening a newer one is a clear error" — and leaves it
 untouched (docs/stores.md), on SQLite and on PostgreSQL.
 

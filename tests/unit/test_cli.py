@@ -1,4 +1,4 @@
-"""The command line (§6.1), run as a user runs it: a subprocess per command,
+"""The command line, run as a user runs it: a subprocess per command,
 one store file, one-line errors and never a traceback."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The error hierarchy of identity_graph.errors (§8)."""
+"""The error hierarchy of identity_graph.errors."""
 
 from __future__ import annotations
 

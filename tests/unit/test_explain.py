@@ -1,4 +1,4 @@
-"""explain() and to_networkx() (§1.7)."""
+"""explain() and to_networkx()."""
 
 from __future__ import annotations
 

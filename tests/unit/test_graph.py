@@ -1,5 +1,5 @@
 """IdentityGraph: register, link/relink/unlink, merge/split/detach, resolve, profiles,
-as_of, from_journal (§1, §2)."""
+as_of, from_journal."""
 
 from __future__ import annotations
 

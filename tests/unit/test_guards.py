@@ -1,4 +1,4 @@
-"""Protection against over-merging (§5): Limits, caps, frozen links, refusals."""
+"""Protection against over-merging: Limits, caps, frozen links, refusals."""
 
 from __future__ import annotations
 

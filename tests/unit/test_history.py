@@ -1,4 +1,4 @@
-"""Ownership of one link over time (§1.3): history.py and the graph's owner()."""
+"""Ownership of one link over time: history.py and the graph's owner()."""
 
 from __future__ import annotations
 

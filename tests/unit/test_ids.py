@@ -1,4 +1,4 @@
-"""Customer ids, links, link types, normalisers and blocklists (§1.1, §1.2, §5)."""
+"""Customer ids, links, link types, normalisers and blocklists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The offline-data importer (§6): tickets, other events, rejects with exact
+"""The offline-data importer: tickets, other events, rejects with exact
 rows and columns, idempotent re-import, and memory that stays flat."""
 
 from __future__ import annotations

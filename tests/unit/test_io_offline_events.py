@@ -1,4 +1,4 @@
-"""The offline-events importer (§6): members only, one mailing each, the
+"""The offline-events importer: members only, one mailing each, the
 three row types, extra columns kept, re-import changes nothing."""
 
 from __future__ import annotations

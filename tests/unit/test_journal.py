@@ -1,4 +1,4 @@
-"""The journal and the change feed (§2): journal.py through the graph."""
+"""The journal and the change feed: journal.py through the graph."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests of the indicators (§4, §4.1): names, RFM segments, attribution
+"""Unit tests of the indicators: names, RFM segments, attribution
 through merges, splits and relinks, the CSV file, and money without floats."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _buy(g: IdentityGraph, who: str | Link, at: datetime, event_id: str, **data:
 
 
 def _spec_names() -> list[str]:
-    """The names of §4, written out from its wording."""
+    """The indicator names, written out from the indicators document's wording."""
     names = [
         "First_Purchase_Date",
         "Last_Purchase_Date",
@@ -208,7 +208,7 @@ def test_card_relink_moves_later_purchases() -> None:
     _buy(g, CARD, _day(20), "K-1", amount=Decimal("2"))
     _buy(g, CARD, _day(40), "K-2", amount=Decimal("4"), store="S9")
     before = g.kpis(AS_OF)
-    assert before["a"]["Total_Value"] == Decimal("7")  # the anonymous span goes to a (§1.3)
+    assert before["a"]["Total_Value"] == Decimal("7")  # the anonymous span goes to a
     assert before["b"]["Total_Purchases"] == 0
     g.relink(CARD, to="b", at=_day(30))
     after = g.kpis(AS_OF)

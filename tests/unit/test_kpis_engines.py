@@ -1,4 +1,4 @@
-"""The two indicator engines (§4) give exactly the same answers.
+"""The two indicator engines give exactly the same answers.
 
 ``engine="python"`` (a dict of dicts) and ``engine="polars"`` (an
 ``Indicators`` mapping built on columns) must agree value for value, type for
@@ -875,7 +875,7 @@ def test_rerecording_a_purchase_in_the_repeated_hour(tmp_path: Path) -> None:
     the day DST ends (fold 0) is read back from SQLite with a fixed +03:00
     offset, which never ``==`` a ZoneInfo time in the repeated hour (PEP 495);
     recording the very same event again used to raise DuplicateEvent instead
-    of returning False (§3: identical content changes nothing)."""
+    of returning False (identical content changes nothing)."""
     event = Event(
         "purchase",
         at=datetime(2024, 10, 27, 3, 15, tzinfo=_helsinki()),

@@ -1,5 +1,5 @@
-"""The event ledger (§3): events, anchors, refusals, idempotency, windows and
-attribution at query time through links, merges and splits (§1.3, §1.5)."""
+"""The event ledger: events, anchors, refusals, idempotency, windows and
+attribution at query time through links, merges and splits."""
 
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ def test_links_must_be_link_objects() -> None:
 
 def test_events_at_reaches_an_anonymous_span_of_a_link_owned_now() -> None:
     # Two unlinks in a row leave an anonymous span with no next claimant; its
-    # events belong to the link's anonymous profile (§1.3, §3), reachable by
+    # events belong to the link's anonymous profile, reachable by
     # resolving the link at that time.
     g = IdentityGraph()
     link = Link("email", "x@example.com")

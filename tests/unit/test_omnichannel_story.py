@@ -1,4 +1,4 @@
-"""One customer's omnichannel story, end to end (§1.3, §1.5, §3).
+"""One customer's omnichannel story, end to end.
 
 Anna registers on the web shop with her e-mail, calls the call centre from a
 phone nobody knows yet, and shops in a store with a loyalty card nobody has

@@ -1,4 +1,4 @@
-"""Union-find over active merges: resolution.Partition (§1.5)."""
+"""Union-find over active merges: resolution.Partition."""
 
 from __future__ import annotations
 
