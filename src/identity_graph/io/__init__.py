@@ -16,9 +16,10 @@ that cannot be read at all raises :class:`FileFormatError` with the file
 and row.  See ``docs/files.md``.
 
 One module per format: :mod:`.offline_data`, :mod:`.offline_events`,
-:mod:`.customers`, :mod:`.profiles`; shared pieces in :mod:`.csvfiles`,
-:mod:`.xlsxfiles`, :mod:`.tables`, :mod:`.cells`, :mod:`.summary`,
-:mod:`.recording`, :mod:`.cards`.
+:mod:`.customers` (with its slot rule in :mod:`.slots` and its index of
+the file in :mod:`.fileindex`), :mod:`.profiles`; shared pieces in
+:mod:`.csvfiles`, :mod:`.xlsxfiles`, :mod:`.tables`, :mod:`.cells`,
+:mod:`.summary`, :mod:`.recording`, :mod:`.cards`.
 """
 
 from __future__ import annotations

@@ -12,11 +12,14 @@ hold attributes and which hold links::
         rejects="rejects.csv",
     )
 
-- Several columns may map to one link name: they hold the customer's first,
-  second, … link of that name (in the mapping's order).
+- Several columns may map to one link name: they are its slots, the
+  customer's first, second, … link of that name, oldest first.  A value in
+  a slot replaces the customer's previous value of that slot; an empty
+  cell leaves the slot as it is; values the customer holds change nothing
+  (:mod:`.slots` has the whole rule).
 - ``generate()`` in a link column asks for a new loyalty card number with a
-  Luhn check digit, unless the customer already has that many links of the
-  name (then nothing changes: a re-import does not issue another number).
+  Luhn check digit, unless the customer has a link of the name that the row
+  does not give (then it is kept: a re-import issues no other number).
 - With ``id_column=None`` each row is matched to the current owner of its
   links; a row that matches nobody becomes a new customer whose id is
   derived from its highest-priority link (so a re-import finds it); a row
@@ -29,8 +32,12 @@ hold attributes and which hold links::
   the mapping's own spelling.
 - Only changed cells are sent: an attribute equal to the customer's own
   value, or a link the customer already owns, is not sent again, so a
-  second import of the same file changes nothing.  An empty cell changes
-  nothing either: the importer never deletes attributes or links.
+  second import of the same file changes nothing.
+- A file must not contradict itself: a second row for one customer, or a
+  link value an earlier row gave, is rejected (:mod:`.fileindex` remembers
+  the keys).  A row whose link belongs to another customer under the
+  policy ``reject`` or ``merge`` waits until the file has been read, as a
+  later row may free the link.
 
 :func:`export_customers` writes the same layout back (CSV or XLSX by the
 file's suffix); importing its output into the same graph changes nothing.
@@ -54,6 +61,8 @@ from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
 from .csvfiles import CsvTable
 from .errors import FileFormatError
+from .fileindex import FileIndex
+from .slots import GENERATE_CELL, Cell, Slots, held_in_slot_order, plan, slots_of
 from .summary import ImportSummary, Progress, Rejects
 from .tables import Columns, column_index, wrong_width
 from .xlsxfiles import Formula, XlsxLimits, XlsxTable, XlsxWriter
@@ -74,6 +83,16 @@ _ATTRIBUTE = re.compile(r"[a-z0-9_]+")
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 Problem = tuple[str, Any, str]
+
+
+@attrs.frozen
+class _Conflicts:
+    """A row put off because a link it gives belongs to another customer,
+    whose link type's policy is ``reject`` (``problems``) or ``merge``: it
+    is tried again once the file has been read, as a later row may free the
+    link; only then is it rejected, or the profiles merged."""
+
+    problems: list[Problem]
 
 
 @attrs.frozen
@@ -248,10 +267,12 @@ def import_customers(
         A mapping that cannot work, or a suffix other than .csv / .xlsx.
 
     Rows are applied one at a time, each with a few graph calls (O(links ×
-    log k) per row).  A row is checked completely before anything is sent,
-    so a rejected row changes nothing — except when a guard of the graph
-    (a cap, a frozen link) refuses one of its links after others were sent;
-    the reason then says so.
+    log k) per row, plus O(log n) look-ups in the file's index).  A row is
+    checked completely before anything is sent, so a rejected row changes
+    nothing — except when a guard of the graph (a cap, a frozen link)
+    refuses one of its links after others were sent; the reason then says
+    so.  Rows put off for a conflict are tried again after the last row
+    (O(d²) for d of them).
     """
     layout = CustomerLayout.build(id_column, attributes, links)
     source = Path(path)
@@ -266,13 +287,14 @@ def import_customers(
     with (
         table,
         Rejects(rejects) as rejected,
+        FileIndex() as seen,
         Progress(f"customers {source.name}", total, table.size, progress) as bar,
     ):
         delimiter_used = table.delimiter if isinstance(table, CsvTable) else None
         columns = column_index(
             table.path, table.header, layout.headers, delimiter_used, every_column=False
         )
-        rows = _Rows(graph, layout.spelt_as(columns), columns, when, generate, csv_file)
+        rows = _Rows(graph, layout.spelt_as(columns), columns, when, generate, csv_file, seen)
         width = len(table.header)
         read = imported = unchanged = 0
         source_rows = table.rows()
@@ -297,13 +319,25 @@ def import_customers(
                     if row % 256 == 0:
                         bar.update(table.position())
                     width_problem = wrong_width(values, width) if csv_file else None
-                    problems = [("", "", width_problem)] if width_problem else rows.apply(values)
-                    if problems is True:
+                    problems = (
+                        [("", "", width_problem)] if width_problem else rows.apply(values, row)
+                    )
+                    if isinstance(problems, _Conflicts):
+                        seen.defer(row, values)
+                    elif problems is True:
                         imported += 1
                     elif problems is False:
                         unchanged += 1
                     else:
                         rejected.add(row, problems)
+        with graph.batch():
+            for row, result in rows.retry():
+                if isinstance(result, list):
+                    rejected.add(row, result)
+                elif result:
+                    imported += 1
+                else:
+                    unchanged += 1
         if unreadable is not None:
             raise unreadable
         bar.update(table.position())
@@ -321,15 +355,24 @@ class _Rows:
         at: datetime,
         generate: Callable[[], str],
         csv_file: bool,
+        seen: FileIndex,
     ) -> None:
         self.graph = graph
         self.layout = layout
         self.at = at
         self.generate = generate
         self.csv_file = csv_file
+        self.seen = seen
+        # Changes at this time from this journal entry on are this import's.
+        self.started = (at, graph._journal.next_seq())
+        self.header = ""  # the column whose change is being sent, for errors
         self.id_position = None if layout.id_column is None else index[layout.id_column]
         self.attributes = [(header, name, index[header]) for header, name in layout.attributes]
         self.links = [(column, index[column.header]) for column in layout.links]
+        # Link names in the order of their first column; each with its columns (slots).
+        self.names: dict[str, list[LinkColumn]] = {}
+        for column in layout.links:
+            self.names.setdefault(column.name, []).append(column)
 
     def value(self, raw: Any) -> Any:
         """A cell's value, or None when empty."""
@@ -339,8 +382,12 @@ class _Rows:
             return unescape_formula(raw) if self.csv_file else raw
         return raw
 
-    def apply(self, values: list[Any]) -> bool | list[Problem]:
-        """Apply one row: True if it changed the graph, False if not, or its problems."""
+    def apply(
+        self, values: list[Any], row: int, merging: bool = False
+    ) -> bool | list[Problem] | _Conflicts:
+        """Apply one row: True if it changed the graph, False if not, its
+        problems, or the conflicts that put it off until the end of the file
+        (``merging``: the end has come, a link shared under ``merge`` merges)."""
         graph = self.graph
         problems: list[Problem] = []
         customer: str | None = None
@@ -368,7 +415,7 @@ class _Rows:
             else:
                 wanted[name] = raw
         found: list[tuple[LinkColumn, Link]] = []
-        generated: list[LinkColumn] = []
+        cells: dict[LinkColumn, Cell] = {}
         for column, position in self.links:
             raw = self.value(values[position])
             if raw is None:
@@ -378,24 +425,102 @@ class _Rows:
                 continue
             text = _text(raw)
             if text.lower() == GENERATE:
-                generated.append(column)
+                cells[column] = GENERATE_CELL
                 continue
             try:
-                found.append((column, graph.normalize(Link(column.name, text))))
+                link = graph.normalize(Link(column.name, text))
             except IdentityGraphError as error:
                 problems.append((column.header, text, str(error)))
+                continue
+            twin = next((c for c, known in found if known == link), None)
+            if twin is not None:
+                problems.append(
+                    (column.header, text, f"{link} is in column {twin.header!r} of this row too")
+                )
+                continue
+            found.append((column, link))
+            cells[column] = link.value
+        problems += self.contradictions(row, customer, found)
         if problems:
             return problems
         if customer is None:
-            matched = self.match(found, bool(generated))
+            matched = self.match(found, GENERATE_CELL in cells.values())
             if isinstance(matched, list):
                 return matched
             customer = matched
-        else:
-            refused = self.conflicts(customer, found)
-            if refused:
-                return refused
-        return self.send(customer, wanted, found, generated)
+            earlier = self.seen.claim_customer(customer, row)
+            if earlier is not None:
+                return [("", "", f"the row matches customer {customer!r}, as row {earlier} does")]
+        refused, merges = self.conflicts(customer, found)
+        if refused or (merges and not merging):
+            return _Conflicts(refused)
+        return self.send(customer, wanted, cells, row)
+
+    def retry(self) -> Iterator[tuple[int, bool | list[Problem]]]:
+        """The rows put off for a conflict, once the file is read: tried again
+        in file order, pass after pass while a pass lets one in (it may free
+        a link another needs); when none comes in, the first that only
+        needs a merge merges, and the passes go on.  Those still refused are
+        rejected.  O(d²) rows for d put off.
+        """
+        while True:
+            progress = False
+            for row, values in self.seen.deferred():
+                result = self.apply(values, row)
+                if not isinstance(result, _Conflicts):
+                    self.seen.undefer(row)
+                    progress = True
+                    yield row, result
+            if progress:
+                continue
+            for row, values in self.seen.deferred():
+                result = self.apply(values, row, merging=True)
+                if not isinstance(result, _Conflicts):
+                    self.seen.undefer(row)
+                    progress = True
+                    yield row, result
+                    break
+            if not progress:
+                break
+        for row, values in self.seen.deferred():
+            result = self.apply(values, row, merging=True)
+            yield row, result.problems if isinstance(result, _Conflicts) else result
+
+    def contradictions(
+        self, row: int, customer: str | None, found: list[tuple[LinkColumn, Link]]
+    ) -> list[Problem]:
+        """Where the row contradicts an earlier row of the file: a customer
+        given a second row, a link value given to a second row.
+
+        Decided on the file's content alone, so every import of one file
+        rejects the same rows; the earlier row keeps the customer or the link.
+        """
+        problems: list[Problem] = []
+        if customer is not None and self.id_position is not None:
+            earlier = self.seen.claim_customer(customer, row)
+            if earlier is not None:
+                header = self.layout.id_column or ""
+                problems.append(
+                    (
+                        header,
+                        customer,
+                        f"customer {customer!r} has row {earlier} of this file already; "
+                        "give a customer one row (a second link goes in a second column)",
+                    )
+                )
+        given = self.seen.claim_links([(link.name, link.value) for _, link in found], row)
+        for column, link in found:
+            earlier = given.get((link.name, link.value))
+            if earlier is not None:
+                problems.append(
+                    (
+                        column.header,
+                        link.value,
+                        f"{link} is given by row {earlier} of this file already; a link "
+                        "belongs to one customer at a time (that row keeps it)",
+                    )
+                )
+        return problems
 
     def match(self, found: list[tuple[LinkColumn, Link]], generated: bool) -> str | list[Problem]:
         """The customer a row without an id belongs to, or why there is none."""
@@ -427,15 +552,27 @@ class _Rows:
         digest = hashlib.sha256(f"{first.name}:{first.value}".encode()).hexdigest()[:24]
         return f"{first.name}-{digest}"
 
-    def conflicts(self, customer: str, found: list[tuple[LinkColumn, Link]]) -> list[Problem]:
-        """Links the graph would refuse to move to ``customer`` (policy ``reject``),
-        found before anything of the row is sent."""
+    def conflicts(
+        self, customer: str, found: list[tuple[LinkColumn, Link]]
+    ) -> tuple[list[Problem], bool]:
+        """Links the graph would refuse to move to ``customer`` (policy
+        ``reject``), and whether a link would merge two profiles (policy
+        ``merge``); found before anything of the row is sent."""
         problems = []
+        merges = False
+        graph = self.graph
         for column, link in found:
-            if self.graph._types.get(link.name).conflict != "reject":
+            policy = graph._types.get(link.name).conflict
+            if policy == "move":
                 continue
-            owner = self.graph.owner(link, at=self.at)
-            if owner is not None and owner != customer:
+            owner = graph.owner(link, at=self.at)
+            if owner is None or owner == customer:
+                continue
+            if policy == "merge":
+                merges = merges or (
+                    customer not in graph._order or graph.resolve(owner) != graph.resolve(customer)
+                )
+            else:
                 problems.append(
                     (
                         column.header,
@@ -444,19 +581,20 @@ class _Rows:
                         "policy is 'reject'",
                     )
                 )
-        return problems
+        return problems, merges
 
     def send(
-        self,
-        customer: str,
-        wanted: dict[str, Any],
-        found: list[tuple[LinkColumn, Link]],
-        generated: list[LinkColumn],
+        self, customer: str, wanted: dict[str, Any], cells: dict[LinkColumn, Cell], row: int
     ) -> bool | list[Problem]:
-        """Send the row's changes; True if anything changed."""
+        """Send the row's changes; True if anything changed.
+
+        Per link name, the slot rule (:func:`.slots.plan`) says what to
+        unlink, link and generate.  Unlinks go first, so that replacing a
+        link never trips a cap on how many links a customer may hold.
+        """
         graph, at = self.graph, self.at
         changed = False
-        header = ""
+        self.header = ""
         try:
             try:
                 known = graph.attributes(customer)
@@ -470,26 +608,62 @@ class _Rows:
             }
             if new or changes:
                 changed = graph.register(customer, attributes=changes, at=at) is not None
-            for column, link in found:
-                header = column.header
-                changed = graph.link(customer, link, at=at) is not None or changed
-            for column in generated:
-                header = column.header
-                have = sum(1 for link in graph.links(customer) if link.name == column.name)
-                if have > column.slot:
-                    continue  # the customer has this card already: keep it
-                graph.link(customer, self.fresh(column.name), at=at)
-                changed = True
+            held = slots_of(graph, customer, lost=self.started)
+            for name, columns in self.names.items():
+                row_cells = [cells.get(column) for column in columns]
+                if not any(row_cells):
+                    continue  # only empty cells: nothing to do for this name
+                merge_policy = graph._types.get(name).conflict == "merge"
+                slots = held.get(name, Slots())
+                steps = plan(slots.values, row_cells, slots.gone)
+                for old in steps.unlink:
+                    slot = slots.values.index(old)
+                    self.header = columns[min(slot, len(columns) - 1)].header
+                    changed = graph.unlink(Link(name, old), at=at) is not None or changed
+                given = {cell for cell in row_cells if isinstance(cell, str)}
+                for position, value in steps.steps:
+                    self.header = columns[position].header
+                    if value is None:
+                        graph.link(customer, self.fresh(name, given), at=at)
+                        changed = True
+                        continue
+                    link = Link(name, value)
+                    before = graph.owner(link)
+                    changed = graph.link(customer, link, at=at) is not None or changed
+                    if merge_policy and graph.owner(link) != customer:
+                        # The profiles are one now; the file says whose slot
+                        # the link fills.
+                        changed = graph.relink(link, to=customer, at=at) is not None or changed
+                    if before is not None and before != customer:
+                        self.refill(before, name)
+                wanted_new = sum(1 for cell in row_cells if cell is GENERATE_CELL)
+                if wanted_new:
+                    self.seen.note_generate(customer, name, row, wanted_new)
         except (IdentityGraphError, ValueError) as error:  # ValueError: generate() gave up
             kept = " (the row's earlier changes were kept)" if changed else ""
-            return [(header, "", f"{type(error).__name__}: {error}{kept}")]
+            return [(self.header, "", f"{type(error).__name__}: {error}{kept}")]
         return changed
 
-    def fresh(self, name: str) -> Link:
-        """A value for link ``name`` that no link of that name ever had."""
+    def refill(self, owner: str, name: str) -> None:
+        """``owner`` just lost a ``name`` link to a later row of the file: if
+        an earlier row gave ``owner`` ``generate()`` cells that the link
+        served, issue the new values now — what the earlier row would have
+        done had the file not moved the link yet, and what a re-import asks."""
+        noted = self.seen.generate_of(owner, name)
+        if noted is None:
+            return
+        row, wanted = noted
+        held = held_in_slot_order(self.graph, owner).get(name, [])
+        serving = sum(1 for value in held if self.seen.row_of_link(name, value) != row)
+        for _ in range(wanted - serving):
+            self.graph.link(owner, self.fresh(name, set()), at=self.at)
+
+    def fresh(self, name: str, avoid: set[str]) -> Link:
+        """A value for link ``name`` that no link of that name ever had and
+        that is not in ``avoid`` (the row's own values, not linked yet)."""
         for _ in range(_GENERATE_TRIES):
             candidate = self.graph.normalize(Link(name, self.generate()))
-            if not self.graph.history(candidate):
+            if candidate.value not in avoid and not self.graph.history(candidate):
                 return candidate
         raise ValueError(
             f"generate() found no unused {name} value in {_GENERATE_TRIES} tries; "
@@ -511,9 +685,11 @@ def export_customers(
     The keywords are those of :func:`import_customers`: the header is the id
     column, then the attribute columns, then the link columns, in the
     mapping's order.  One row per customer (registration order): its own
-    attributes (not its profile's), and its current links of each name,
-    sorted, in the columns mapped to that name (links beyond the columns
-    are not written).  Link values are written normalised.
+    attributes (not its profile's), and its current links of each name in
+    slot order (oldest first, see :mod:`.slots`), in the columns mapped to
+    that name (links beyond the columns are not written).  Link values are
+    written normalised.  Importing the file into a new graph and exporting
+    again gives the same file.
 
     ``.xlsx``: typed cells; text is always a string cell (``=1+2`` stays
     text) and text that starts like a formula gets Excel's quote prefix.
@@ -553,9 +729,7 @@ def _export_rows(graph: IdentityGraph, layout: CustomerLayout) -> Iterator[tuple
         values: list[Any] = [] if layout.id_column is None else [customer]
         own = graph.attributes(customer)
         values += [own.get(name) for _, name in layout.attributes]
-        by_name: dict[str, list[str]] = {}
-        for link in graph.links(customer):
-            by_name.setdefault(link.name, []).append(link.value)
+        by_name = held_in_slot_order(graph, customer)
         for column in layout.links:
             held = by_name.get(column.name, [])
             values.append(held[column.slot] if column.slot < len(held) else None)
