@@ -1,4 +1,4 @@
-"""Customers to and from a spreadsheet (CSV or XLSX) through a column mapping (§6).
+"""Customers to and from a spreadsheet (CSV or XLSX) through a column mapping.
 
 The mapping names which of the file's columns hold the customer id, which
 hold attributes and which hold links::
@@ -214,7 +214,7 @@ def import_customers(
     generate: Callable[[], str] = new_card_number,
     progress: bool | None = None,
 ) -> ImportSummary:
-    """Import customers, their attributes and links from a CSV or XLSX file (§6).
+    """Import customers, their attributes and links from a CSV or XLSX file.
 
     Parameters
     ----------
