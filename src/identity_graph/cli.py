@@ -89,37 +89,43 @@ def parse_ref(text: str) -> str | Link:
     return text
 
 
-def parse_time(text: str, end_of_day: bool = False) -> datetime:
+def parse_time(text: str, end_of_day: bool = False, option: str | None = None) -> datetime:
     """An aware datetime from ISO 8601 text; a bare date is midnight UTC
     (with ``end_of_day``, the midnight that ends it).  A time without an
-    offset is refused: the tool never guesses a time zone.
+    offset is refused: the tool never guesses a time zone.  Errors name
+    ``option`` (e.g. ``--as-of``).
 
     >>> parse_time("2024-06-01", end_of_day=True).isoformat()
     '2024-06-02T00:00:00+00:00'
     """
     text = text.strip()
+    meaning = ""  # what a bare date stands for, when it is not its midnight
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             at = datetime.combine(day, time(0), tzinfo=UTC)
             if end_of_day:
+                meaning = " (the end of that day)"
                 at += timedelta(days=1)
         else:
             at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except OverflowError:  # the day after 9999-12-31
-        raise click.BadParameter(f"{text!r}: {RANGE_RULE}") from None
+        raise click.BadParameter(f"{text}{meaning}: {RANGE_RULE}", param_hint=option) from None
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is not an ISO date (2024-06-01) or time (2024-06-01T12:00+03:00)"
+            f"{text!r} is not an ISO date (2024-06-01) or time (2024-06-01T12:00+03:00)",
+            param_hint=option,
         ) from None
     if at.tzinfo is None:
         raise click.BadParameter(
-            f"{text!r} has no UTC offset; write e.g. {text}+00:00 (the tool never guesses a zone)"
+            f"{text!r} has no UTC offset; write e.g. {text}+00:00 (the tool never guesses a zone)",
+            param_hint=option,
         )
     try:
-        check_range(at, repr(text))
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+        check_range(at, text)
+    except ValueError:
+        shown = f"{text} (the end of that day is {at.isoformat()})" if meaning else text
+        raise click.BadParameter(f"{shown}: {RANGE_RULE}", param_hint=option) from None
     return at
 
 
@@ -425,7 +431,7 @@ def import_customers_command(
             max_uncompressed_bytes=max_bytes or limits.max_uncompressed_bytes,
             max_rows=max_rows or limits.max_rows,
         )
-    at = None if at_text is None else parse_time(at_text)
+    at = None if at_text is None else parse_time(at_text, option="--at")
     target = _rejects_path(file, rejects)
     with _graph(db, region, must_exist=False) as graph:
         summary = import_customers(
@@ -484,7 +490,7 @@ def export_profiles_command(
     the indicators under the omnichannel platform's names (ICOMMKT_...)."""
     from .io import export_profiles
 
-    as_of = parse_time(as_of_text, end_of_day=True)
+    as_of = parse_time(as_of_text, end_of_day=True, option="--as-of")
     with _graph(db, region) as graph:
         written = export_profiles(graph, file, as_of, sheet=sheet)
     click.echo(f"wrote {written} profiles at {as_of.isoformat()} to {file}")
@@ -497,7 +503,7 @@ def export_profiles_command(
 def resolve(ref: str, at_text: str | None, db: str, region: str | None) -> None:
     """Print the profile id of REF."""
     with _graph(db, region) as graph:
-        at = None if at_text is None else parse_time(at_text)
+        at = None if at_text is None else parse_time(at_text, option="--at")
         click.echo(str(graph.resolve(parse_ref(ref), at=at)))
 
 
@@ -566,8 +572,8 @@ def _customer_card(graph: IdentityGraph, ref: str | Link, as_of: datetime) -> li
     card.add_row("merges", ", ".join(found.merge_ids) or "-")
     shown: list[Any] = [card]
 
-    latest = graph.events(found.id)[-CARD_EVENTS:][::-1]
-    events = Table(title=f"latest events ({len(latest)} shown)", title_justify="left")
+    latest = graph.events(found.id, end=as_of)[-CARD_EVENTS:][::-1]
+    events = Table(title=f"latest events before {as_of:%Y-%m-%d %H:%M} UTC", title_justify="left")
     for column in ("at", "type", "amount", "where", "id"):
         events.add_column(column, justify="right" if column == "amount" else "left")
     for event in latest:
@@ -604,8 +610,9 @@ def _customer_card(graph: IdentityGraph, ref: str | Link, as_of: datetime) -> li
 def profile(ref: str, as_of_text: str | None, db: str, region: str | None) -> None:
     """Show the customer card of REF: customer ids, links and since when,
     attributes, the latest events, and the main indicators with the RFM
-    segment (now, or --as-of)."""
-    as_of = datetime.now(UTC) if as_of_text is None else parse_time(as_of_text, end_of_day=True)
+    segment.  The profile is as it stands now; its events and indicators are
+    those up to --as-of (default: now)."""
+    as_of = datetime.now(UTC) if as_of_text is None else parse_time(as_of_text, True, "--as-of")
     console = _console()
     with _graph(db, region) as graph:
         for part in _customer_card(graph, parse_ref(ref), as_of):
@@ -660,8 +667,8 @@ def events(
     with _graph(db, region) as graph:
         found = graph.events(
             parse_ref(ref),
-            start=None if start is None else parse_time(start),
-            end=None if end is None else parse_time(end),
+            start=None if start is None else parse_time(start, option="--start"),
+            end=None if end is None else parse_time(end, option="--end"),
             types=types or None,
         )
     table = Table(title=f"{len(found)} events of {ref}", title_justify="left")
@@ -719,7 +726,9 @@ def kpis(
     """Compute the indicators; write them all to --out, or show a summary."""
     from .kpis import write_csv
 
-    as_of = parse_time(as_of_text, end_of_day=True)
+    as_of = parse_time(as_of_text, end_of_day=True, option="--as-of")
+    if out is not None and Path(out).suffix.lower() != ".csv":
+        raise click.BadParameter(f"{out}: the file name must end in .csv", param_hint="--out")
     with _graph(db, region) as graph:
         if ref is None:
             rows = dict(graph.kpis(as_of).items())  # one walk over a columnar result
@@ -872,7 +881,8 @@ def _demo(scratch: Path, db: str, region: str | None) -> None:
         indicators = graph.kpis(DEMO_AS_OF)
         rows = {p.id: indicators[p.id] for p in graph.profiles()}
     console.print(_kpi_table(rows, f"indicators at {DEMO_AS_OF.isoformat()}"))
-    console.print(_next_steps(db))
+    # Plain text, never wrapped: each line must paste into a shell as it is.
+    click.echo(_next_steps(db))
 
 
 def _next_steps(db: str) -> str:

@@ -274,6 +274,25 @@ def test_errors_are_one_line(store: Path) -> None:
         store, "import", "customers", "offline_events.csv", "--link", "Phone=phone"
     )
     assert "end in .csv or .xlsx" in quick_fails(store, "export", "customers", "x.json")
+    # Read as CSV whatever the delimiter, but written only as .csv: a .tsv of commas misleads.
+    assert "end in .csv or .xlsx" in quick_fails(store, "export", "customers", "x.tsv")
+    assert "end in .csv or .xlsx" in quick_fails(
+        store, "export", "profiles", "x.txt", "--as-of", "2024-06-30"
+    )
+    assert "--out: x.xlsx: the file name must end in .csv" in quick_fails(
+        store, "kpis", "--as-of", "2024-06-30", "--out", "x.xlsx", code=2
+    )
+    assert not (store / "x.xlsx").exists() and not (store / "x.tsv").exists()
+    assert "cannot be typed 'purchase'" in quick_fails(
+        store,
+        "import",
+        "offline-data",
+        "offline_data.csv",
+        "--tz",
+        "UTC",
+        "--event-type",
+        "3=purchase",
+    )
 
 
 # ------------------------------------------------------------------ where the store is
@@ -318,6 +337,13 @@ def test_the_customer_card(store: Path, monkeypatch: pytest.MonkeyPatch) -> None
     # Without --as-of: now, when the sample purchases are long past.
     now = quick(store, "profile", "C-1001")
     assert "Days_Since_Last_Purchase" in now and "68.10" in now
+    early = quick(store, "profile", "C-1001", "--as-of", "2024-03-01")
+    assert "latest events before 2024-03-02 00:00 UTC" in early
+    with IdentityGraph.open(store / "identity-graph.db") as g:
+        before = g.events("C-1001", end=datetime(2024, 3, 2, tzinfo=UTC))
+        after = g.events("C-1001", start=datetime(2024, 3, 2, tzinfo=UTC))
+    assert before and after
+    assert before[-1].id in early and not any(event.id in early for event in after)
     anonymous = quick(store, "profile", "email:walk.in@example.com")
     assert "(anonymous)" in anonymous and "never owned" in anonymous and "no events" in anonymous
 
@@ -341,7 +367,8 @@ def test_kpis_at_the_ends_of_the_calendar(
     assert found == code, err
     if code:
         (line,) = err.strip().splitlines()
-        assert line.startswith("identity-graph: error:") and RANGE_RULE in line and as_of in line
+        assert line.startswith("identity-graph: error: Invalid value for --as-of: ")
+        assert RANGE_RULE in line and as_of in line
     else:
         assert "C-1001" in out and "Segment" in out and err == ""
 
@@ -371,7 +398,12 @@ def test_demo_elsewhere_names_its_store_in_the_next_commands(tmp_path: Path) -> 
     code, out, err = call(tmp_path, "demo", "--db", "demo.db")
     assert code == 0, err
     commands = _next_commands(out)
-    assert commands and all(command[:2] == ["--db", "demo.db"] for command in commands)
+    assert len(commands) == len(NEXT_COMMANDS)
+    assert all(command[:2] == ["--db", "demo.db"] for command in commands)
+    # Printed unwrapped on a narrow terminal: every line runs as it is.
+    assert max(map(len, out.splitlines())) > 80
+    for command in commands:
+        quick(tmp_path, *command)
     assert quick(tmp_path, *commands[1]) == "C-1001\n"
     assert not (tmp_path / "identity-graph.db").exists()
 

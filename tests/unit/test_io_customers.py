@@ -308,7 +308,7 @@ def test_a_mapping_that_cannot_work_is_refused(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ValueError, match=words):
             import_customers(g, path, **mapping)
-    with pytest.raises(ValueError, match=r"\.csv or \.xlsx"):
+    with pytest.raises(ValueError, match=r"end in \.csv, \.tsv, \.txt or \.xlsx"):
         import_customers(g, tmp_path / "a.xls", **MAPPING)
     with pytest.raises(FileFormatError, match=r"lacks the column\(s\) \['Phone'\]"):
         import_customers(g, path, links={"Phone": "phone"})

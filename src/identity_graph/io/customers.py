@@ -64,7 +64,7 @@ from .errors import FileFormatError
 from .fileindex import FileIndex
 from .slots import GENERATE_CELL, Cell, Slots, held_in_slot_order, plan, slots_of
 from .summary import ImportSummary, Progress, Rejects
-from .tables import Columns, column_index, wrong_width
+from .tables import Columns, column_index, is_csv, wrong_width
 from .xlsxfiles import Formula, XlsxLimits, XlsxTable, XlsxWriter
 
 if TYPE_CHECKING:
@@ -80,7 +80,6 @@ GENERATE = "generate()"
 #: How many fresh numbers ``generate()`` tries before giving up on a row.
 _GENERATE_TRIES = 100
 _ATTRIBUTE = re.compile(r"[a-z0-9_]+")
-_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 Problem = tuple[str, Any, str]
 
@@ -166,15 +165,6 @@ class CustomerLayout:
         """Every mapped header, in the file layout's order: id, attributes, links."""
         first = [] if self.id_column is None else [self.id_column]
         return first + [h for h, _ in self.attributes] + [c.header for c in self.links]
-
-
-def _is_csv(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
-        return True
-    if suffix == ".xlsx":
-        return False
-    raise ValueError(f"{path}: the file name must end in .csv or .xlsx (it decides the format)")
 
 
 def _text(value: Any) -> str:
@@ -276,7 +266,7 @@ def import_customers(
     """
     layout = CustomerLayout.build(id_column, attributes, links)
     source = Path(path)
-    csv_file = _is_csv(source)
+    csv_file = is_csv(source)
     when = graph._now(at)  # checks an explicit time; reads the graph's clock once
     table: CsvTable | XlsxTable
     if csv_file:
@@ -703,7 +693,7 @@ def export_customers(
     target = Path(path)
     rows = _export_rows(graph, layout)
     written = 0
-    if _is_csv(target):
+    if is_csv(target, writing=True):
         import csv
 
         with open(target, "w", newline="", encoding="utf-8") as handle:

@@ -203,6 +203,14 @@ def import_offline_data(
             raise ValueError(f"event_types: code {code!r} must be a number other than 7")
         if not isinstance(kind, str) or not kind.strip():
             raise ValueError(f"event_types: the type of code {code!r} must be a non-empty string")
+        if kind.strip() == "purchase":
+            # A purchase is a ticket of code-7 lines, with its amount and
+            # items; a bare event typed "purchase" would count in the
+            # indicators as a ticket of nothing.
+            raise ValueError(
+                f"event_types: code {code!r} cannot be typed 'purchase'; "
+                "purchases are the lines of code 7"
+            )
     fields = _mapping(ticket_fields, "ticket_fields", _RESERVED, transaction=True)
     items = _mapping(item_fields, "item_fields", _ITEM_RESERVED, transaction=False)
     if not isinstance(ticket_window, int) or ticket_window < 1:

@@ -27,12 +27,14 @@ import attrs
 from .errors import FileFormatError
 
 __all__ = [
+    "CSV_SUFFIXES",
     "SPELLING_RULE",
     "ClosesOnExit",
     "Columns",
     "column_index",
     "column_key",
     "distinct_keys",
+    "is_csv",
     "wrong_width",
 ]
 
@@ -196,3 +198,20 @@ class ClosesOnExit:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+#: Suffixes read as CSV (the delimiter is sniffed).  Only ``.csv`` is
+#: written: a ``.tsv`` or ``.txt`` written with commas would mislead.
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def is_csv(path: Path, writing: bool = False) -> bool:
+    """Whether ``path`` is a CSV file (True) or an XLSX workbook (False), by
+    its suffix; ValueError naming the suffixes for any other.  O(1)."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return False
+    if suffix == ".csv" or (suffix in CSV_SUFFIXES and not writing):
+        return True
+    allowed = ".csv or .xlsx" if writing else f"{', '.join(CSV_SUFFIXES)} or .xlsx"
+    raise ValueError(f"{path}: the file name must end in {allowed} (it decides the format)")
