@@ -23,17 +23,20 @@ import attrs
 from . import history as hist
 from .errors import (
     BlockedLink,
+    IdentityGraphError,
     LimitExceeded,
     LinkConflict,
     ReadOnlyGraph,
     UnknownCustomer,
     UnknownMerge,
 )
+from .events import Event, prepare
 from .guards import Guards, Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
 from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId, raw
-from .ledger import Event, Ledger
+from .ledger import Ledger
 from .resolution import Merge, Partition
+from .times import utc
 
 __all__ = ["IdentityGraph", "Profile"]
 
@@ -140,8 +143,18 @@ class IdentityGraph:
         self._partition = Partition(self._order)
         self._journal = Journal()
         self._guards = Guards(self.limits)
-        self._ledger = Ledger(self)
+        self._ledger = Ledger(self._claimed_by, self._history.get)
         self._read_only = False
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """What calls made without ``at=`` read the time from (aware)."""
+        return self._clock
+
+    @property
+    def link_types(self) -> LinkTypes:
+        """The link types this graph normalises and decides with."""
+        return self._types
 
     # ------------------------------------------------------------------ helpers
 
@@ -150,16 +163,7 @@ class IdentityGraph:
             at = self._clock()
         if type(at) is datetime and at.tzinfo is UTC:  # the common case, checked cheaply
             return at
-        if not isinstance(at, datetime):
-            raise TypeError(f"at={at!r} is not a datetime")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError(
-                f"at={at.isoformat()} is a naive datetime; give a time zone "
-                "(the library never guesses one)"
-            )
-        # Kept as a UTC instant: Python orders two times of one zone by their
-        # wall clock, which misorders the hour repeated when DST ends.
-        return at.astimezone(UTC)
+        return utc(at)
 
     def _writable(self, op: str) -> None:
         if self._read_only:
@@ -694,7 +698,11 @@ class IdentityGraph:
         ``register_unknown``) or ``ValueError`` (naive time).  O(log n).
         """
         self._writable("record")
-        return self._ledger.record(event)
+        try:
+            return self._record(event)
+        except IdentityGraphError as error:
+            self._refuse_event(event, error)
+            raise
 
     def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
         """Record many events; return ``(recorded, unchanged)``.
@@ -702,7 +710,38 @@ class IdentityGraph:
         Refused events are logged in ``refusals()`` and skipped.  O(m log n).
         """
         self._writable("record_many")
-        return self._ledger.record_many(events)
+        recorded = unchanged = 0
+        for event in events:
+            try:
+                if self._record(event):
+                    recorded += 1
+                else:
+                    unchanged += 1
+            except (IdentityGraphError, ValueError) as error:
+                self._refuse_event(event, error)
+        return recorded, unchanged
+
+    def _record(self, event: object) -> bool:
+        """Check ``event``, register its unknown customer, file it in the ledger."""
+        normalised, anchor = prepare(
+            event, self._types, self._order, self.register_unknown, self._drop_link
+        )
+        if not self._ledger.is_new(normalised):
+            return False
+        if type(anchor) is str and anchor not in self._order:
+            self.register(anchor, at=normalised.at)  # register_unknown=True
+        self._ledger.add(normalised, anchor)
+        return True
+
+    def _drop_link(self, at: datetime, event_id: str | None, link: Link, error: Exception) -> None:
+        self._guards.refuse(at, "record", {"event": event_id, "link": link}, error)
+
+    def _refuse_event(self, event: object, error: Exception) -> None:
+        """Log a refused event at its own time, or now if it has no valid time."""
+        at = getattr(event, "at", None)
+        if not isinstance(at, datetime) or at.utcoffset() is None:
+            at = self._clock()
+        self._guards.refuse(at, "record", {"event": event}, error)
 
     def events(
         self,
@@ -720,7 +759,12 @@ class IdentityGraph:
         belonged to at ``t`` — its anonymous profile if it was unowned then.
         O(anchors × spans × log n + result).
         """
-        return self._ledger.events(ref, start, end, types, at)
+        for bound in (start, end):
+            if bound is not None:
+                self._now(bound)  # refuses naive or non-datetime bounds, naming them
+        profile = self.resolve(ref, at)
+        members = () if isinstance(profile, Link) else self._partition.members(profile)
+        return self._ledger.events(profile, members, start, end, types)
 
     def kpis(self, as_of: datetime, ref: Ref | None = None, *, engine: str = "auto") -> Any:
         """Omnichannel indicators at ``as_of``.
@@ -756,7 +800,7 @@ class IdentityGraph:
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
         view = IdentityGraph(**self._config)
         view._replay_from(self, seq)
-        view._ledger = self._ledger.view(view)
+        view._ledger = self._ledger.view(view._claimed_by, view._history.get)
         view._read_only = True
         return view
 

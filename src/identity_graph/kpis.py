@@ -30,9 +30,9 @@ from .ids import Link
 from .purchases import KINDS, WINDOW_KINDS, plain_data, ticket_strings, ticket_value, whole
 
 if TYPE_CHECKING:
+    from .events import Event
     from .graph import IdentityGraph, Ref
     from .journal import ProfileId
-    from .ledger import Event
 
 __all__ = [
     "ENGINES",

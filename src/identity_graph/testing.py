@@ -38,9 +38,9 @@ from typing import Any
 import pytest
 
 from .errors import IdentityGraphError, StoreError
+from .events import Event
 from .graph import IdentityGraph
 from .ids import Link
-from .ledger import Event
 from .stored import StoredGraph
 from .stores.base import Store
 from .stores.schema import LATEST

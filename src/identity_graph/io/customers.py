@@ -50,6 +50,7 @@ import attrs
 
 from ..errors import IdentityGraphError, UnknownCustomer
 from ..ids import Link, check_customer_id
+from ..times import utc
 from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
 from .csvfiles import CsvTable
@@ -256,7 +257,7 @@ def import_customers(
     layout = CustomerLayout.build(id_column, attributes, links)
     source = Path(path)
     csv_file = _is_csv(source)
-    when = graph._now(at)  # checks an explicit time; reads the graph's clock once
+    when = utc(graph.clock() if at is None else at)  # reads the graph's clock once
     table: CsvTable | XlsxTable
     if csv_file:
         table = CsvTable(source, required=layout.headers, encoding=encoding, delimiter=delimiter)
@@ -402,7 +403,7 @@ class _Rows:
         if not found:
             reason = "only generate() cells" if generated else "no link"
             return [("", "", f"the row has {reason}; with no id column a row is matched by links")]
-        priority = self.graph._types.priority_key
+        priority = self.graph.link_types.priority_key
         found = sorted(found, key=lambda pair: (priority(pair[1].name), pair[1].value))
         owners: dict[str, tuple[LinkColumn, Link]] = {}
         for column, link in found:
@@ -432,7 +433,7 @@ class _Rows:
         found before anything of the row is sent."""
         problems = []
         for column, link in found:
-            if self.graph._types.get(link.name).conflict != "reject":
+            if self.graph.link_types.get(link.name).conflict != "reject":
                 continue
             owner = self.graph.owner(link, at=self.at)
             if owner is not None and owner != customer:
