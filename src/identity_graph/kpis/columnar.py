@@ -48,10 +48,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from . import history as hist
-from .ids import Link
-from .kpis import _PERIOD_NAMES, WINDOWS, compute_empty, rfm_group, rfm_segment
-from .purchases import (
+from .. import history as hist
+from ..ids import Link
+from ..purchases import (
     EPOCH,
     KINDS,
     MICROSECOND,
@@ -62,10 +61,11 @@ from .purchases import (
     plain_data,
     ticket_value,
 )
+from .definitions import PERIOD_NAMES, WINDOWS, compute_empty, rfm_group, rfm_segment
 
 if TYPE_CHECKING:
-    from .graph import IdentityGraph
-    from .journal import ProfileId
+    from ..graph import IdentityGraph
+    from ..journal import ProfileId
 
 __all__ = ["EngineUnavailable", "Indicators", "compute"]
 
@@ -532,7 +532,7 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         self._first_i, self._last_i = at["first_row"], at["last_row"]
         self._windows: list[tuple[Any, ...]] = [
             (
-                _PERIOD_NAMES[days],
+                PERIOD_NAMES[days],
                 *(at[f"{column}_{tag}"] for column in ("n", "items", "value", "exp", "rfm")),
                 *(at.get(f"{kind}_{tag}") for kind in WINDOW_KINDS),
             )
