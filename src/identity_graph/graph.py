@@ -1,41 +1,46 @@
-"""``IdentityGraph``: the facade that wires ids, history, resolution, journal and guards.
+"""``IdentityGraph``: the facade over a graph's state, its ledger and a store.
 
 Data flows one way through every mutating call::
 
     input -> normalise / validate -> guard -> decide -> journal entry -> apply -> changes
 
-The *decision* (which customer now owns the link, which merge id was issued,
-which merges a detach removed) is what the journal keeps, and ``_apply`` is
-the only code that changes state: live calls and replay share it, so a replay
-cannot drift from what happened.
+The facade validates the input, asks :mod:`identity_graph.decisions` for
+the decision (which customer now owns the link, which merge id is issued,
+which merges a detach removes), and hands it to
+:meth:`GraphState.commit <identity_graph.state.GraphState.commit>`, which
+journals and applies it.  Events are checked (:mod:`identity_graph.events`)
+and their customer registered here before the ledger files them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 import attrs
 
+from . import decisions
 from . import history as hist
+from . import kpis as indicators
 from .errors import (
     BlockedLink,
     IdentityGraphError,
-    LimitExceeded,
-    LinkConflict,
+    NotConnected,
     ReadOnlyGraph,
     UnknownCustomer,
     UnknownMerge,
 )
 from .events import Event, prepare
-from .guards import Guards, Limits, Refusal
+from .explain import Step, explain_path, graph_of
+from .guards import Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
-from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId, raw
+from .journal import Entry, ProfileChange, ProfileId, raw
+from .kpis.definitions import Engine
 from .ledger import Ledger
-from .resolution import Merge, Partition
+from .state import GraphState
 from .times import utc
 
 __all__ = ["IdentityGraph", "Profile"]
@@ -44,13 +49,6 @@ Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
 _ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
 _ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-
-
-def _span(delta: timedelta) -> str:
-    """``timedelta(days=30)`` as "30 days" rather than "30 days, 0:00:00"."""
-    if delta.seconds == 0 and delta.microseconds == 0:
-        return f"{delta.days} day" + ("" if delta.days == 1 else "s")
-    return str(delta)
 
 
 def _utc_now() -> datetime:
@@ -118,33 +116,46 @@ class IdentityGraph:
         register_unknown: bool = False,
     ) -> None:
         self._types = LinkTypes(link_types, default_region)
-        self.limits = limits if limits is not None else Limits()
-        if not isinstance(self.limits, Limits):
-            raise TypeError(f"limits must be a Limits, not {self.limits!r}")
+        limits = limits if limits is not None else Limits()
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, not {limits!r}")
         self._clock = clock or _utc_now
         self.register_unknown = register_unknown
         self._config: dict[str, Any] = {
             "default_region": default_region,
             "link_types": dict(link_types or {}),
-            "limits": self.limits,
+            "limits": limits,
             "clock": clock,
             "register_unknown": register_unknown,
         }
-        # Registration order decides profile ids.
-        self._order: dict[CustomerId, int] = {}
-        # customer -> attribute -> (value, set at, seq); only customers with attributes.
-        self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
-        self._history: dict[LinkKey, hist.History] = {}
-        # customer -> every link a change point ever named it as owner of: the
-        # bare key when there is one (most customers), else a tuple of keys.
-        # Current links (_links_of) and the ledger's anchors derive from it,
-        # so one small dict serves both.
-        self._claimed: dict[CustomerId, LinkKey | tuple[LinkKey, ...]] = {}
-        self._partition = Partition(self._order)
-        self._journal = Journal()
-        self._guards = Guards(self.limits)
-        self._ledger = Ledger(self._claimed_by, self._history.get)
+        self._core = core = GraphState(limits)
+        # The parts of the state every call reads, named once (never replaced).
+        self._order = core.order
+        self._partition = core.partition
+        self._ownership = core.ownership
+        self._guards = core.guards
+        self._ledger = Ledger(core.ownership)
         self._read_only = False
+
+    @property
+    def limits(self) -> Limits:
+        """The guards' caps."""
+        return self._guards.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, not {limits!r}")
+        self._guards.limits = limits
+
+    @property
+    def state(self) -> GraphState:
+        """The graph's state, for readers (indicator engines, exporters, tests).
+
+        Read it through its public methods; change it only through the
+        graph's own methods, which journal every change.
+        """
+        return self._core
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -187,126 +198,8 @@ class IdentityGraph:
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
-    def _claimed_by(self, customer: CustomerId) -> tuple[LinkKey, ...]:
-        """Keys of every link ever named as owned by ``customer``.  O(1)."""
-        held = self._claimed.get(customer)
-        if held is None:
-            return ()
-        if type(held[0]) is str:  # a single LinkKey, stored bare
-            return (held,)
-        return held  # type: ignore[return-value]
-
-    def _links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
-        """Keys of the links ``customer`` owns now.  O(links it ever owned)."""
-        history = self._history
-        return tuple(
-            key
-            for key in self._claimed_by(customer)
-            if hist.current_owner(history[key]) == customer
-        )
-
-    def _raw_profile_id(self, customer: CustomerId | None, link: LinkKey) -> RawProfileId:
-        return link if customer is None else self._partition.profile_id(customer)
-
     def _commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:
-        seq = self._journal.next_seq()
-        changes = self._apply(op, args, at, seq)
-        self._journal.append(op, args, at, changes)
-        return self._journal.entry(seq)
-
-    # ------------------------------------------------------------------ apply
-
-    def _apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[Any]:
-        """Apply one decided operation; return the profile changes in the journal's
-        flat form (journal.py).  The only code that changes the graph's state."""
-        changes: list[Any] = []
-        if op == "register":
-            customer = args["customer_id"]
-            self._ensure(customer, changes)
-            attributes = args.get("attributes")
-            if attributes:
-                store = self._attributes.setdefault(customer, {})
-                for name, value in attributes.items():
-                    store[name] = (value, at, seq)
-        elif op in ("link", "relink"):
-            customer = args["customer_id"]
-            self._ensure(customer, changes)
-            if "merge_id" in args:
-                merge = Merge(
-                    args["merge_id"], customer, args["merged_with"], "shared link", at, seq
-                )
-                changes.extend(self._merge(merge))
-            else:
-                self._set_owner(args["link"], customer, at, seq, changes)
-                if args.get("freezes"):
-                    self._guards.frozen.add(args["link"])
-        elif op == "unlink":
-            self._set_owner(args["link"], None, at, seq, changes)
-        elif op == "merge":
-            merge = Merge(args["merge_id"], args["a"], args["b"], args["reason"], at, seq)
-            changes.extend(self._merge(merge))
-        elif op in ("split", "detach"):
-            merge_ids = [args["merge_id"]] if op == "split" else list(args["merge_ids"])
-            old_id, parts = self._partition.deactivate(merge_ids)
-            changes.extend(("split", old_id, tuple(parts)))
-        elif op == "release":
-            self._guards.release(args["link"])
-        else:
-            raise ValueError(f"journal operation {op!r} is not one this library writes")
-        return changes
-
-    def _ensure(self, customer: CustomerId, changes: list[Any]) -> None:
-        if customer not in self._order:
-            self._order[customer] = len(self._order)
-            changes.extend(("created", customer))
-
-    def _merge(self, merge: Merge) -> tuple[str, CustomerId, CustomerId, CustomerId]:
-        id_a, id_b, survivor = self._partition.union(merge)
-        return ("merged", id_a, id_b, survivor)
-
-    def _set_owner(
-        self,
-        link: LinkKey,
-        owner: CustomerId | None,
-        at: datetime,
-        seq: int,
-        changes: list[Any],
-    ) -> None:
-        before = self._history.get(link)
-        if before is None and owner is not None:
-            # A link's first claim: by far the most common change in bulk
-            # loads, and one with nothing to compare against.
-            self._history[link] = (at, owner, seq)
-            held = self._claimed.get(owner)
-            if held is None:
-                self._claimed[owner] = link
-            else:
-                self._claimed[owner] = (*self._claimed_by(owner), link)
-            changes.extend(("link_moved", link, self._partition.profile_id(owner), link))
-            return
-        previous = hist.current_owner(before)
-        explicit = hist.explicit_owner_at(before, at)
-        mover = hist.previous_customer(before, at)
-        if owner is not None and mover is not None and mover != owner:
-            self._guards.record_move(link, at)
-        after, _replaced = hist.insert(before, (at, owner, seq))
-        self._history[link] = after
-        if owner is not None:
-            held = self._claimed.get(owner)
-            if held is None:
-                self._claimed[owner] = link
-            elif link not in (claimed := self._claimed_by(owner)):
-                self._claimed[owner] = (*claimed, link)
-        current = hist.current_owner(after)
-        if current != previous:
-            old_profile = self._raw_profile_id(previous, link)
-            new_profile = self._raw_profile_id(current, link)
-            if old_profile != new_profile:
-                changes.extend(("link_moved", old_profile, new_profile, link))
-                return
-        touched = [self._partition.profile_id(c) for c in (explicit, owner, current) if c]
-        unique: tuple[RawProfileId, ...] = tuple(dict.fromkeys(touched)) or (link,)
-        changes.extend(("link_history", unique, link))
+        return self._core.commit(op, args, at)
 
     # ------------------------------------------------------------------ mutations
 
@@ -328,7 +221,7 @@ class IdentityGraph:
         at = self._now(at)
         customer = check_customer_id(customer_id)
         changed: dict[str, Any] = {}
-        known = self._attributes.get(customer, {})
+        known = self._core.attributes_of(customer)
         for name, value in (attributes or {}).items():
             if not isinstance(name, str) or not name or not set(name) <= _ATTRIBUTE_NAME_CHARS:
                 raise ValueError(
@@ -371,22 +264,13 @@ class IdentityGraph:
         if explicit == customer:
             return None
         if explicit is not None:
-            policy = self._types.get(key[0]).conflict
-            if policy == "reject":
-                raise self._guards.refuse(
-                    at,
-                    "link",
-                    call,
-                    LinkConflict(
-                        f"{key[0]} {key[1]!r} is owned by customer {explicit!r} at "
-                        f"{at.isoformat()}; the {key[0]} conflict policy is 'reject'"
-                    ),
-                )
-            if policy == "merge":
-                if customer in self._order and self._same_profile(customer, explicit):
-                    return None
-                self._check_profile_size(customer, explicit, "link", call, at)
-                args["merge_id"] = f"m{self._journal.next_seq()}"
+            core = self._core
+            outcome = decisions.conflict(core, self._types, key, customer, explicit, call, at)
+            if outcome == "same":
+                return None
+            if outcome == "merge":
+                decisions.check_profile_size(core, customer, explicit, "link", call, at)
+                args["merge_id"] = f"m{core.journal.next_seq()}"
                 args["merged_with"] = explicit
                 return self._commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
@@ -413,7 +297,7 @@ class IdentityGraph:
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
-        return customer, key, self._history.get(key), args
+        return customer, key, self._ownership.history(key), args
 
     def _commit_claim(
         self,
@@ -426,7 +310,7 @@ class IdentityGraph:
         at: datetime,
     ) -> Entry:
         """Guard a claim that changes ownership, then journal and apply it."""
-        if self._check_ownership(key, customer, before, op, call, at):
+        if decisions.check_ownership(self._core, self._types, key, customer, before, op, call, at):
             args["freezes"] = True
         return self._commit(op, args, at)
 
@@ -438,7 +322,7 @@ class IdentityGraph:
         self._writable("unlink")
         at = self._now(at)
         key = self._key(link, "unlink", {"link": link}, at)
-        if hist.explicit_owner_at(self._history.get(key), at) is None:
+        if hist.explicit_owner_at(self._ownership.history(key), at) is None:
             return None
         return self._commit("unlink", {"link": key}, at)
 
@@ -455,11 +339,11 @@ class IdentityGraph:
         first, second = self._customer(a), self._customer(b)
         if not isinstance(reason, str):
             raise TypeError(f"merge reason {reason!r} must be a string")
-        if self._same_profile(first, second):
+        if decisions.same_profile(self._core, first, second):
             return None
         call = {"a": a, "b": b, "reason": reason}
-        self._check_profile_size(first, second, "merge", call, at)
-        merge_id = f"m{self._journal.next_seq()}"
+        decisions.check_profile_size(self._core, first, second, "merge", call, at)
+        merge_id = f"m{self._core.journal.next_seq()}"
         self._commit("merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at)
         return merge_id
 
@@ -501,87 +385,6 @@ class IdentityGraph:
             return None
         return self._commit("release", {"link": key}, at)
 
-    # ------------------------------------------------------------------ guards
-
-    def _same_profile(self, a: CustomerId, b: CustomerId) -> bool:
-        return self._partition.find(a) == self._partition.find(b)
-
-    def _check_profile_size(
-        self, a: CustomerId, b: CustomerId, op: str, call: Mapping[str, Any], at: datetime
-    ) -> None:
-        size_a = self._partition.size(a) if a in self._order else 1
-        size_b = self._partition.size(b)
-        cap = self.limits.max_customers_per_profile
-        if size_a + size_b > cap:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"merging customers {a!r} ({size_a} in profile) and {b!r} ({size_b} in "
-                    f"profile) would make a profile of {size_a + size_b} customers; "
-                    f"max_customers_per_profile is {cap}"
-                ),
-            )
-
-    def _check_ownership(
-        self,
-        key: LinkKey,
-        customer: CustomerId,
-        before: hist.History | None,
-        op: str,
-        call: Mapping[str, Any],
-        at: datetime,
-    ) -> bool:
-        """Refuse a move of a frozen link, or a claim past a customer's caps.
-
-        Returns whether the claim is a move that freezes the link (the
-        decision the journal records as ``freezes``).
-        """
-        name, value = key
-        mover = None if before is None else hist.previous_customer(before, at)
-        moving = mover is not None and mover != customer
-        if moving and key in self._guards.frozen:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"{name} {value!r} is frozen: it moved between owners "
-                    f"{self.limits.max_moves} times within {_span(self.limits.move_window)}; "
-                    "release() it to allow moves again"
-                ),
-            )
-        freezes = moving and self._guards.would_freeze(key, at)
-        becomes_current = before is None or at >= hist.last_point(before)[0]
-        if not becomes_current or hist.current_owner(before) == customer:
-            return freezes
-        owned = self._links_of(customer)
-        cap = self._types.get(name).max_per_customer
-        if cap is not None:
-            same_name = sum(1 for owned_name, _ in owned if owned_name == name)
-            if same_name >= cap:
-                raise self._guards.refuse(
-                    at,
-                    op,
-                    call,
-                    LimitExceeded(
-                        f"customer {customer!r} already owns {same_name} {name} links; "
-                        f"max_per_customer for {name} is {cap}"
-                    ),
-                )
-        if len(owned) >= self.limits.max_links_per_customer:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"customer {customer!r} already owns {len(owned)} links; "
-                    f"max_links_per_customer is {self.limits.max_links_per_customer}"
-                ),
-            )
-        return freezes
-
     # ------------------------------------------------------------------ queries
 
     def normalize(self, link: Link) -> Link:
@@ -592,14 +395,13 @@ class IdentityGraph:
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
         key = self._types.key(link)
-        history = self._history.get(key)
         if at is None:
-            return hist.current_owner(history)
-        return hist.owner_at(history, self._now(at))
+            return self._ownership.current_owner(key)
+        return self._ownership.owner_at(key, self._now(at))
 
     def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
         """Every change point of ``link``: ``[(valid_from, owner or None), ...]``.  O(k)."""
-        history = self._history.get(self._types.key(link))
+        history = self._ownership.history(self._types.key(link))
         return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
 
     def resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
@@ -617,7 +419,7 @@ class IdentityGraph:
             return self._partition.profile_id(self._customer(ref))
         if isinstance(ref, Link):
             key = self._types.key(ref)
-            history = self._history.get(key)
+            history = self._ownership.history(key)
             owner = (
                 hist.current_owner(history) if at is None else hist.owner_at(history, self._now(at))
             )
@@ -632,10 +434,11 @@ class IdentityGraph:
         if isinstance(profile_id, Link):
             return Profile(profile_id, (), (profile_id,), {}, ())
         customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
-        links = sorted(Link(name, value) for c in customers for name, value in self._links_of(c))
+        links_of = self._ownership.links_of
+        links = sorted(Link(name, value) for c in customers for name, value in links_of(c))
         merged: dict[str, tuple[Any, datetime, int]] = {}
         for customer in customers:
-            for name, record in self._attributes.get(customer, {}).items():
+            for name, record in self._core.attributes_of(customer).items():
                 known = merged.get(name)
                 if known is None or (record[1], record[2]) > (known[1], known[2]):
                     merged[name] = record
@@ -664,7 +467,7 @@ class IdentityGraph:
         """
         customer = self._customer(customer_id)
         return {
-            name: record[0] for name, record in sorted(self._attributes.get(customer, {}).items())
+            name: record[0] for name, record in sorted(self._core.attributes_of(customer).items())
         }
 
     def links(self, customer_id: CustomerId) -> list[Link]:
@@ -673,20 +476,35 @@ class IdentityGraph:
         O(links it ever owned).
         """
         return sorted(
-            Link(name, value) for name, value in self._links_of(self._customer(customer_id))
+            Link(name, value)
+            for name, value in self._ownership.links_of(self._customer(customer_id))
         )
 
-    def explain(self, ref_a: Ref, ref_b: Ref) -> list[Any]:
-        """Why two references share a profile: the shortest chain of steps."""
-        from .explain import explain
+    def explain(self, ref_a: Ref, ref_b: Ref) -> list[Step]:
+        """Why two references share a profile: the shortest chain of ownerships
+        and merges between them.
 
-        return explain(self, ref_a, ref_b)
+        Raises ``NotConnected`` when they are in different profiles.  An empty
+        list means the two references are the same node.  O(size of the profile).
+        """
+        profile_a, profile_b = self.resolve(ref_a), self.resolve(ref_b)
+        source, target = self._node(ref_a), self._node(ref_b)
+        if profile_a != profile_b:
+            raise NotConnected(
+                f"{source!s} (profile {profile_a!s}) and {target!s} (profile {profile_b!s}) "
+                "are not in one profile"
+            )
+        if source == target or isinstance(profile_a, Link):
+            return []
+        return explain_path(self._core, profile_a, source, target)
+
+    def _node(self, ref: Ref) -> CustomerId | Link:
+        return self.normalize(ref) if isinstance(ref, Link) else self._customer(ref)
 
     def to_networkx(self) -> Any:
-        """The identity graph as a ``networkx.Graph``.  O(n + links + merges)."""
-        from .explain import to_networkx
-
-        return to_networkx(self)
+        """The identity graph as a ``networkx.Graph``: see
+        :func:`identity_graph.explain.graph_of`.  O(n + links + merges)."""
+        return graph_of(self._core)
 
     # ------------------------------------------------------------------ events
 
@@ -766,49 +584,53 @@ class IdentityGraph:
         members = () if isinstance(profile, Link) else self._partition.members(profile)
         return self._ledger.events(profile, members, start, end, types)
 
-    def kpis(self, as_of: datetime, ref: Ref | None = None, *, engine: str = "auto") -> Any:
+    def kpis(
+        self, as_of: datetime, ref: Ref | None = None, *, engine: Engine = "auto"
+    ) -> Mapping[Any, Any]:
         """Omnichannel indicators at ``as_of``.
 
         Without ``ref``: a mapping ``{profile id: {indicator: value}}`` for
         every customer profile (with or without purchases) and every anonymous
         profile with a purchase.  With ``ref``: the indicators of that one
-        profile.  The RFM ranks compare profiles with each other, so both cost
-        one pass over the purchases: O(p log p) plus O(q log q) per window.
-        ``engine`` is ``"auto"``, ``"python"`` or ``"polars"``
-        (:func:`identity_graph.kpis.compute`); every engine gives equal values.
+        profile (``{indicator: value}``).  The RFM ranks compare profiles with
+        each other, so both cost one pass over the purchases: O(p log p) plus
+        O(q log q) per window.  ``engine`` is ``"auto"``, ``"python"`` or
+        ``"polars"`` (:func:`identity_graph.kpis.compute`); every engine gives
+        equal values.
         """
-        from . import kpis
-
         as_of = self._now(as_of)
+        every = indicators.run(self._core, self._ledger, as_of, engine)
         if ref is None:
-            return kpis.compute(self, as_of, engine)
-        return kpis.compute_one(self, as_of, ref, engine)
+            return every
+        profile = self.resolve(ref)
+        if profile in every:
+            return every[profile]
+        # An anonymous profile without purchases: all empty.
+        return indicators.compute_empty()
 
     # ------------------------------------------------------------------ journal
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal entries with ``seq > since``, oldest first."""
-        return self._journal.entries(since)
+        return self._core.journal.entries(since)
 
     def changes(self, since: int = 0) -> list[ProfileChange]:
         """Profile changes of the entries with ``seq > since``.  O(result)."""
-        return [change for entry in self._journal.entries(since) for change in entry.changes]
+        return [change for entry in self._core.journal.entries(since) for change in entry.changes]
 
     def as_of(self, seq: int) -> IdentityGraph:
         """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
-        if not isinstance(seq, int) or not 0 <= seq <= len(self._journal):
-            raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
+        journal = self._core.journal
+        if not isinstance(seq, int) or not 0 <= seq <= len(journal):
+            raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(journal)}")
         view = IdentityGraph(**self._config)
-        view._replay_from(self, seq)
-        view._ledger = self._ledger.view(view._claimed_by, view._history.get)
+        replay = view._core.replay
+        for at_seq, record in journal.records(0, seq):
+            op, args, at = raw(record)
+            replay(op, args, at, at_seq)
+        view._ledger = self._ledger.view(view._ownership)
         view._read_only = True
         return view
-
-    def _replay_from(self, source: IdentityGraph, upto: int) -> None:
-        for seq, record in source._journal.records(0, upto):
-            op, args, at = raw(record)
-            changes = self._apply(op, args, at, seq)
-            self._journal.append(op, args, at, changes)
 
     @classmethod
     def open(cls, target: Any = None, **config: Any) -> IdentityGraph:
@@ -840,7 +662,7 @@ class IdentityGraph:
         """
         graph = cls(**config)
         for entry in entries:
-            expected = len(graph._journal) + 1
+            expected = len(graph._core.journal) + 1
             if entry.seq != expected:
                 raise ValueError(f"journal entry {entry.seq} out of order; expected {expected}")
             args: dict[str, Any] = {
@@ -848,8 +670,7 @@ class IdentityGraph:
             }
             if "attributes" in args:
                 args["attributes"] = dict(args["attributes"])
-            changes = graph._apply(entry.op, args, entry.at, entry.seq)
-            graph._journal.append(entry.op, args, entry.at, changes)
+            graph._core.replay(entry.op, args, entry.at, entry.seq)
         return graph
 
     def refusals(self) -> list[Refusal]:
@@ -886,21 +707,7 @@ class IdentityGraph:
 
     def _state(self) -> dict[str, Any]:
         """Everything that defines the graph, in comparable form (for equality)."""
-        merges = self._partition.merges
-        return {
-            "order": list(self._order.items()),
-            "attributes": sorted(
-                (c, sorted(attrs_.items())) for c, attrs_ in self._attributes.items()
-            ),
-            "history": sorted((k, hist.points(h)) for k, h in self._history.items()),
-            "merges": sorted(
-                (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
-            ),
-            "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
-            "owned": sorted((c, sorted(self._links_of(c))) for c in self._claimed),
-            "guards": self._guards.state(),
-            "journal": list(self._journal.entries()),
-        }
+        return self._core.comparable()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IdentityGraph):
@@ -910,24 +717,7 @@ class IdentityGraph:
     __hash__ = None  # type: ignore[assignment]
 
     def _check(self) -> None:
-        """Verify every internal invariant; raises AssertionError.  O(everything)."""
-        self._partition.check()
-        owned_from_history: dict[CustomerId, set[LinkKey]] = {}
-        for key, history in self._history.items():
-            points = hist.points(history)
-            assert points == sorted(points, key=lambda p: p[0]), f"{key} out of order"
-            assert len({p[0] for p in points}) == len(points), f"{key} repeats an instant"
-            owner = hist.current_owner(history)
-            if owner is not None:
-                assert owner in self._order, f"{key} owned by unregistered {owner!r}"
-                owned_from_history.setdefault(owner, set()).add(key)
-        current = {c: set(self._links_of(c)) for c in self._claimed}
-        assert {c: v for c, v in current.items() if v} == owned_from_history
-        for key, history in self._history.items():
-            for _at, owner, _seq in hist.points(history):
-                if owner is not None:
-                    assert key in self._claimed_by(owner), f"{owner} misses claim {key}"
-        for customer in self._claimed:
-            claimed = self._claimed_by(customer)
-            assert len(set(claimed)) == len(claimed), f"{customer} lists a link twice"
-        assert sorted(self._order.values()) == list(range(len(self._order)))
+        """Verify every internal invariant, the ledger's included; raises
+        AssertionError.  O(everything)."""
+        self._core.check()
+        self._ledger.check()

@@ -19,24 +19,19 @@ O(anchors × spans × log n + result), never a scan of the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterable
+from collections.abc import ItemsView, Iterable, Mapping
 from datetime import datetime
 
 from sortedcontainers import SortedList
 
-from . import history as hist
 from .errors import DuplicateEvent
 from .events import Anchor, Event, FrozenMap, as_decimal, same_event
 from .ids import CustomerId, Link, LinkKey
 from .purchases import PurchaseColumns
+from .state import Ownership
 from .times import utc
 
 __all__ = ["Anchor", "Event", "FrozenMap", "Ledger", "as_decimal"]
-
-#: The ownership reads attribution needs: the links a customer ever claimed,
-#: and a link's history.
-ClaimsOf = Callable[[CustomerId], tuple[LinkKey, ...]]
-HistoryOf = Callable[[LinkKey], "hist.History | None"]
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -52,13 +47,12 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
 class Ledger:
     """The events of one graph, indexed by anchor and time.
 
-    ``claims_of`` and ``history_of`` read the graph's ownership index, which
-    decides who an event anchored on a link belongs to.
+    ``ownership`` is the graph's ownership index (read only), which decides
+    who an event anchored on a link belongs to.
     """
 
-    def __init__(self, claims_of: ClaimsOf, history_of: HistoryOf) -> None:
-        self._claims_of = claims_of
-        self._history_of = history_of
+    def __init__(self, ownership: Ownership) -> None:
+        self._ownership = ownership
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
         # What the indicators read of each purchase, as columns.
@@ -68,9 +62,9 @@ class Ledger:
         # A stored graph collects here what each call recorded, to write it.
         self.added: list[tuple[Event, Anchor]] | None = None
 
-    def view(self, claims_of: ClaimsOf, history_of: HistoryOf) -> Ledger:
+    def view(self, ownership: Ownership) -> Ledger:
         """The same events, attributed through another (read-only) ownership index."""
-        shared = Ledger(claims_of, history_of)
+        shared = Ledger(ownership)
         shared.is_view = True
         shared._events = self._events
         shared._by_anchor = self._by_anchor
@@ -142,7 +136,7 @@ class Ledger:
         else:
             customers = set(members)
             seen: set[LinkKey] = set()
-            claims_of = self._claims_of
+            claims_of = self._ownership.claimed_by
             for customer in customers:
                 self._slice(customer, start, end, keys)
                 for key in claims_of(customer):
@@ -154,6 +148,10 @@ class Ledger:
         if wanted is not None:
             found = [event for event in found if event.type in wanted]
         return found
+
+    def by_id(self) -> Mapping[str, Event]:
+        """Every event by id (read only).  O(1)."""
+        return self._events
 
     def anchored(self) -> ItemsView[Anchor, SortedList]:
         """Every anchor with its ``(at in UTC, event id)`` index, sorted by time."""
@@ -170,12 +168,12 @@ class Ledger:
         """Append the events anchored on ``key`` while one of ``owners`` owned it."""
         if key not in self._by_anchor:
             return
-        history = self._history_of(key)
-        if history is None:
+        spans = self._ownership.spans(key)
+        if not spans:  # never claimed: the anonymous profile's throughout
             if None in owners:
                 self._slice(key, start, end, out)
             return
-        for span_start, span_end, owner in hist.spans(history):
+        for span_start, span_end, owner in spans:
             if owner in owners:
                 self._slice(key, _later(span_start, start), _earlier(span_end, end), out)
 

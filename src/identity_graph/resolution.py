@@ -133,6 +133,13 @@ class Partition:
         """Roots of the profiles with more than one customer."""
         return iter(self._members)
 
+    def groups(self) -> Iterator[tuple[CustomerId, list[CustomerId]]]:
+        """``(profile id, members)`` of every profile with more than one
+        customer; the lists are the partition's own, never to be changed.  O(1) each."""
+        oldest = self._oldest
+        for root, members in self._members.items():
+            yield oldest.get(root, root), members
+
     # --- changes -------------------------------------------------------------
 
     def union(self, merge: Merge) -> tuple[CustomerId, CustomerId, CustomerId]:

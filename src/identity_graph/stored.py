@@ -47,12 +47,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from . import checkpoint as checkpoints
 from . import codec
 from .errors import IdentityGraphError, StoreError
 from .graph import IdentityGraph
 from .guards import Refusal
 from .journal import Entry, Journal, Record, flatten, raw
-from .stores import state
+from .state import GraphState
 from .stores.base import Store
 
 __all__ = ["StoredGraph", "StoredJournal"]
@@ -216,7 +217,7 @@ class StoredGraph(IdentityGraph):
         IdentityGraph.__init__(self, **self._init_config)
         if register_unknown is not None:
             self.register_unknown = register_unknown
-        self._journal = self._stored_journal = StoredJournal(self._store)
+        self._core.journal = self._stored_journal = StoredJournal(self._store)
         self._ledger.added = []
         self._event_pos = 0
         self._refusal_pos = 0
@@ -235,8 +236,8 @@ class StoredGraph(IdentityGraph):
             store.begin(False)
             try:
                 found = store.checkpoint()
-                if found is not None and found[1] == state.FORMAT:
-                    seq = state.restore(self, state.loads(found[2]))
+                if found is not None and found[1] == checkpoints.FORMAT:
+                    seq = checkpoints.restore(self._core, checkpoints.loads(found[2]))
                     self._stored_journal.advance(seq)
                     self._checkpoint_seq = seq
                 self._catch_up()
@@ -244,7 +245,10 @@ class StoredGraph(IdentityGraph):
                 store.rollback()  # a read transaction: nothing to keep
         except store.driver_errors as error:
             raise StoreError(f"cannot read {store.describe}: {error}") from error
-        if checkpoint and len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
+        if (
+            checkpoint
+            and len(self._stored_journal) - self._checkpoint_seq >= self._checkpoint_every
+        ):
             # A read-only store still opens; the next writer checkpoints.
             with contextlib.suppress(StoreError):
                 self.checkpoint()
@@ -258,7 +262,7 @@ class StoredGraph(IdentityGraph):
         if head.seq > len(journal):
             for seq, text in store.journal(len(journal), head.seq):
                 op, args, at = raw(decode_record(text))
-                self._apply(op, args, at, seq)
+                self._core.apply(op, args, at, seq)
                 journal.advance(seq)
         if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
@@ -494,6 +498,12 @@ class StoredGraph(IdentityGraph):
     refusals = _stored(IdentityGraph.refusals, write=False)
     frozen_links = _stored(IdentityGraph.frozen_links, write=False)
     _state = _stored(IdentityGraph._state, write=False)
+
+    @property
+    def state(self) -> GraphState:
+        """The graph's state, brought up to date with the store first."""
+        return self._read(lambda: self._core)
+
     _check = _stored(IdentityGraph._check, write=False, events=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -505,8 +515,8 @@ class StoredGraph(IdentityGraph):
         """
 
         def save() -> int:
-            seq = len(self._journal)
-            self._store.save_checkpoint((seq, state.FORMAT, state.dumps(self)))
+            seq = len(self._stored_journal)
+            self._store.save_checkpoint((seq, checkpoints.FORMAT, checkpoints.dumps(self._core)))
             self._checkpoint_seq = seq
             return seq
 
@@ -517,7 +527,7 @@ class StoredGraph(IdentityGraph):
         if self._closed:
             return
         try:
-            if len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
+            if len(self._stored_journal) - self._checkpoint_seq >= self._checkpoint_every:
                 self.checkpoint()
         except StoreError:
             pass  # a checkpoint only saves start-up time; the journal is already durable
@@ -526,4 +536,4 @@ class StoredGraph(IdentityGraph):
             self._store.close()
 
     def __repr__(self) -> str:
-        return f"<StoredGraph {self._store.describe} seq={len(self._journal)}>"
+        return f"<StoredGraph {self._store.describe} seq={len(self._stored_journal)}>"

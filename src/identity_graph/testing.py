@@ -122,7 +122,7 @@ def snapshot(graph: IdentityGraph) -> dict[str, Any]:
     """What two equal graphs share: state, journal, events, refusals, indicators."""
     as_of = T0 + timedelta(days=90)
     return {
-        "state": graph._state(),
+        "state": graph.state.comparable(),
         "events": sorted(
             (e.id, e.at, e.type, p.id if hasattr(p, "id") else p)
             for p in graph.profiles()
@@ -232,7 +232,7 @@ class StoreContract:
         assert snapshot(stored) == snapshot(memory)
         assert list(stored.journal()) == list(memory.journal())
         assert stored.changes(5) == memory.changes(5)
-        half = len(memory._journal) // 2
+        half = len(memory.state.journal) // 2
         assert stored.as_of(half) == memory.as_of(half)
 
     def test_reopening_gives_the_same_graph(self, store: Store) -> None:

@@ -21,24 +21,27 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from . import python
 from .definitions import (
+    ENGINES,
     GROUPS,
     ICOMMKT_NAMES,
     INDICATORS,
     NAMINGS,
     WINDOWS,
+    Engine,
     Indicator,
     compute_empty,
     rfm_group,
     rfm_segment,
 )
-from .python import compute_python
 
 if TYPE_CHECKING:
-    from ..graph import IdentityGraph, Ref
     from ..journal import ProfileId
+    from ..ledger import Ledger
+    from ..state import GraphState
 
 __all__ = [
     "COLUMNAR_PACKAGES",
@@ -48,6 +51,7 @@ __all__ = [
     "INDICATORS",
     "NAMINGS",
     "WINDOWS",
+    "Engine",
     "Indicator",
     "compute",
     "compute_empty",
@@ -56,28 +60,35 @@ __all__ = [
     "indicator_text",
     "rfm_group",
     "rfm_segment",
+    "run",
     "write_csv",
 ]
 
-#: The engines ``compute`` can run (see docs/indicators.md).
-ENGINES = ("auto", "python", "polars")
 #: What the columnar engine imports beyond the base install (the ``[polars]``
 #: extra).  ``"auto"`` falls back when any one of them is missing: the base
 #: install must answer, whichever of them a machine happens to have.
 COLUMNAR_PACKAGES = ("polars", "numpy")
 
+Result: TypeAlias = Mapping["ProfileId", dict[str, Any]]
 
-def compute(
-    graph: IdentityGraph, as_of: datetime, engine: str = "auto"
-) -> Mapping[ProfileId, dict[str, Any]]:
+
+class Graph(Protocol):
+    """What :func:`compute` needs of a graph: its ``kpis()`` method."""
+
+    def kpis(
+        self, as_of: datetime, ref: Any = None, *, engine: Engine = "auto"
+    ) -> Mapping[Any, Any]: ...
+
+
+def run(state: GraphState, ledger: Ledger, as_of: datetime, engine: Engine = "auto") -> Result:
     """Every indicator of every customer profile, and of every anonymous
-    profile with a purchase, at ``as_of``.
+    profile with a purchase, at ``as_of`` (aware), computed by ``engine``.
 
-    ``engine``: ``"python"`` runs the pure-Python pass below (a ``dict``);
+    ``"python"`` runs :mod:`identity_graph.kpis.python` (a ``dict``);
     ``"polars"`` the columnar engine of :mod:`identity_graph.kpis.columnar`
-    (an :class:`~identity_graph.columnar.Indicators` mapping, equal value
-    for value); ``"auto"`` the columnar one when polars is installed and the
-    purchases fit its exact range, else the pure-Python one.
+    (an :class:`~identity_graph.kpis.columnar.Indicators` mapping, equal
+    value for value); ``"auto"`` the columnar one when polars is installed
+    and the purchases fit its exact range, else the pure-Python one.
     """
     if engine not in ENGINES:
         raise ValueError(f"kpis engine {engine!r} is not one of {', '.join(ENGINES)}")
@@ -85,7 +96,7 @@ def compute(
     # count the wall-clock days of a zone with daylight saving time.
     as_of = as_of.astimezone(UTC)
     if engine == "python":
-        return compute_python(graph, as_of)
+        return python.compute(state, ledger, as_of)
     try:
         from . import columnar
     except ModuleNotFoundError as error:
@@ -93,31 +104,37 @@ def compute(
         if missing not in COLUMNAR_PACKAGES:
             raise
         if engine == "auto":
-            return compute_python(graph, as_of)
+            return python.compute(state, ledger, as_of)
         raise ModuleNotFoundError(
             f"kpis engine 'polars' needs {missing}, which is not installed: "
             "pip install 'identity-graph[polars]'",
             name=missing,
         ) from None
     try:
-        return columnar.compute(graph, as_of)
+        return columnar.compute(state, ledger, as_of)
     except columnar.EngineUnavailable as why:
         if engine == "auto":
-            return compute_python(graph, as_of)
+            return python.compute(state, ledger, as_of)
         raise ValueError(f"kpis engine 'polars' cannot answer exactly: {why}") from None
 
 
-def compute_one(
-    graph: IdentityGraph, as_of: datetime, ref: Ref, engine: str = "auto"
-) -> dict[str, Any]:
+def compute(graph: Graph, as_of: datetime, engine: Engine = "auto") -> Result:
+    """``graph.kpis(as_of, engine=engine)``: every profile's indicators (see :func:`run`)."""
+    every: Result = graph.kpis(as_of, engine=engine)
+    return every
+
+
+def compute_python(graph: Graph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
+    """Every profile's indicators by the pure-Python engine (a ``dict``)."""
+    every: dict[ProfileId, dict[str, Any]] = graph.kpis(as_of, engine="python")  # type: ignore[assignment]
+    return every
+
+
+def compute_one(graph: Graph, as_of: datetime, ref: Any, engine: Engine = "auto") -> dict[str, Any]:
     """The indicators of ``ref``'s profile.  RFM ranks compare it with every
     profile, so this costs what :func:`compute` costs."""
-    profile = graph.resolve(ref)
-    every = compute(graph, as_of, engine)
-    if profile in every:
-        return every[profile]
-    # An anonymous profile without purchases: all empty.
-    return compute_empty()
+    row: dict[str, Any] = graph.kpis(as_of, ref, engine=engine)  # type: ignore[assignment]
+    return row
 
 
 def indicator_text(value: Any, join: Callable[[Iterable[str]], str] = "|".join) -> str:

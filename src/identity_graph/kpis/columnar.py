@@ -48,7 +48,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from .. import history as hist
 from ..ids import Link
 from ..purchases import (
     EPOCH,
@@ -64,8 +63,9 @@ from ..purchases import (
 from .definitions import PERIOD_NAMES, WINDOWS, compute_empty, rfm_group, rfm_segment
 
 if TYPE_CHECKING:
-    from ..graph import IdentityGraph
     from ..journal import ProfileId
+    from ..ledger import Ledger
+    from ..state import GraphState
 
 __all__ = ["EngineUnavailable", "Indicators", "compute"]
 
@@ -131,7 +131,7 @@ class _Profiles:
 
 
 def _profile_codes(
-    graph: IdentityGraph, columns: PurchaseColumns
+    state: GraphState, ledger: Ledger, columns: PurchaseColumns
 ) -> tuple[list[int], _Profiles, pl.DataFrame | None]:
     """Each anchor code's profile code, the profile ids, and the ownership spans.
 
@@ -140,16 +140,16 @@ def _profile_codes(
     identity map, plus Python work for merged customers and link anchors.
     """
     codes = columns.anchor_codes
-    partition = graph._partition
+    partition = state.partition
     of_anchor = list(range(len(columns.anchors)))
     profiles = _Profiles(columns)
-    if graph._ledger.is_view:  # an as_of() view: purchases of later customers are not its
-        order = graph._order
+    if ledger.is_view:  # an as_of() view: purchases of later customers are not its
+        order = state.order
         for index, anchor in enumerate(columns.anchors):
             if isinstance(anchor, str) and anchor not in order:
                 of_anchor[index] = _NOBODY
-    for root, members in partition._members.items():
-        target = profiles.customer(partition._oldest.get(root, root))
+    for profile, members in partition.groups():
+        target = profiles.customer(profile)
         for member in members:
             code = codes.get(member)
             if code is not None:
@@ -158,12 +158,13 @@ def _profile_codes(
     span_start: list[int] = []
     span_profile: list[int] = []
     anchors = columns.anchors
+    ownership = state.ownership
     for code in columns.link_anchors:
-        history = graph._history.get(anchors[code])  # type: ignore[arg-type]
-        if history is None:
+        spans_of_link = ownership.spans(anchors[code])  # type: ignore[arg-type]
+        if not spans_of_link:
             continue  # never claimed: the anonymous profile of the link (its own code)
         of_anchor[code] = -1
-        for start, _end, owner in hist.spans(history):
+        for start, _end, owner in spans_of_link:
             span_anchor.append(code)
             span_start.append(-(2**63) if start is None else _us(start))
             span_profile.append(
@@ -389,11 +390,11 @@ def _scale(rows: pl.DataFrame) -> tuple[int, bool]:
     return scale, widest >= 2**62  # a float estimate: 2**62 leaves room for its error
 
 
-def compute(graph: IdentityGraph, as_of: datetime) -> Indicators:
+def compute(state: GraphState, ledger: Ledger, as_of: datetime) -> Indicators:
     """Every indicator of every customer profile and of every anonymous profile
     with a purchase, at ``as_of``, computed on columns.  Raises
     :class:`EngineUnavailable` where it could not be exact."""
-    columns = graph._ledger.purchases
+    columns = ledger.purchases
     if not columns.exact:
         raise EngineUnavailable(columns.problem)
     if decimal.getcontext().prec < 28:  # the pure engine rounds each addition there
@@ -406,14 +407,14 @@ def compute(graph: IdentityGraph, as_of: datetime) -> Indicators:
             f"the items add up to {columns.quantity_total}, beyond 64-bit integers"
         )
     as_of_us = _us(as_of)
-    of_anchor, profiles, spans = _profile_codes(graph, columns)
+    of_anchor, profiles, spans = _profile_codes(state, ledger, columns)
     rows = _attributed(columns, of_anchor, spans)
     scale, wide = _scale(rows)
     main = _main(rows, as_of_us, scale, wide, len(profiles))
     main = _ends(main, rows, as_of_us, columns.ids)
     main = _strings(columns, rows, as_of_us, main)
     main = _rfm(main, as_of_us)
-    return Indicators(graph, as_of, columns, profiles, main, scale)
+    return Indicators(state, ledger, as_of, columns, profiles, main, scale)
 
 
 class Indicators(Mapping["ProfileId", dict[str, Any]]):
@@ -426,7 +427,8 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
 
     def __init__(
         self,
-        graph: IdentityGraph,
+        state: GraphState,
+        ledger: Ledger,
         as_of: datetime,
         columns: PurchaseColumns,
         profiles: _Profiles,
@@ -434,7 +436,7 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         scale: int,
     ) -> None:
         self._as_of = as_of
-        self._events = graph._ledger._events
+        self._events = ledger.by_id()
         # A shallow copy shares the append-only columns but keeps them should
         # the ledger drop its own (PurchaseColumns turning inexact).
         self._columns = copy.copy(columns)
@@ -445,12 +447,10 @@ class Indicators(Mapping["ProfileId", dict[str, Any]]):
         #: is 0 in the rows of codes without a purchase at or before as_of.
         self.frame = frame
         # Every customer profile, then the anonymous profiles with a purchase.
-        partition = graph._partition
         self._hidden: set[Any] = set()
-        for root, members in partition._members.items():
-            keep = partition._oldest.get(root, root)
+        for keep, members in state.partition.groups():
             self._hidden.update(m for m in members if m != keep)
-        self._customers = list(graph._order)
+        self._customers = list(state.order)
         self._customer_set: set[Any] | None = None
         # Anonymous profiles: link anchors of this snapshot with a purchase,
         # selected on the columns, in the order of their link keys.

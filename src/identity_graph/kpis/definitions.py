@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
 __all__ = [
     "DAY_NAMES",
+    "ENGINES",
     "GROUPS",
     "ICOMMKT_NAMES",
     "INDICATORS",
@@ -25,12 +26,17 @@ __all__ = [
     "SEGMENTS",
     "WINDOWS",
     "WINDOW_MEASURES",
+    "Engine",
     "Indicator",
     "compute_empty",
     "rfm_group",
     "rfm_segment",
     "window_name",
 ]
+
+#: The engines that compute the indicators (see docs/indicators.md).
+Engine: TypeAlias = Literal["auto", "python", "polars"]
+ENGINES: tuple[Engine, ...] = ("auto", "python", "polars")
 
 #: Window lengths in days; each window is ``(as_of - W days, as_of]``.
 WINDOWS = (30, 60, 90, 180, 360)

@@ -30,10 +30,11 @@ from .definitions import (
 
 if TYPE_CHECKING:
     from ..events import Event
-    from ..graph import IdentityGraph
     from ..journal import ProfileId
+    from ..ledger import Ledger
+    from ..state import GraphState
 
-__all__ = ["compute_python"]
+__all__ = ["compute"]
 
 
 class _Ticket(NamedTuple):
@@ -92,22 +93,25 @@ def _last_fields(event: Event) -> dict[str, tuple[str, ...]]:
     return {name: tuple(sorted(names)) for name, names in found.items()}
 
 
-def _purchases_by_profile(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, list[_Ticket]]:
+def _purchases_by_profile(
+    state: GraphState, ledger: Ledger, as_of: datetime
+) -> dict[ProfileId, list[_Ticket]]:
     """Every purchase at or before ``as_of``, grouped by the profile it belongs to."""
-    ledger = graph._ledger
-    events = ledger._events
-    partition = graph._partition
+    events = ledger.by_id()
+    partition = state.partition
+    order = state.order
+    ownership = state.ownership
     grouped: dict[Any, list[_Ticket]] = {}
-    for anchor, index in ledger._by_anchor.items():
+    for anchor, index in ledger.anchored():
         on_customer = isinstance(anchor, str)
         history = None
         tickets: list[_Ticket] = []
         if isinstance(anchor, str):
-            if anchor not in graph._order:
+            if anchor not in order:
                 continue  # a later customer, seen through an as_of() view's shared ledger
             tickets = grouped.setdefault(partition.profile_id(anchor), [])
         else:
-            history = graph._history.get(anchor)
+            history = ownership.history(anchor)
         for at, event_id in index:
             if at > as_of:
                 break  # the index is sorted by time
@@ -211,11 +215,12 @@ def _key(link: Link) -> tuple[str, str]:
     return link.key
 
 
-def compute_python(graph: IdentityGraph, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
+def compute(state: GraphState, ledger: Ledger, as_of: datetime) -> dict[ProfileId, dict[str, Any]]:
     """The pure-Python engine: one pass over the ledger, O(p log p + windows × q log q)."""
     as_of = as_of.astimezone(UTC)
-    purchases = _purchases_by_profile(graph, as_of)
-    profiles: dict[Any, None] = dict.fromkeys(graph._partition.profile_id(c) for c in graph._order)
+    purchases = _purchases_by_profile(state, ledger, as_of)
+    profile_id = state.partition.profile_id
+    profiles: dict[Any, None] = dict.fromkeys(profile_id(c) for c in state.order)
     # Then the anonymous profiles, in the order of their link keys.
     profiles.update(dict.fromkeys(sorted((p for p in purchases if isinstance(p, Link)), key=_key)))
     template = compute_empty()
