@@ -15,10 +15,12 @@ and their customer registered here before the ledger files them.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 import attrs
 
@@ -40,8 +42,12 @@ from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_
 from .journal import Entry, ProfileChange, ProfileId, raw
 from .kpis.definitions import Engine
 from .ledger import Ledger
+from .session import Session, StoreSession
 from .state import GraphState
 from .times import utc
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 __all__ = ["IdentityGraph", "Profile"]
 
@@ -53,6 +59,54 @@ _ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_Method: TypeAlias = Callable[Concatenate["IdentityGraph", P], R]
+
+
+def _reads(
+    events: bool = False,
+) -> Callable[
+    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
+]:
+    """A query: on a stored graph, answered after the session caught up
+    (``events``: with the ledger's events loaded)."""
+
+    def wrap(
+        method: Callable[Concatenate[IdentityGraph, P], R],
+    ) -> Callable[Concatenate[IdentityGraph, P], R]:
+        @functools.wraps(method)
+        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._stored:
+                return self._session.read(functools.partial(method, self, *args, **kwargs), events)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+def _writes(
+    events: bool = False,
+) -> Callable[
+    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
+]:
+    """A mutation: on a stored graph, run as one write transaction of the session."""
+
+    def wrap(
+        method: Callable[Concatenate[IdentityGraph, P], R],
+    ) -> Callable[Concatenate[IdentityGraph, P], R]:
+        @functools.wraps(method)
+        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._stored:
+                return self._session.write(functools.partial(method, self, *args, **kwargs), events)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    return wrap
 
 
 @attrs.frozen
@@ -136,6 +190,9 @@ class IdentityGraph:
         self._guards = core.guards
         self._ledger = Ledger(core.ownership)
         self._read_only = False
+        # What keeps a store in step around each call; open() gives a store's.
+        self._session: Session = Session()
+        self._stored = False
 
     @property
     def limits(self) -> Limits:
@@ -217,6 +274,17 @@ class IdentityGraph:
         Returns the journal entry, or None when nothing changed.
         O(number of attributes).
         """
+        if self._stored:
+            call = functools.partial(self._register, customer_id, attributes, at)
+            return self._session.write(call)
+        return self._register(customer_id, attributes, at)
+
+    def _register(
+        self,
+        customer_id: CustomerId,
+        attributes: Mapping[str, AttributeValue] | None,
+        at: datetime | None,
+    ) -> Entry | None:
         self._writable("register")
         at = self._now(at)
         customer = check_customer_id(customer_id)
@@ -256,6 +324,11 @@ class IdentityGraph:
         reason ``shared link``) or ``reject`` (``LinkConflict``).
         O(log k) for a link with k change points, plus O(profile size) for a merge.
         """
+        if self._stored:
+            return self._session.write(functools.partial(self._link, customer_id, link, at))
+        return self._link(customer_id, link, at)
+
+    def _link(self, customer_id: CustomerId, link: Link, at: datetime | None) -> Entry | None:
         self._writable("link")
         at = self._now(at)
         call = {"customer_id": customer_id, "link": link}
@@ -275,6 +348,7 @@ class IdentityGraph:
                 return self._commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
 
+    @_writes()
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
         """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy.
 
@@ -314,6 +388,7 @@ class IdentityGraph:
             args["freezes"] = True
         return self._commit(op, args, at)
 
+    @_writes()
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
         """From ``at`` on, ``link`` points to nobody.  O(log k).
 
@@ -326,6 +401,7 @@ class IdentityGraph:
             return None
         return self._commit("unlink", {"link": key}, at)
 
+    @_writes()
     def merge(
         self, a: CustomerId, b: CustomerId, reason: str = "", at: datetime | None = None
     ) -> str | None:
@@ -347,6 +423,7 @@ class IdentityGraph:
         self._commit("merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at)
         return merge_id
 
+    @_writes()
     def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:
         """Deactivate merge ``merge_id``; its profile falls apart exactly.
 
@@ -361,6 +438,7 @@ class IdentityGraph:
             return None
         return self._commit("split", {"merge_id": merge_id}, at)
 
+    @_writes()
     def detach(self, customer_id: CustomerId, at: datetime | None = None) -> Entry | None:
         """Deactivate every merge touching ``customer_id``, leaving it alone.
 
@@ -376,6 +454,7 @@ class IdentityGraph:
             return None
         return self._commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
 
+    @_writes()
     def release(self, link: Link, at: datetime | None = None) -> Entry | None:
         """Unfreeze a link frozen for moving too often; None if it was not frozen."""
         self._writable("release")
@@ -392,6 +471,7 @@ class IdentityGraph:
         name, value = self._types.key(link)
         return Link(name, value)
 
+    @_reads()
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
         key = self._types.key(link)
@@ -399,6 +479,7 @@ class IdentityGraph:
             return self._ownership.current_owner(key)
         return self._ownership.owner_at(key, self._now(at))
 
+    @_reads()
     def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
         """Every change point of ``link``: ``[(valid_from, owner or None), ...]``.  O(k)."""
         history = self._ownership.history(self._types.key(link))
@@ -411,6 +492,11 @@ class IdentityGraph:
         with no owner, to its anonymous profile, whose id is the normalised
         link.  Amortised O(α(n)) for a customer; O(log k + α(n)) for a link.
         """
+        if self._stored:
+            return self._session.read(functools.partial(self._resolve, ref, at))
+        return self._resolve(ref, at)
+
+    def _resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
         if isinstance(ref, str):
             if at is not None:
                 self._now(at)  # a naive time is refused even where it changes nothing
@@ -428,9 +514,13 @@ class IdentityGraph:
             return self._partition.profile_id(owner)
         raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
 
+    @_reads()
     def profile(self, ref: Ref) -> Profile:
         """The profile of ``ref`` as a frozen :class:`Profile`.  O(size of the profile)."""
-        profile_id = self.resolve(ref)
+        return self._profile(ref)
+
+    def _profile(self, ref: Ref) -> Profile:
+        profile_id = self._resolve(ref)
         if isinstance(profile_id, Link):
             return Profile(profile_id, (), (profile_id,), {}, ())
         customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
@@ -450,16 +540,19 @@ class IdentityGraph:
             merge_ids=tuple(self._partition.merges_of_profile(profile_id)),
         )
 
+    @_reads()
     def profiles(self) -> Iterator[Profile]:
         """Every customer profile, ordered by id.  O(n log n) to start."""
         ids = {self._partition.profile_id(c) for c in self._order}
         for profile_id in sorted(ids):
-            yield self.profile(profile_id)
+            yield self._profile(profile_id)
 
+    @_reads()
     def customers(self) -> list[CustomerId]:
         """Every registered customer id, in registration order.  O(n)."""
         return list(self._order)
 
+    @_reads()
     def attributes(self, customer_id: CustomerId) -> dict[str, Any]:
         """The attributes of one customer (not of its whole profile), sorted by name.
 
@@ -470,6 +563,7 @@ class IdentityGraph:
             name: record[0] for name, record in sorted(self._core.attributes_of(customer).items())
         }
 
+    @_reads()
     def links(self, customer_id: CustomerId) -> list[Link]:
         """The links one customer (not its whole profile) owns now, sorted.
 
@@ -480,6 +574,7 @@ class IdentityGraph:
             for name, value in self._ownership.links_of(self._customer(customer_id))
         )
 
+    @_reads()
     def explain(self, ref_a: Ref, ref_b: Ref) -> list[Step]:
         """Why two references share a profile: the shortest chain of ownerships
         and merges between them.
@@ -487,7 +582,7 @@ class IdentityGraph:
         Raises ``NotConnected`` when they are in different profiles.  An empty
         list means the two references are the same node.  O(size of the profile).
         """
-        profile_a, profile_b = self.resolve(ref_a), self.resolve(ref_b)
+        profile_a, profile_b = self._resolve(ref_a), self._resolve(ref_b)
         source, target = self._node(ref_a), self._node(ref_b)
         if profile_a != profile_b:
             raise NotConnected(
@@ -501,6 +596,7 @@ class IdentityGraph:
     def _node(self, ref: Ref) -> CustomerId | Link:
         return self.normalize(ref) if isinstance(ref, Link) else self._customer(ref)
 
+    @_reads()
     def to_networkx(self) -> Any:
         """The identity graph as a ``networkx.Graph``: see
         :func:`identity_graph.explain.graph_of`.  O(n + links + merges)."""
@@ -508,6 +604,7 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ events
 
+    @_writes(events=True)
     def record(self, event: Event) -> bool:
         """Record one event in the ledger; False if it was recorded before.
 
@@ -525,8 +622,21 @@ class IdentityGraph:
     def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
         """Record many events; return ``(recorded, unchanged)``.
 
-        Refused events are logged in ``refusals()`` and skipped.  O(m log n).
+        Refused events are logged in ``refusals()`` and skipped.  A stored
+        graph writes one transaction per ``batch_size`` events.  O(m log n).
         """
+        chunk = self._session.chunks()
+        if chunk is None:
+            return self._record_many(events)
+        recorded = unchanged = 0
+        iterator = iter(events)
+        while batch := list(itertools.islice(iterator, chunk)):
+            done = self._session.write(functools.partial(self._record_many, batch), True)
+            recorded += done[0]
+            unchanged += done[1]
+        return recorded, unchanged
+
+    def _record_many(self, events: Iterable[Event]) -> tuple[int, int]:
         self._writable("record_many")
         recorded = unchanged = 0
         for event in events:
@@ -547,7 +657,7 @@ class IdentityGraph:
         if not self._ledger.is_new(normalised):
             return False
         if type(anchor) is str and anchor not in self._order:
-            self.register(anchor, at=normalised.at)  # register_unknown=True
+            self._register(anchor, None, normalised.at)  # register_unknown=True
         self._ledger.add(normalised, anchor)
         return True
 
@@ -561,6 +671,7 @@ class IdentityGraph:
             at = self._clock()
         self._guards.refuse(at, "record", {"event": event}, error)
 
+    @_reads(events=True)
     def events(
         self,
         ref: Ref,
@@ -580,10 +691,11 @@ class IdentityGraph:
         for bound in (start, end):
             if bound is not None:
                 self._now(bound)  # refuses naive or non-datetime bounds, naming them
-        profile = self.resolve(ref, at)
+        profile = self._resolve(ref, at)
         members = () if isinstance(profile, Link) else self._partition.members(profile)
         return self._ledger.events(profile, members, start, end, types)
 
+    @_reads(events=True)
     def kpis(
         self, as_of: datetime, ref: Ref | None = None, *, engine: Engine = "auto"
     ) -> Mapping[Any, Any]:
@@ -602,7 +714,7 @@ class IdentityGraph:
         every = indicators.run(self._core, self._ledger, as_of, engine)
         if ref is None:
             return every
-        profile = self.resolve(ref)
+        profile = self._resolve(ref)
         if profile in every:
             return every[profile]
         # An anonymous profile without purchases: all empty.
@@ -610,14 +722,17 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ journal
 
+    @_reads()
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal entries with ``seq > since``, oldest first."""
         return self._core.journal.entries(since)
 
+    @_reads()
     def changes(self, since: int = 0) -> list[ProfileChange]:
         """Profile changes of the entries with ``seq > since``.  O(result)."""
         return [change for entry in self._core.journal.entries(since) for change in entry.changes]
 
+    @_reads(events=True)
     def as_of(self, seq: int) -> IdentityGraph:
         """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
         journal = self._core.journal
@@ -638,20 +753,29 @@ class IdentityGraph:
         ``"postgresql://…"`` URL, or ``"memory:"``.
 
         ``None`` means ``$IDENTITY_GRAPH_POSTGRES_URL`` when set, else
-        ``identity-graph.db``.  ``config`` takes the constructor's keywords,
-        plus ``checkpoint_every`` and ``batch_size`` (see
-        :mod:`identity_graph.stored`) and the store's own options
-        (SQLite: ``synchronous``, ``timeout``, ``read_only``; PostgreSQL:
-        ``connect_timeout``).  Opening loads the latest
-        checkpoint and replays only the entries after it: O(state + tail +
-        events).  Use it as a context manager, or call ``close()``.
+        ``identity-graph.db``; an opened :class:`~identity_graph.stores.base.Store`
+        is used as it is.  ``config`` takes the constructor's keywords, plus
+        ``checkpoint_every`` and ``batch_size`` (see
+        :mod:`identity_graph.session`) and the store's own options (SQLite:
+        ``synchronous``, ``timeout``, ``read_only``; PostgreSQL:
+        ``connect_timeout``).  Opening loads the latest checkpoint and
+        replays only the entries after it: O(state + tail + events).  Use it
+        as a context manager, or call ``close()``.
         """
-        from .stored import StoredGraph
         from .stores import open_store
 
         names = ("synchronous", "timeout", "read_only", "connect_timeout")
         options = {k: config.pop(k) for k in names if k in config}
-        return StoredGraph(open_store(target, **options), **config)
+        sizes = {k: config.pop(k) for k in ("checkpoint_every", "batch_size") if k in config}
+        store = open_store(target, **options)
+        try:
+            graph = cls(**config)
+            graph._session = StoreSession(store, graph._core, graph._ledger, **sizes)
+        except BaseException:
+            store.close()
+            raise
+        graph._stored = True
+        return graph
 
     @classmethod
     def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
@@ -673,10 +797,12 @@ class IdentityGraph:
             graph._core.replay(entry.op, args, entry.at, entry.seq)
         return graph
 
+    @_reads()
     def refusals(self) -> list[Refusal]:
         """Every refused call since this graph was created, oldest first."""
         return list(self._guards.log)
 
+    @_reads()
     def frozen_links(self) -> list[Link]:
         """Links frozen for moving too often, sorted."""
         return [Link(name, value) for name, value in sorted(self._guards.frozen)]
@@ -694,10 +820,33 @@ class IdentityGraph:
         without undoing the others; an exception that leaves the block rolls
         the whole batch back.
         """
-        yield self
+        self._writable("batch")
+        with self._session.batch():
+            yield self
+
+    def checkpoint(self) -> int:
+        """Save the current state as the store's checkpoint; return its seq.
+
+        Opening then replays only the entries after it.  In memory there is
+        nothing to save: the seq the graph stands at is returned.  O(state).
+        """
+        if isinstance(self._session, StoreSession):
+            return self._session.checkpoint()
+        return len(self._core.journal)
+
+    @property
+    def store(self) -> Store | None:
+        """The store this graph reads and writes (None in memory)."""
+        return self._session.store
 
     def close(self) -> None:
-        """Release resources; an in-memory graph has none to release."""
+        """Release the store (a checkpoint first if ``checkpoint_every``
+        entries were appended); an in-memory graph has nothing to release."""
+        self._session.close()
+
+    def __repr__(self) -> str:
+        where = self._session.describe()
+        return f"<IdentityGraph {where} seq={len(self._core.journal)}>"
 
     def __enter__(self) -> IdentityGraph:
         return self
@@ -705,6 +854,7 @@ class IdentityGraph:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @_reads()
     def _state(self) -> dict[str, Any]:
         """Everything that defines the graph, in comparable form (for equality)."""
         return self._core.comparable()
@@ -716,6 +866,7 @@ class IdentityGraph:
 
     __hash__ = None  # type: ignore[assignment]
 
+    @_reads(events=True)
     def _check(self) -> None:
         """Verify every internal invariant, the ledger's included; raises
         AssertionError.  O(everything)."""

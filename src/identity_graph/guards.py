@@ -64,6 +64,10 @@ class Guards:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every move, frozen link and refusal (the limits stay)."""
         self._moves: dict[LinkKey, SortedList] = {}  # move times since the last release
         self.frozen: set[LinkKey] = set()
         self.log: list[Refusal] = []

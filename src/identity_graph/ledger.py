@@ -53,14 +53,18 @@ class Ledger:
 
     def __init__(self, ownership: Ownership) -> None:
         self._ownership = ownership
+        self.clear()
+        # True in an as_of() view, whose shared events may name later customers.
+        self.is_view = False
+        # A store session collects here what each call recorded, to write it.
+        self.added: list[tuple[Event, Anchor]] | None = None
+
+    def clear(self) -> None:
+        """Forget every event (new containers: an as_of() view keeps the old ones)."""
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
         # What the indicators read of each purchase, as columns.
         self.purchases = PurchaseColumns()
-        # True in an as_of() view, whose shared events may name later customers.
-        self.is_view = False
-        # A stored graph collects here what each call recorded, to write it.
-        self.added: list[tuple[Event, Anchor]] | None = None
 
     def view(self, ownership: Ownership) -> Ledger:
         """The same events, attributed through another (read-only) ownership index."""

@@ -54,6 +54,10 @@ class Partition:
 
     def __init__(self, order: dict[CustomerId, int]) -> None:
         self._order = order
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every merge (the registration order is the graph's to clear)."""
         self._parent: dict[CustomerId, CustomerId] = {}
         self._members: dict[CustomerId, list[CustomerId]] = {}  # root -> members, size > 1
         self._oldest: dict[CustomerId, CustomerId] = {}  # root -> profile id, size > 1

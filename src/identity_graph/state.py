@@ -130,6 +130,11 @@ class Ownership:
         elif key not in (claimed := self.claimed_by(owner)):
             self._claimed[owner] = (*claimed, key)
 
+    def clear(self) -> None:
+        """Forget every link and claim."""
+        self._history = {}
+        self._claimed = {}
+
     def restore(self, key: LinkKey, points: list[hist.Point]) -> None:
         """Set the history of ``key`` from saved points (a checkpoint).  O(k log k)."""
         self._history[key] = points[0] if len(points) == 1 else hist.LinkHistory(points)
@@ -176,6 +181,17 @@ class GraphState:
         self.partition = Partition(self._order)
         self.guards = Guards(limits)
         self.journal = journal if journal is not None else Journal()
+
+    def clear(self, journal: Journal) -> None:
+        """Forget everything and start again from ``journal`` (empty); a store
+        session reloads this way after a failed write.  The parts keep their
+        identity, so whoever holds them sees the change."""
+        self._order.clear()
+        self._attributes.clear()
+        self.ownership.clear()
+        self.partition.clear()
+        self.guards.clear()
+        self.journal = journal
 
     # --- reads -------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from .csvfiles import CsvTable
 from .errors import FileFormatError
 from .summary import ImportSummary, Progress, Rejects
 from .tables import Columns, column_index, wrong_width
+from .tables import is_csv as _is_csv
 from .xlsxfiles import Formula, XlsxLimits, XlsxTable, XlsxWriter
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ GENERATE = "generate()"
 #: How many fresh numbers ``generate()`` tries before giving up on a row.
 _GENERATE_TRIES = 100
 _ATTRIBUTE = re.compile(r"[a-z0-9_]+")
-_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 Problem = tuple[str, Any, str]
 
@@ -148,15 +148,6 @@ class CustomerLayout:
         """Every mapped header, in the file layout's order: id, attributes, links."""
         first = [] if self.id_column is None else [self.id_column]
         return first + [h for h, _ in self.attributes] + [c.header for c in self.links]
-
-
-def _is_csv(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
-        return True
-    if suffix == ".xlsx":
-        return False
-    raise ValueError(f"{path}: the file name must end in .csv or .xlsx (it decides the format)")
 
 
 def _text(value: Any) -> str:

@@ -53,8 +53,8 @@ from ..errors import StoreError
 from ..ids import Link
 from ..kpis import ICOMMKT_NAMES, indicator_text
 from .cells import FORMULA_TRIGGERS, cell_text, escape_formula
-from .customers import _is_csv
 from .summary import Progress
+from .tables import is_csv
 from .xlsxfiles import XlsxWriter
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def export_profiles(
     O(profile size + columns) per profile.
     """
     target = Path(path)
-    csv_file = _is_csv(target)
+    csv_file = is_csv(target)
     result = graph.kpis(as_of)
     columns = _Columns.of(graph, result)
     total = len(result)

@@ -27,12 +27,14 @@ import attrs
 from .errors import FileFormatError
 
 __all__ = [
+    "CSV_SUFFIXES",
     "SPELLING_RULE",
     "ClosesOnExit",
     "Columns",
     "column_index",
     "column_key",
     "distinct_keys",
+    "is_csv",
     "wrong_width",
 ]
 
@@ -196,3 +198,18 @@ class ClosesOnExit:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+#: File name suffixes read as delimited text; ``.xlsx`` is the other format.
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def is_csv(path: Path) -> bool:
+    """Whether ``path`` names a delimited text file (True) or a workbook
+    (False), by its suffix; ``ValueError`` for any other name.  O(1)."""
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return True
+    if suffix == ".xlsx":
+        return False
+    raise ValueError(f"{path}: the file name must end in .csv or .xlsx (it decides the format)")
