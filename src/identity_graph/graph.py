@@ -471,13 +471,17 @@ class IdentityGraph:
         name, value = self._types.key(link)
         return Link(name, value)
 
-    @_reads()
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
-        key = self._types.key(link)
+        if self._stored:
+            return self._session.read(functools.partial(self._owner, link, at))
+        return self._owner(link, at)
+
+    def _owner(self, link: Link, at: datetime | None) -> CustomerId | None:
+        history = self._ownership.history(self._types.key(link))
         if at is None:
-            return self._ownership.current_owner(key)
-        return self._ownership.owner_at(key, self._now(at))
+            return hist.current_owner(history)
+        return hist.owner_at(history, self._now(at))
 
     @_reads()
     def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
@@ -494,6 +498,8 @@ class IdentityGraph:
         """
         if self._stored:
             return self._session.read(functools.partial(self._resolve, ref, at))
+        if at is None and type(ref) is str and ref in self._order:  # the common case
+            return self._partition.profile_id(ref)
         return self._resolve(ref, at)
 
     def _resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:

@@ -15,7 +15,7 @@ invariant (for tests), in the manner of ``sortedcontainers``' ``_check()``.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, KeysView, Mapping
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -42,10 +42,18 @@ class Ownership:
     functions of :mod:`identity_graph.history` and claims as tuples.
     """
 
-    __slots__ = ("_claimed", "_history")
+    __slots__ = ("_claimed", "_history", "history")
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every link and claim."""
         self._history: dict[LinkKey, hist.History] = {}
+        #: ``history(key)``: the change points of ``key`` or None (read them
+        #: with :mod:`identity_graph.history`).  O(1).  The dict's own ``get``:
+        #: every query reads it, so it costs no Python call of its own.
+        self.history: Callable[[LinkKey], hist.History | None] = self._history.get
         # customer -> every link a change point ever named it as owner of.
         # Current links (links_of) and the ledger's anchors derive from it,
         # so one small dict serves both.
@@ -58,10 +66,6 @@ class Ownership:
 
     def __contains__(self, key: object) -> bool:
         return key in self._history
-
-    def history(self, key: LinkKey) -> hist.History | None:
-        """The change points of ``key`` (read them with :mod:`identity_graph.history`).  O(1)."""
-        return self._history.get(key)
 
     def links(self) -> KeysView[LinkKey]:
         """Every link ever claimed."""
@@ -129,11 +133,6 @@ class Ownership:
             self._claimed[owner] = key
         elif key not in (claimed := self.claimed_by(owner)):
             self._claimed[owner] = (*claimed, key)
-
-    def clear(self) -> None:
-        """Forget every link and claim."""
-        self._history = {}
-        self._claimed = {}
 
     def restore(self, key: LinkKey, points: list[hist.Point]) -> None:
         """Set the history of ``key`` from saved points (a checkpoint).  O(k log k)."""

@@ -118,3 +118,68 @@ def test_the_private_read_check_can_fail() -> None:
         assert _private_reads("identity_graph._probe") == ["identity_graph._probe:2: g._partition"]
     finally:
         del TREES["identity_graph._probe"], MODULES["identity_graph._probe"]
+
+
+# --------------------------------------------------------------- docs/architecture.md
+
+PAGE = Path(__file__).parents[2] / "docs" / "architecture.md"
+
+
+def _unit(module: str) -> str:
+    """The name docs/architecture.md gives a module: its package for io, kpis, stores."""
+    name = module.removeprefix(f"{NAME}.")
+    top = name.split(".")[0]
+    if top in ("io", "kpis", "stores"):
+        return f"{top}/"
+    return name
+
+
+def _table() -> dict[str, set[str]]:
+    rows: dict[str, set[str]] = {}
+    for line in PAGE.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            imports = {name.strip(" `") for name in cells[2].split(",")} - {"—"}
+            rows[cells[0].strip("`")] = imports
+    return rows
+
+
+def _picture() -> dict[str, int]:
+    """Each unit's row in the page's picture, counted from the top."""
+    text = PAGE.read_text(encoding="utf-8")
+    block = text.split("```\n")[1]
+    ranks: dict[str, int] = {}
+    row = 0
+    for line in block.splitlines():
+        if line.strip().startswith("─"):
+            row += 1
+            continue
+        names = line.strip().split("  ")[0]
+        for name in names.split("·"):
+            if name.strip():
+                ranks[name.strip()] = row
+    return ranks
+
+
+def _edges() -> set[tuple[str, str]]:
+    return {
+        (_unit(module), _unit(other))
+        for module in MODULES
+        for other in _imports(module)
+        if _unit(module) != _unit(other)
+    }
+
+
+def test_the_architecture_table_lists_every_module_and_what_it_imports() -> None:
+    table = _table()
+    assert set(table) == {_unit(module) for module in MODULES}
+    undeclared = sorted((a, b) for a, b in _edges() if b not in table[a])
+    assert undeclared == []
+    assert sum(len(imports) for imports in table.values()) > 50  # the table was read
+
+
+def test_every_import_goes_down_the_architecture_picture() -> None:
+    ranks = _picture()
+    assert set(ranks) == {_unit(module) for module in MODULES} - {NAME}
+    upward = sorted((a, b) for a, b in _edges() if a != NAME and ranks[b] <= ranks[a])
+    assert upward == []
