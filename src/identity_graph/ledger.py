@@ -80,10 +80,6 @@ class Ledger:
 
     # --------------------------------------------------------------- recording
 
-    def get(self, event_id: str) -> Event | None:
-        """The event recorded under ``event_id``, if any.  O(1)."""
-        return self._events.get(event_id)
-
     def is_new(self, event: Event) -> bool:
         """False when ``event`` (checked, with its id) is recorded already;
         ``DuplicateEvent`` when its id was recorded with other content.  O(data)."""

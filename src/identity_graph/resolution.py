@@ -133,10 +133,6 @@ class Partition:
             found.update(self._merge_ids(member))
         return sorted(found, key=lambda merge_id: self.merges[merge_id].seq)
 
-    def roots(self) -> Iterator[CustomerId]:
-        """Roots of the profiles with more than one customer."""
-        return iter(self._members)
-
     def groups(self) -> Iterator[tuple[CustomerId, list[CustomerId]]]:
         """``(profile id, members)`` of every profile with more than one
         customer; the lists are the partition's own, never to be changed.  O(1) each."""
