@@ -10,7 +10,8 @@ and applies what they decided.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from . import history as hist
@@ -18,7 +19,16 @@ from .errors import LimitExceeded, LinkConflict
 from .ids import CustomerId, LinkKey, LinkTypes
 from .state import GraphState
 
-__all__ = ["check_ownership", "check_profile_size", "conflict", "same_profile"]
+__all__ = [
+    "attribute_changes",
+    "check_ownership",
+    "check_profile_size",
+    "conflict",
+    "same_profile",
+]
+
+_ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
+_ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _span(delta: timedelta) -> str:
@@ -26,6 +36,36 @@ def _span(delta: timedelta) -> str:
     if delta.seconds == 0 and delta.microseconds == 0:
         return f"{delta.days} day" + ("" if delta.days == 1 else "s")
     return str(delta)
+
+
+def attribute_changes(
+    state: GraphState, customer: CustomerId, attributes: Mapping[str, Any], at: datetime
+) -> dict[str, Any]:
+    """The attributes a ``register`` at ``at`` changes: each keeps the time it
+    was set, and the latest value wins.  ``ValueError`` for a name that is not
+    ``[a-z0-9_]+``, ``TypeError`` for a value of another type.  O(attributes).
+    """
+    changed: dict[str, Any] = {}
+    known = state.attributes_of(customer)
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not name or not set(name) <= _ATTRIBUTE_NAME_CHARS:
+            raise ValueError(
+                f"attribute name {name!r} of customer {customer!r} must match [a-z0-9_]+"
+            )
+        if not isinstance(value, _ATTRIBUTE_TYPES):
+            raise TypeError(
+                f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
+                "values are str, int, float, bool, None, date, datetime or Decimal"
+            )
+        old = known.get(name)
+        if (
+            # Set later (even to an equal value: its set time moves on, so a
+            # late-arriving older value cannot win), or at the same
+            # instant with another value (the later call replaces it).
+            old is None or at > old[1] or (at == old[1] and value != old[0])
+        ):
+            changed[name] = value
+    return changed
 
 
 def same_profile(state: GraphState, a: CustomerId, b: CustomerId) -> bool:

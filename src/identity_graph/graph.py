@@ -53,8 +53,6 @@ __all__ = ["IdentityGraph", "Profile"]
 
 Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
-_ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
-_ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _utc_now() -> datetime:
@@ -255,9 +253,6 @@ class IdentityGraph:
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
-    def _commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:
-        return self._core.commit(op, args, at)
-
     # ------------------------------------------------------------------ mutations
 
     def register(
@@ -274,46 +269,23 @@ class IdentityGraph:
         Returns the journal entry, or None when nothing changed.
         O(number of attributes).
         """
-        if self._stored:
-            call = functools.partial(self._register, customer_id, attributes, at)
+        if self._stored and not self._session.in_transaction:
+            # Run again inside the session's transaction; in memory (the bulk
+            # path) the call is not split into a wrapper and a body.
+            call = functools.partial(self.register, customer_id, attributes, at)
             return self._session.write(call)
-        return self._register(customer_id, attributes, at)
-
-    def _register(
-        self,
-        customer_id: CustomerId,
-        attributes: Mapping[str, AttributeValue] | None,
-        at: datetime | None,
-    ) -> Entry | None:
         self._writable("register")
         at = self._now(at)
         customer = check_customer_id(customer_id)
-        changed: dict[str, Any] = {}
-        known = self._core.attributes_of(customer)
-        for name, value in (attributes or {}).items():
-            if not isinstance(name, str) or not name or not set(name) <= _ATTRIBUTE_NAME_CHARS:
-                raise ValueError(
-                    f"attribute name {name!r} of customer {customer!r} must match [a-z0-9_]+"
-                )
-            if not isinstance(value, _ATTRIBUTE_TYPES):
-                raise TypeError(
-                    f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
-                    "values are str, int, float, bool, None, date, datetime or Decimal"
-                )
-            old = known.get(name)
-            if (
-                # Set later (even to an equal value: its set time moves on, so a
-                # late-arriving older value cannot win), or at the same
-                # instant with another value (the later call replaces it).
-                old is None or at > old[1] or (at == old[1] and value != old[0])
-            ):
-                changed[name] = value
+        changed = (
+            decisions.attribute_changes(self._core, customer, attributes, at) if attributes else {}
+        )
         if customer in self._order and not changed:
             return None
         args: dict[str, Any] = {"customer_id": customer}
         if changed:
             args["attributes"] = changed
-        return self._commit("register", args, at)
+        return self._core.commit("register", args, at)
 
     def link(self, customer_id: CustomerId, link: Link, at: datetime | None = None) -> Entry | None:
         """Point ``link`` at ``customer_id`` from ``at`` on.
@@ -324,11 +296,8 @@ class IdentityGraph:
         reason ``shared link``) or ``reject`` (``LinkConflict``).
         O(log k) for a link with k change points, plus O(profile size) for a merge.
         """
-        if self._stored:
-            return self._session.write(functools.partial(self._link, customer_id, link, at))
-        return self._link(customer_id, link, at)
-
-    def _link(self, customer_id: CustomerId, link: Link, at: datetime | None) -> Entry | None:
+        if self._stored and not self._session.in_transaction:
+            return self._session.write(functools.partial(self.link, customer_id, link, at))
         self._writable("link")
         at = self._now(at)
         call = {"customer_id": customer_id, "link": link}
@@ -345,7 +314,7 @@ class IdentityGraph:
                 decisions.check_profile_size(core, customer, explicit, "link", call, at)
                 args["merge_id"] = f"m{core.journal.next_seq()}"
                 args["merged_with"] = explicit
-                return self._commit("link", args, at)
+                return self._core.commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
 
     @_writes()
@@ -386,7 +355,7 @@ class IdentityGraph:
         """Guard a claim that changes ownership, then journal and apply it."""
         if decisions.check_ownership(self._core, self._types, key, customer, before, op, call, at):
             args["freezes"] = True
-        return self._commit(op, args, at)
+        return self._core.commit(op, args, at)
 
     @_writes()
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
@@ -399,7 +368,7 @@ class IdentityGraph:
         key = self._key(link, "unlink", {"link": link}, at)
         if hist.explicit_owner_at(self._ownership.history(key), at) is None:
             return None
-        return self._commit("unlink", {"link": key}, at)
+        return self._core.commit("unlink", {"link": key}, at)
 
     @_writes()
     def merge(
@@ -420,7 +389,9 @@ class IdentityGraph:
         call = {"a": a, "b": b, "reason": reason}
         decisions.check_profile_size(self._core, first, second, "merge", call, at)
         merge_id = f"m{self._core.journal.next_seq()}"
-        self._commit("merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at)
+        self._core.commit(
+            "merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at
+        )
         return merge_id
 
     @_writes()
@@ -436,7 +407,7 @@ class IdentityGraph:
             raise UnknownMerge(f"merge {merge_id!r} was never issued by this graph")
         if not merge.active:
             return None
-        return self._commit("split", {"merge_id": merge_id}, at)
+        return self._core.commit("split", {"merge_id": merge_id}, at)
 
     @_writes()
     def detach(self, customer_id: CustomerId, at: datetime | None = None) -> Entry | None:
@@ -452,7 +423,7 @@ class IdentityGraph:
         )
         if not merge_ids:
             return None
-        return self._commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
+        return self._core.commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
 
     @_writes()
     def release(self, link: Link, at: datetime | None = None) -> Entry | None:
@@ -462,7 +433,7 @@ class IdentityGraph:
         key = self._types.key(link)
         if key not in self._guards.frozen:
             return None
-        return self._commit("release", {"link": key}, at)
+        return self._core.commit("release", {"link": key}, at)
 
     # ------------------------------------------------------------------ queries
 
@@ -475,6 +446,8 @@ class IdentityGraph:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
         if self._stored:
             return self._session.read(functools.partial(self._owner, link, at))
+        if at is None:  # a hot path in memory: answered here
+            return hist.current_owner(self._ownership.history(self._types.key(link)))
         return self._owner(link, at)
 
     def _owner(self, link: Link, at: datetime | None) -> CustomerId | None:
@@ -498,8 +471,14 @@ class IdentityGraph:
         """
         if self._stored:
             return self._session.read(functools.partial(self._resolve, ref, at))
-        if at is None and type(ref) is str and ref in self._order:  # the common case
-            return self._partition.profile_id(ref)
+        if at is None:  # the common cases, answered here in memory (a hot path)
+            if type(ref) is str:
+                if ref in self._order:
+                    return self._partition.profile_id(ref)
+            elif type(ref) is Link:
+                key = self._types.key(ref)
+                owner = hist.current_owner(self._ownership.history(key))
+                return Link(key[0], key[1]) if owner is None else self._partition.profile_id(owner)
         return self._resolve(ref, at)
 
     def _resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
@@ -663,7 +642,7 @@ class IdentityGraph:
         if not self._ledger.is_new(normalised):
             return False
         if type(anchor) is str and anchor not in self._order:
-            self._register(anchor, None, normalised.at)  # register_unknown=True
+            self.register(anchor, at=normalised.at)  # register_unknown=True
         self._ledger.add(normalised, anchor)
         return True
 
@@ -826,7 +805,6 @@ class IdentityGraph:
         without undoing the others; an exception that leaves the block rolls
         the whole batch back.
         """
-        self._writable("batch")
         with self._session.batch():
             yield self
 

@@ -160,6 +160,11 @@ class Session:
         """The store, if any."""
         return None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open: a call made now joins it."""
+        return False
+
     def read(self, call: Callable[[], R], events: bool = False) -> R:
         """Answer ``call`` (a store session catches up first).  O(1) here."""
         return call()
@@ -220,6 +225,10 @@ class StoreSession(Session):
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_transaction
 
     def describe(self) -> str:
         return self._store.describe
