@@ -941,3 +941,11 @@ def test_anonymous_profiles_come_in_link_key_order() -> None:
     python = kpis.compute(g, AS_OF, "python")
     polars = kpis.compute(g, AS_OF, "polars")
     assert list(python) == list(polars) == ["c1", one, two]
+
+
+def test_the_engines_former_module_name_still_imports() -> None:
+    from identity_graph import kpis_polars
+
+    assert kpis_polars.Indicators is polars_engine.Indicators
+    g = small_graph()
+    assert_same(kpis.compute(g, AS_OF, "python"), kpis_polars.compute(g, AS_OF))
