@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{min(ours['python']['times']) / t_pl:.0f}x with the pure-Python engine"
     )
     print(
-        "paths: engine='polars' is identity_graph.kpis_polars (polars on every core, money as "
+        "paths: engine='polars' is identity_graph.kpis.columnar (polars on every core, money as "
         "exact 64/128-bit integers at one decimal scale, Decimal when a row is read); "
         "engine='python' is identity_graph.kpis.compute_python (one thread); "
         "the floor keeps amounts as integer cents (Int64)"

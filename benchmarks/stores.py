@@ -133,7 +133,7 @@ def worker_bulk(target: str, synchronous: str, m: int, writer: int) -> dict[str,
 
 def worker_build(target: str, links: int) -> dict[str, Any]:
     """Write the journal of ``links`` link calls into an empty store, fast:
-    decide them in memory, then append the rows ``StoredGraph`` would have
+    decide them in memory, then append the rows a store session would have
     written, 50,000 per transaction."""
     from identity_graph import codec
     from identity_graph.stores import open_store
@@ -145,7 +145,7 @@ def worker_build(target: str, links: int) -> dict[str, Any]:
     decided = time.perf_counter() - start
     store = open_store(target)
     rows = []
-    for seq, record in memory._journal.records(0):
+    for seq, record in memory.state.journal.records(0):
         rows.append((seq, record[0], record[1].isoformat(), codec.dumps(record)))
         if len(rows) == 50_000:
             store.begin(True)
@@ -167,7 +167,7 @@ def worker_open(target: str, synchronous: str, mode: str) -> dict[str, Any]:
     g = open_graph(target, synchronous, checkpoint_every=10**12)
     seconds = time.perf_counter() - start
     peak = meter.delta()
-    result: dict[str, Any] = {"seconds": seconds, "peak": peak, "entries": len(g._journal)}
+    result: dict[str, Any] = {"seconds": seconds, "peak": peak, "entries": len(g.state.journal)}
     if mode == "then-checkpoint":
         start = time.perf_counter()
         g.checkpoint()

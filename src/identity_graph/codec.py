@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from .events import Event, FrozenMap
 from .ids import Link
-from .ledger import Event, FrozenMap
 
 __all__ = [
     "decode",
@@ -161,7 +161,7 @@ class _Ambiguous(Exception):
 
 def _default(value: Any) -> Any:
     if type(value) is FrozenMap:
-        data = value._data
+        data = value.as_dict()
         if len(data) == 1 and next(iter(data)) in _TAGS:
             raise _Ambiguous
         return data

@@ -10,21 +10,16 @@ O(size of the profile), not O(size of the graph).
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from . import history as hist
-from .errors import NotConnected
 from .ids import CustomerId, Link
 from .journal import Entry
+from .state import GraphState
 
-if TYPE_CHECKING:
-    from .graph import IdentityGraph, Ref
-
-__all__ = ["Step", "explain", "to_networkx"]
-
-Node = "CustomerId | Link"
+__all__ = ["Step", "explain", "explain_path", "graph_of", "to_networkx"]
 
 
 @attrs.frozen
@@ -40,25 +35,21 @@ class Step:
     merge_id: str | None = None
 
 
-def _node(graph: IdentityGraph, ref: Ref) -> CustomerId | Link:
-    if isinstance(ref, Link):
-        return graph.normalize(ref)
-    return graph._customer(ref)
-
-
-def _owner_edges(graph: IdentityGraph, customer: CustomerId) -> list[tuple[Link, int, Any]]:
+def _owner_edges(state: GraphState, customer: CustomerId) -> list[tuple[Link, int, Any]]:
     edges = []
-    for key in graph._links_of(customer):
-        at, _owner, seq = hist.last_point(graph._history[key])
+    ownership = state.ownership
+    for key in ownership.links_of(customer):
+        at, _owner, seq = hist.last_point(ownership.history(key))  # type: ignore[arg-type]
         edges.append((Link(key[0], key[1]), seq, at))
     return edges
 
 
-def _add_profile(nx_graph: Any, graph: IdentityGraph, customers: list[CustomerId]) -> None:
-    partition = graph._partition
+def _add_profile(nx_graph: Any, state: GraphState, customers: list[CustomerId]) -> None:
+    partition = state.partition
+    order = state.order
     for customer in customers:
-        nx_graph.add_node(customer, kind="customer", order=graph._order[customer])
-        for link, seq, at in _owner_edges(graph, customer):
+        nx_graph.add_node(customer, kind="customer", order=order[customer])
+        for link, seq, at in _owner_edges(state, customer):
             nx_graph.add_node(link, kind="link")
             nx_graph.add_edge(customer, link, kind="owns", seq=seq, since=at)
         for merge_id in partition.active_merges(customer):
@@ -74,29 +65,18 @@ def _add_profile(nx_graph: Any, graph: IdentityGraph, customers: list[CustomerId
             )
 
 
-def explain(graph: IdentityGraph, ref_a: Ref, ref_b: Ref) -> list[Step]:
-    """The shortest chain of ownerships and merges between two references.
-
-    Raises ``NotConnected`` when they are in different profiles.  An empty
-    list means the two references are the same node.  O(size of the profile).
-    """
-    profile_a, profile_b = graph.resolve(ref_a), graph.resolve(ref_b)
-    source, target = _node(graph, ref_a), _node(graph, ref_b)
-    if profile_a != profile_b:
-        raise NotConnected(
-            f"{source!s} (profile {profile_a!s}) and {target!s} (profile {profile_b!s}) "
-            "are not in one profile"
-        )
-    if source == target:
-        return []
+def explain_path(
+    state: GraphState, profile: CustomerId, source: CustomerId | Link, target: CustomerId | Link
+) -> list[Step]:
+    """The shortest chain of ownerships and merges between two nodes of one
+    customer profile (the facade has resolved and checked them).  O(size of the profile)."""
     import networkx as nx  # imported on use: it is a third of the package's import time
 
     nx_graph = nx.Graph()
-    if isinstance(profile_a, Link):
-        return []
-    _add_profile(nx_graph, graph, graph._partition.members(profile_a))
+    _add_profile(nx_graph, state, state.partition.members(profile))
     path = nx.shortest_path(nx_graph, source, target)
     steps = []
+    journal = state.journal
     for u, v in itertools.pairwise(path):
         data = nx_graph.edges[u, v]
         steps.append(
@@ -104,14 +84,14 @@ def explain(graph: IdentityGraph, ref_a: Ref, ref_b: Ref) -> list[Step]:
                 kind=data["kind"],
                 source=u,
                 target=v,
-                entry=graph._journal.entry(data["seq"]),
+                entry=journal.entry(data["seq"]),
                 merge_id=data.get("merge_id"),
             )
         )
     return steps
 
 
-def to_networkx(graph: IdentityGraph) -> Any:
+def graph_of(state: GraphState) -> Any:
     """The whole identity graph as an undirected ``networkx.Graph``.
 
     Nodes: every customer (``kind="customer"``, ``order`` = registration
@@ -125,12 +105,30 @@ def to_networkx(graph: IdentityGraph) -> Any:
     import networkx as nx  # imported on use: it is a third of the package's import time
 
     nx_graph = nx.Graph()
-    _add_profile(nx_graph, graph, list(graph._order))
-    for customer in graph._order:
-        values = {name: rec[0] for name, rec in graph._attributes.get(customer, {}).items()}
+    _add_profile(nx_graph, state, list(state.order))
+    for customer in state.order:
+        values = {name: rec[0] for name, rec in state.attributes_of(customer).items()}
         nx_graph.nodes[customer]["attributes"] = values
-    for key in graph._history:
+    for key in state.ownership.links():
         link = Link(key[0], key[1])
         if link not in nx_graph:
             nx_graph.add_node(link, kind="link")
     return nx_graph
+
+
+class Explainable(Protocol):
+    """A graph, as :func:`explain` and :func:`to_networkx` need it."""
+
+    def explain(self, ref_a: Any, ref_b: Any) -> list[Step]: ...
+
+    def to_networkx(self) -> Any: ...
+
+
+def explain(graph: Explainable, ref_a: Any, ref_b: Any) -> list[Step]:
+    """``graph.explain(ref_a, ref_b)``: why two references share a profile."""
+    return graph.explain(ref_a, ref_b)
+
+
+def to_networkx(graph: Explainable) -> Any:
+    """``graph.to_networkx()``: the identity graph as a ``networkx.Graph``."""
+    return graph.to_networkx()

@@ -1,57 +1,110 @@
-"""``IdentityGraph``: the facade that wires ids, history, resolution, journal and guards.
+"""``IdentityGraph``: the facade over a graph's state, its ledger and a store.
 
 Data flows one way through every mutating call::
 
     input -> normalise / validate -> guard -> decide -> journal entry -> apply -> changes
 
-The *decision* (which customer now owns the link, which merge id was issued,
-which merges a detach removed) is what the journal keeps, and ``_apply`` is
-the only code that changes state: live calls and replay share it, so a replay
-cannot drift from what happened.
+The facade validates the input, asks :mod:`identity_graph.decisions` for
+the decision (which customer now owns the link, which merge id is issued,
+which merges a detach removes), and hands it to
+:meth:`GraphState.commit <identity_graph.state.GraphState.commit>`, which
+journals and applies it.  Events are checked (:mod:`identity_graph.events`)
+and their customer registered here before the ledger files them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 import attrs
 
+from . import decisions
 from . import history as hist
+from . import kpis as indicators
 from .errors import (
     BlockedLink,
-    LimitExceeded,
-    LinkConflict,
+    IdentityGraphError,
+    NotConnected,
     ReadOnlyGraph,
     UnknownCustomer,
     UnknownMerge,
 )
-from .guards import Guards, Limits, Refusal
+from .events import Event, prepare
+from .explain import Step, explain_path, graph_of
+from .guards import Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
-from .journal import Entry, Journal, ProfileChange, ProfileId, RawProfileId, raw
-from .ledger import Event, Ledger
-from .resolution import Merge, Partition
+from .journal import Entry, ProfileChange, ProfileId, raw
+from .kpis.definitions import Engine
+from .ledger import Ledger
+from .session import Session, StoreSession
+from .state import GraphState
+from .times import utc
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 __all__ = ["IdentityGraph", "Profile"]
 
 Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
-_ATTRIBUTE_TYPES = (str, int, float, bool, type(None), date, datetime, Decimal)
-_ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-
-
-def _span(delta: timedelta) -> str:
-    """``timedelta(days=30)`` as "30 days" rather than "30 days, 0:00:00"."""
-    if delta.seconds == 0 and delta.microseconds == 0:
-        return f"{delta.days} day" + ("" if delta.days == 1 else "s")
-    return str(delta)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_Method: TypeAlias = Callable[Concatenate["IdentityGraph", P], R]
+
+
+def _reads(
+    events: bool = False,
+) -> Callable[
+    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
+]:
+    """A query: on a stored graph, answered after the session caught up
+    (``events``: with the ledger's events loaded)."""
+
+    def wrap(
+        method: Callable[Concatenate[IdentityGraph, P], R],
+    ) -> Callable[Concatenate[IdentityGraph, P], R]:
+        @functools.wraps(method)
+        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._stored:
+                return self._session.read(functools.partial(method, self, *args, **kwargs), events)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+def _writes(
+    events: bool = False,
+) -> Callable[
+    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
+]:
+    """A mutation: on a stored graph, run as one write transaction of the session."""
+
+    def wrap(
+        method: Callable[Concatenate[IdentityGraph, P], R],
+    ) -> Callable[Concatenate[IdentityGraph, P], R]:
+        @functools.wraps(method)
+        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._stored:
+                return self._session.write(functools.partial(method, self, *args, **kwargs), events)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    return wrap
 
 
 @attrs.frozen
@@ -115,33 +168,59 @@ class IdentityGraph:
         register_unknown: bool = False,
     ) -> None:
         self._types = LinkTypes(link_types, default_region)
-        self.limits = limits if limits is not None else Limits()
-        if not isinstance(self.limits, Limits):
-            raise TypeError(f"limits must be a Limits, not {self.limits!r}")
+        limits = limits if limits is not None else Limits()
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, not {limits!r}")
         self._clock = clock or _utc_now
         self.register_unknown = register_unknown
         self._config: dict[str, Any] = {
             "default_region": default_region,
             "link_types": dict(link_types or {}),
-            "limits": self.limits,
+            "limits": limits,
             "clock": clock,
             "register_unknown": register_unknown,
         }
-        # Registration order decides profile ids.
-        self._order: dict[CustomerId, int] = {}
-        # customer -> attribute -> (value, set at, seq); only customers with attributes.
-        self._attributes: dict[CustomerId, dict[str, tuple[Any, datetime, int]]] = {}
-        self._history: dict[LinkKey, hist.History] = {}
-        # customer -> every link a change point ever named it as owner of: the
-        # bare key when there is one (most customers), else a tuple of keys.
-        # Current links (_links_of) and the ledger's anchors derive from it,
-        # so one small dict serves both.
-        self._claimed: dict[CustomerId, LinkKey | tuple[LinkKey, ...]] = {}
-        self._partition = Partition(self._order)
-        self._journal = Journal()
-        self._guards = Guards(self.limits)
-        self._ledger = Ledger(self)
+        self._core = core = GraphState(limits)
+        # The parts of the state every call reads, named once (never replaced).
+        self._order = core.order
+        self._partition = core.partition
+        self._ownership = core.ownership
+        self._guards = core.guards
+        self._ledger = Ledger(core.ownership)
         self._read_only = False
+        # What keeps a store in step around each call; open() gives a store's.
+        self._session: Session = Session()
+        self._stored = False
+
+    @property
+    def limits(self) -> Limits:
+        """The guards' caps."""
+        return self._guards.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, not {limits!r}")
+        self._guards.limits = limits
+
+    @property
+    def state(self) -> GraphState:
+        """The graph's state, for readers (indicator engines, exporters, tests).
+
+        Read it through its public methods; change it only through the
+        graph's own methods, which journal every change.
+        """
+        return self._core
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """What calls made without ``at=`` read the time from (aware)."""
+        return self._clock
+
+    @property
+    def link_types(self) -> LinkTypes:
+        """The link types this graph normalises and decides with."""
+        return self._types
 
     # ------------------------------------------------------------------ helpers
 
@@ -150,16 +229,7 @@ class IdentityGraph:
             at = self._clock()
         if type(at) is datetime and at.tzinfo is UTC:  # the common case, checked cheaply
             return at
-        if not isinstance(at, datetime):
-            raise TypeError(f"at={at!r} is not a datetime")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError(
-                f"at={at.isoformat()} is a naive datetime; give a time zone "
-                "(the library never guesses one)"
-            )
-        # Kept as a UTC instant: Python orders two times of one zone by their
-        # wall clock, which misorders the hour repeated when DST ends.
-        return at.astimezone(UTC)
+        return utc(at)
 
     def _writable(self, op: str) -> None:
         if self._read_only:
@@ -183,127 +253,6 @@ class IdentityGraph:
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
 
-    def _claimed_by(self, customer: CustomerId) -> tuple[LinkKey, ...]:
-        """Keys of every link ever named as owned by ``customer``.  O(1)."""
-        held = self._claimed.get(customer)
-        if held is None:
-            return ()
-        if type(held[0]) is str:  # a single LinkKey, stored bare
-            return (held,)
-        return held  # type: ignore[return-value]
-
-    def _links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
-        """Keys of the links ``customer`` owns now.  O(links it ever owned)."""
-        history = self._history
-        return tuple(
-            key
-            for key in self._claimed_by(customer)
-            if hist.current_owner(history[key]) == customer
-        )
-
-    def _raw_profile_id(self, customer: CustomerId | None, link: LinkKey) -> RawProfileId:
-        return link if customer is None else self._partition.profile_id(customer)
-
-    def _commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:
-        seq = self._journal.next_seq()
-        changes = self._apply(op, args, at, seq)
-        self._journal.append(op, args, at, changes)
-        return self._journal.entry(seq)
-
-    # ------------------------------------------------------------------ apply
-
-    def _apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[Any]:
-        """Apply one decided operation; return the profile changes in the journal's
-        flat form (journal.py).  The only code that changes the graph's state."""
-        changes: list[Any] = []
-        if op == "register":
-            customer = args["customer_id"]
-            self._ensure(customer, changes)
-            attributes = args.get("attributes")
-            if attributes:
-                store = self._attributes.setdefault(customer, {})
-                for name, value in attributes.items():
-                    store[name] = (value, at, seq)
-        elif op in ("link", "relink"):
-            customer = args["customer_id"]
-            self._ensure(customer, changes)
-            if "merge_id" in args:
-                merge = Merge(
-                    args["merge_id"], customer, args["merged_with"], "shared link", at, seq
-                )
-                changes.extend(self._merge(merge))
-            else:
-                self._set_owner(args["link"], customer, at, seq, changes)
-                if args.get("freezes"):
-                    self._guards.frozen.add(args["link"])
-        elif op == "unlink":
-            self._set_owner(args["link"], None, at, seq, changes)
-        elif op == "merge":
-            merge = Merge(args["merge_id"], args["a"], args["b"], args["reason"], at, seq)
-            changes.extend(self._merge(merge))
-        elif op in ("split", "detach"):
-            merge_ids = [args["merge_id"]] if op == "split" else list(args["merge_ids"])
-            old_id, parts = self._partition.deactivate(merge_ids)
-            changes.extend(("split", old_id, tuple(parts)))
-        elif op == "release":
-            self._guards.release(args["link"])
-        else:
-            raise ValueError(f"journal operation {op!r} is not one this library writes")
-        return changes
-
-    def _ensure(self, customer: CustomerId, changes: list[Any]) -> None:
-        if customer not in self._order:
-            self._order[customer] = len(self._order)
-            changes.extend(("created", customer))
-
-    def _merge(self, merge: Merge) -> tuple[str, CustomerId, CustomerId, CustomerId]:
-        id_a, id_b, survivor = self._partition.union(merge)
-        return ("merged", id_a, id_b, survivor)
-
-    def _set_owner(
-        self,
-        link: LinkKey,
-        owner: CustomerId | None,
-        at: datetime,
-        seq: int,
-        changes: list[Any],
-    ) -> None:
-        before = self._history.get(link)
-        if before is None and owner is not None:
-            # A link's first claim: by far the most common change in bulk
-            # loads, and one with nothing to compare against.
-            self._history[link] = (at, owner, seq)
-            held = self._claimed.get(owner)
-            if held is None:
-                self._claimed[owner] = link
-            else:
-                self._claimed[owner] = (*self._claimed_by(owner), link)
-            changes.extend(("link_moved", link, self._partition.profile_id(owner), link))
-            return
-        previous = hist.current_owner(before)
-        explicit = hist.explicit_owner_at(before, at)
-        mover = hist.previous_customer(before, at)
-        if owner is not None and mover is not None and mover != owner:
-            self._guards.record_move(link, at)
-        after, _replaced = hist.insert(before, (at, owner, seq))
-        self._history[link] = after
-        if owner is not None:
-            held = self._claimed.get(owner)
-            if held is None:
-                self._claimed[owner] = link
-            elif link not in (claimed := self._claimed_by(owner)):
-                self._claimed[owner] = (*claimed, link)
-        current = hist.current_owner(after)
-        if current != previous:
-            old_profile = self._raw_profile_id(previous, link)
-            new_profile = self._raw_profile_id(current, link)
-            if old_profile != new_profile:
-                changes.extend(("link_moved", old_profile, new_profile, link))
-                return
-        touched = [self._partition.profile_id(c) for c in (explicit, owner, current) if c]
-        unique: tuple[RawProfileId, ...] = tuple(dict.fromkeys(touched)) or (link,)
-        changes.extend(("link_history", unique, link))
-
     # ------------------------------------------------------------------ mutations
 
     def register(
@@ -320,35 +269,23 @@ class IdentityGraph:
         Returns the journal entry, or None when nothing changed.
         O(number of attributes).
         """
+        if self._stored and not self._session.in_transaction:
+            # Run again inside the session's transaction; in memory (the bulk
+            # path) the call is not split into a wrapper and a body.
+            call = functools.partial(self.register, customer_id, attributes, at)
+            return self._session.write(call)
         self._writable("register")
         at = self._now(at)
         customer = check_customer_id(customer_id)
-        changed: dict[str, Any] = {}
-        known = self._attributes.get(customer, {})
-        for name, value in (attributes or {}).items():
-            if not isinstance(name, str) or not name or not set(name) <= _ATTRIBUTE_NAME_CHARS:
-                raise ValueError(
-                    f"attribute name {name!r} of customer {customer!r} must match [a-z0-9_]+"
-                )
-            if not isinstance(value, _ATTRIBUTE_TYPES):
-                raise TypeError(
-                    f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
-                    "values are str, int, float, bool, None, date, datetime or Decimal"
-                )
-            old = known.get(name)
-            if (
-                # Set later (even to an equal value: its set time moves on, so a
-                # late-arriving older value cannot win), or at the same
-                # instant with another value (the later call replaces it).
-                old is None or at > old[1] or (at == old[1] and value != old[0])
-            ):
-                changed[name] = value
+        changed = (
+            decisions.attribute_changes(self._core, customer, attributes, at) if attributes else {}
+        )
         if customer in self._order and not changed:
             return None
         args: dict[str, Any] = {"customer_id": customer}
         if changed:
             args["attributes"] = changed
-        return self._commit("register", args, at)
+        return self._core.commit("register", args, at)
 
     def link(self, customer_id: CustomerId, link: Link, at: datetime | None = None) -> Entry | None:
         """Point ``link`` at ``customer_id`` from ``at`` on.
@@ -359,6 +296,8 @@ class IdentityGraph:
         reason ``shared link``) or ``reject`` (``LinkConflict``).
         O(log k) for a link with k change points, plus O(profile size) for a merge.
         """
+        if self._stored and not self._session.in_transaction:
+            return self._session.write(functools.partial(self.link, customer_id, link, at))
         self._writable("link")
         at = self._now(at)
         call = {"customer_id": customer_id, "link": link}
@@ -367,26 +306,18 @@ class IdentityGraph:
         if explicit == customer:
             return None
         if explicit is not None:
-            policy = self._types.get(key[0]).conflict
-            if policy == "reject":
-                raise self._guards.refuse(
-                    at,
-                    "link",
-                    call,
-                    LinkConflict(
-                        f"{key[0]} {key[1]!r} is owned by customer {explicit!r} at "
-                        f"{at.isoformat()}; the {key[0]} conflict policy is 'reject'"
-                    ),
-                )
-            if policy == "merge":
-                if customer in self._order and self._same_profile(customer, explicit):
-                    return None
-                self._check_profile_size(customer, explicit, "link", call, at)
-                args["merge_id"] = f"m{self._journal.next_seq()}"
+            core = self._core
+            outcome = decisions.conflict(core, self._types, key, customer, explicit, call, at)
+            if outcome == "same":
+                return None
+            if outcome == "merge":
+                decisions.check_profile_size(core, customer, explicit, "link", call, at)
+                args["merge_id"] = f"m{core.journal.next_seq()}"
                 args["merged_with"] = explicit
-                return self._commit("link", args, at)
+                return self._core.commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
 
+    @_writes()
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
         """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy.
 
@@ -409,7 +340,7 @@ class IdentityGraph:
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
-        return customer, key, self._history.get(key), args
+        return customer, key, self._ownership.history(key), args
 
     def _commit_claim(
         self,
@@ -422,10 +353,11 @@ class IdentityGraph:
         at: datetime,
     ) -> Entry:
         """Guard a claim that changes ownership, then journal and apply it."""
-        if self._check_ownership(key, customer, before, op, call, at):
+        if decisions.check_ownership(self._core, self._types, key, customer, before, op, call, at):
             args["freezes"] = True
-        return self._commit(op, args, at)
+        return self._core.commit(op, args, at)
 
+    @_writes()
     def unlink(self, link: Link, at: datetime | None = None) -> Entry | None:
         """From ``at`` on, ``link`` points to nobody.  O(log k).
 
@@ -434,10 +366,11 @@ class IdentityGraph:
         self._writable("unlink")
         at = self._now(at)
         key = self._key(link, "unlink", {"link": link}, at)
-        if hist.explicit_owner_at(self._history.get(key), at) is None:
+        if hist.explicit_owner_at(self._ownership.history(key), at) is None:
             return None
-        return self._commit("unlink", {"link": key}, at)
+        return self._core.commit("unlink", {"link": key}, at)
 
+    @_writes()
     def merge(
         self, a: CustomerId, b: CustomerId, reason: str = "", at: datetime | None = None
     ) -> str | None:
@@ -451,14 +384,17 @@ class IdentityGraph:
         first, second = self._customer(a), self._customer(b)
         if not isinstance(reason, str):
             raise TypeError(f"merge reason {reason!r} must be a string")
-        if self._same_profile(first, second):
+        if decisions.same_profile(self._core, first, second):
             return None
         call = {"a": a, "b": b, "reason": reason}
-        self._check_profile_size(first, second, "merge", call, at)
-        merge_id = f"m{self._journal.next_seq()}"
-        self._commit("merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at)
+        decisions.check_profile_size(self._core, first, second, "merge", call, at)
+        merge_id = f"m{self._core.journal.next_seq()}"
+        self._core.commit(
+            "merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at
+        )
         return merge_id
 
+    @_writes()
     def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:
         """Deactivate merge ``merge_id``; its profile falls apart exactly.
 
@@ -471,8 +407,9 @@ class IdentityGraph:
             raise UnknownMerge(f"merge {merge_id!r} was never issued by this graph")
         if not merge.active:
             return None
-        return self._commit("split", {"merge_id": merge_id}, at)
+        return self._core.commit("split", {"merge_id": merge_id}, at)
 
+    @_writes()
     def detach(self, customer_id: CustomerId, at: datetime | None = None) -> Entry | None:
         """Deactivate every merge touching ``customer_id``, leaving it alone.
 
@@ -486,8 +423,9 @@ class IdentityGraph:
         )
         if not merge_ids:
             return None
-        return self._commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
+        return self._core.commit("detach", {"customer_id": customer, "merge_ids": merge_ids}, at)
 
+    @_writes()
     def release(self, link: Link, at: datetime | None = None) -> Entry | None:
         """Unfreeze a link frozen for moving too often; None if it was not frozen."""
         self._writable("release")
@@ -495,88 +433,7 @@ class IdentityGraph:
         key = self._types.key(link)
         if key not in self._guards.frozen:
             return None
-        return self._commit("release", {"link": key}, at)
-
-    # ------------------------------------------------------------------ guards
-
-    def _same_profile(self, a: CustomerId, b: CustomerId) -> bool:
-        return self._partition.find(a) == self._partition.find(b)
-
-    def _check_profile_size(
-        self, a: CustomerId, b: CustomerId, op: str, call: Mapping[str, Any], at: datetime
-    ) -> None:
-        size_a = self._partition.size(a) if a in self._order else 1
-        size_b = self._partition.size(b)
-        cap = self.limits.max_customers_per_profile
-        if size_a + size_b > cap:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"merging customers {a!r} ({size_a} in profile) and {b!r} ({size_b} in "
-                    f"profile) would make a profile of {size_a + size_b} customers; "
-                    f"max_customers_per_profile is {cap}"
-                ),
-            )
-
-    def _check_ownership(
-        self,
-        key: LinkKey,
-        customer: CustomerId,
-        before: hist.History | None,
-        op: str,
-        call: Mapping[str, Any],
-        at: datetime,
-    ) -> bool:
-        """Refuse a move of a frozen link, or a claim past a customer's caps.
-
-        Returns whether the claim is a move that freezes the link (the
-        decision the journal records as ``freezes``).
-        """
-        name, value = key
-        mover = None if before is None else hist.previous_customer(before, at)
-        moving = mover is not None and mover != customer
-        if moving and key in self._guards.frozen:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"{name} {value!r} is frozen: it moved between owners "
-                    f"{self.limits.max_moves} times within {_span(self.limits.move_window)}; "
-                    "release() it to allow moves again"
-                ),
-            )
-        freezes = moving and self._guards.would_freeze(key, at)
-        becomes_current = before is None or at >= hist.last_point(before)[0]
-        if not becomes_current or hist.current_owner(before) == customer:
-            return freezes
-        owned = self._links_of(customer)
-        cap = self._types.get(name).max_per_customer
-        if cap is not None:
-            same_name = sum(1 for owned_name, _ in owned if owned_name == name)
-            if same_name >= cap:
-                raise self._guards.refuse(
-                    at,
-                    op,
-                    call,
-                    LimitExceeded(
-                        f"customer {customer!r} already owns {same_name} {name} links; "
-                        f"max_per_customer for {name} is {cap}"
-                    ),
-                )
-        if len(owned) >= self.limits.max_links_per_customer:
-            raise self._guards.refuse(
-                at,
-                op,
-                call,
-                LimitExceeded(
-                    f"customer {customer!r} already owns {len(owned)} links; "
-                    f"max_links_per_customer is {self.limits.max_links_per_customer}"
-                ),
-            )
-        return freezes
+        return self._core.commit("release", {"link": key}, at)
 
     # ------------------------------------------------------------------ queries
 
@@ -587,15 +444,22 @@ class IdentityGraph:
 
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
-        key = self._types.key(link)
-        history = self._history.get(key)
+        if self._stored:
+            return self._session.read(functools.partial(self._owner, link, at))
+        if at is None:  # a hot path in memory: answered here
+            return hist.current_owner(self._ownership.history(self._types.key(link)))
+        return self._owner(link, at)
+
+    def _owner(self, link: Link, at: datetime | None) -> CustomerId | None:
+        history = self._ownership.history(self._types.key(link))
         if at is None:
             return hist.current_owner(history)
         return hist.owner_at(history, self._now(at))
 
+    @_reads()
     def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
         """Every change point of ``link``: ``[(valid_from, owner or None), ...]``.  O(k)."""
-        history = self._history.get(self._types.key(link))
+        history = self._ownership.history(self._types.key(link))
         return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
 
     def resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
@@ -605,6 +469,19 @@ class IdentityGraph:
         with no owner, to its anonymous profile, whose id is the normalised
         link.  Amortised O(α(n)) for a customer; O(log k + α(n)) for a link.
         """
+        if self._stored:
+            return self._session.read(functools.partial(self._resolve, ref, at))
+        if at is None:  # the common cases, answered here in memory (a hot path)
+            if type(ref) is str:
+                if ref in self._order:
+                    return self._partition.profile_id(ref)
+            elif type(ref) is Link:
+                key = self._types.key(ref)
+                owner = hist.current_owner(self._ownership.history(key))
+                return Link(key[0], key[1]) if owner is None else self._partition.profile_id(owner)
+        return self._resolve(ref, at)
+
+    def _resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
         if isinstance(ref, str):
             if at is not None:
                 self._now(at)  # a naive time is refused even where it changes nothing
@@ -613,7 +490,7 @@ class IdentityGraph:
             return self._partition.profile_id(self._customer(ref))
         if isinstance(ref, Link):
             key = self._types.key(ref)
-            history = self._history.get(key)
+            history = self._ownership.history(key)
             owner = (
                 hist.current_owner(history) if at is None else hist.owner_at(history, self._now(at))
             )
@@ -622,16 +499,21 @@ class IdentityGraph:
             return self._partition.profile_id(owner)
         raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
 
+    @_reads()
     def profile(self, ref: Ref) -> Profile:
         """The profile of ``ref`` as a frozen :class:`Profile`.  O(size of the profile)."""
-        profile_id = self.resolve(ref)
+        return self._profile(ref)
+
+    def _profile(self, ref: Ref) -> Profile:
+        profile_id = self._resolve(ref)
         if isinstance(profile_id, Link):
             return Profile(profile_id, (), (profile_id,), {}, ())
         customers = sorted(self._partition.members(profile_id), key=self._order.__getitem__)
-        links = sorted(Link(name, value) for c in customers for name, value in self._links_of(c))
+        links_of = self._ownership.links_of
+        links = sorted(Link(name, value) for c in customers for name, value in links_of(c))
         merged: dict[str, tuple[Any, datetime, int]] = {}
         for customer in customers:
-            for name, record in self._attributes.get(customer, {}).items():
+            for name, record in self._core.attributes_of(customer).items():
                 known = merged.get(name)
                 if known is None or (record[1], record[2]) > (known[1], known[2]):
                     merged[name] = record
@@ -643,16 +525,19 @@ class IdentityGraph:
             merge_ids=tuple(self._partition.merges_of_profile(profile_id)),
         )
 
+    @_reads()
     def profiles(self) -> Iterator[Profile]:
         """Every customer profile, ordered by id.  O(n log n) to start."""
         ids = {self._partition.profile_id(c) for c in self._order}
         for profile_id in sorted(ids):
-            yield self.profile(profile_id)
+            yield self._profile(profile_id)
 
+    @_reads()
     def customers(self) -> list[CustomerId]:
         """Every registered customer id, in registration order.  O(n)."""
         return list(self._order)
 
+    @_reads()
     def attributes(self, customer_id: CustomerId) -> dict[str, Any]:
         """The attributes of one customer (not of its whole profile), sorted by name.
 
@@ -660,32 +545,51 @@ class IdentityGraph:
         """
         customer = self._customer(customer_id)
         return {
-            name: record[0] for name, record in sorted(self._attributes.get(customer, {}).items())
+            name: record[0] for name, record in sorted(self._core.attributes_of(customer).items())
         }
 
+    @_reads()
     def links(self, customer_id: CustomerId) -> list[Link]:
         """The links one customer (not its whole profile) owns now, sorted.
 
         O(links it ever owned).
         """
         return sorted(
-            Link(name, value) for name, value in self._links_of(self._customer(customer_id))
+            Link(name, value)
+            for name, value in self._ownership.links_of(self._customer(customer_id))
         )
 
-    def explain(self, ref_a: Ref, ref_b: Ref) -> list[Any]:
-        """Why two references share a profile: the shortest chain of steps."""
-        from .explain import explain
+    @_reads()
+    def explain(self, ref_a: Ref, ref_b: Ref) -> list[Step]:
+        """Why two references share a profile: the shortest chain of ownerships
+        and merges between them.
 
-        return explain(self, ref_a, ref_b)
+        Raises ``NotConnected`` when they are in different profiles.  An empty
+        list means the two references are the same node.  O(size of the profile).
+        """
+        profile_a, profile_b = self._resolve(ref_a), self._resolve(ref_b)
+        source, target = self._node(ref_a), self._node(ref_b)
+        if profile_a != profile_b:
+            raise NotConnected(
+                f"{source!s} (profile {profile_a!s}) and {target!s} (profile {profile_b!s}) "
+                "are not in one profile"
+            )
+        if source == target or isinstance(profile_a, Link):
+            return []
+        return explain_path(self._core, profile_a, source, target)
 
+    def _node(self, ref: Ref) -> CustomerId | Link:
+        return self.normalize(ref) if isinstance(ref, Link) else self._customer(ref)
+
+    @_reads()
     def to_networkx(self) -> Any:
-        """The identity graph as a ``networkx.Graph``.  O(n + links + merges)."""
-        from .explain import to_networkx
-
-        return to_networkx(self)
+        """The identity graph as a ``networkx.Graph``: see
+        :func:`identity_graph.explain.graph_of`.  O(n + links + merges)."""
+        return graph_of(self._core)
 
     # ------------------------------------------------------------------ events
 
+    @_writes(events=True)
     def record(self, event: Event) -> bool:
         """Record one event in the ledger; False if it was recorded before.
 
@@ -694,16 +598,65 @@ class IdentityGraph:
         ``register_unknown``) or ``ValueError`` (naive time).  O(log n).
         """
         self._writable("record")
-        return self._ledger.record(event)
+        try:
+            return self._record(event)
+        except IdentityGraphError as error:
+            self._refuse_event(event, error)
+            raise
 
     def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
         """Record many events; return ``(recorded, unchanged)``.
 
-        Refused events are logged in ``refusals()`` and skipped.  O(m log n).
+        Refused events are logged in ``refusals()`` and skipped.  A stored
+        graph writes one transaction per ``batch_size`` events.  O(m log n).
         """
-        self._writable("record_many")
-        return self._ledger.record_many(events)
+        chunk = self._session.chunks()
+        if chunk is None:
+            return self._record_many(events)
+        recorded = unchanged = 0
+        iterator = iter(events)
+        while batch := list(itertools.islice(iterator, chunk)):
+            done = self._session.write(functools.partial(self._record_many, batch), True)
+            recorded += done[0]
+            unchanged += done[1]
+        return recorded, unchanged
 
+    def _record_many(self, events: Iterable[Event]) -> tuple[int, int]:
+        self._writable("record_many")
+        recorded = unchanged = 0
+        for event in events:
+            try:
+                if self._record(event):
+                    recorded += 1
+                else:
+                    unchanged += 1
+            except (IdentityGraphError, ValueError) as error:
+                self._refuse_event(event, error)
+        return recorded, unchanged
+
+    def _record(self, event: object) -> bool:
+        """Check ``event``, register its unknown customer, file it in the ledger."""
+        normalised, anchor = prepare(
+            event, self._types, self._order, self.register_unknown, self._drop_link
+        )
+        if not self._ledger.is_new(normalised):
+            return False
+        if type(anchor) is str and anchor not in self._order:
+            self.register(anchor, at=normalised.at)  # register_unknown=True
+        self._ledger.add(normalised, anchor)
+        return True
+
+    def _drop_link(self, at: datetime, event_id: str | None, link: Link, error: Exception) -> None:
+        self._guards.refuse(at, "record", {"event": event_id, "link": link}, error)
+
+    def _refuse_event(self, event: object, error: Exception) -> None:
+        """Log a refused event at its own time, or now if it has no valid time."""
+        at = getattr(event, "at", None)
+        if not isinstance(at, datetime) or at.utcoffset() is None:
+            at = self._clock()
+        self._guards.refuse(at, "record", {"event": event}, error)
+
+    @_reads(events=True)
     def events(
         self,
         ref: Ref,
@@ -720,51 +673,64 @@ class IdentityGraph:
         belonged to at ``t`` — its anonymous profile if it was unowned then.
         O(anchors × spans × log n + result).
         """
-        return self._ledger.events(ref, start, end, types, at)
+        for bound in (start, end):
+            if bound is not None:
+                self._now(bound)  # refuses naive or non-datetime bounds, naming them
+        profile = self._resolve(ref, at)
+        members = () if isinstance(profile, Link) else self._partition.members(profile)
+        return self._ledger.events(profile, members, start, end, types)
 
-    def kpis(self, as_of: datetime, ref: Ref | None = None, *, engine: str = "auto") -> Any:
+    @_reads(events=True)
+    def kpis(
+        self, as_of: datetime, ref: Ref | None = None, *, engine: Engine = "auto"
+    ) -> Mapping[Any, Any]:
         """Omnichannel indicators at ``as_of``.
 
         Without ``ref``: a mapping ``{profile id: {indicator: value}}`` for
         every customer profile (with or without purchases) and every anonymous
         profile with a purchase.  With ``ref``: the indicators of that one
-        profile.  The RFM ranks compare profiles with each other, so both cost
-        one pass over the purchases: O(p log p) plus O(q log q) per window.
-        ``engine`` is ``"auto"``, ``"python"`` or ``"polars"``
-        (:func:`identity_graph.kpis.compute`); every engine gives equal values.
+        profile (``{indicator: value}``).  The RFM ranks compare profiles with
+        each other, so both cost one pass over the purchases: O(p log p) plus
+        O(q log q) per window.  ``engine`` is ``"auto"``, ``"python"`` or
+        ``"polars"`` (:func:`identity_graph.kpis.compute`); every engine gives
+        equal values.
         """
-        from . import kpis
-
         as_of = self._now(as_of)
+        every = indicators.run(self._core, self._ledger, as_of, engine)
         if ref is None:
-            return kpis.compute(self, as_of, engine)
-        return kpis.compute_one(self, as_of, ref, engine)
+            return every
+        profile = self._resolve(ref)
+        if profile in every:
+            return every[profile]
+        # An anonymous profile without purchases: all empty.
+        return indicators.compute_empty()
 
     # ------------------------------------------------------------------ journal
 
+    @_reads()
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal entries with ``seq > since``, oldest first."""
-        return self._journal.entries(since)
+        return self._core.journal.entries(since)
 
+    @_reads()
     def changes(self, since: int = 0) -> list[ProfileChange]:
         """Profile changes of the entries with ``seq > since``.  O(result)."""
-        return [change for entry in self._journal.entries(since) for change in entry.changes]
+        return [change for entry in self._core.journal.entries(since) for change in entry.changes]
 
+    @_reads(events=True)
     def as_of(self, seq: int) -> IdentityGraph:
         """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
-        if not isinstance(seq, int) or not 0 <= seq <= len(self._journal):
-            raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(self._journal)}")
+        journal = self._core.journal
+        if not isinstance(seq, int) or not 0 <= seq <= len(journal):
+            raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(journal)}")
         view = IdentityGraph(**self._config)
-        view._replay_from(self, seq)
-        view._ledger = self._ledger.view(view)
+        replay = view._core.replay
+        for at_seq, record in journal.records(0, seq):
+            op, args, at = raw(record)
+            replay(op, args, at, at_seq)
+        view._ledger = self._ledger.view(view._ownership)
         view._read_only = True
         return view
-
-    def _replay_from(self, source: IdentityGraph, upto: int) -> None:
-        for seq, record in source._journal.records(0, upto):
-            op, args, at = raw(record)
-            changes = self._apply(op, args, at, seq)
-            self._journal.append(op, args, at, changes)
 
     @classmethod
     def open(cls, target: Any = None, **config: Any) -> IdentityGraph:
@@ -772,20 +738,29 @@ class IdentityGraph:
         ``"postgresql://…"`` URL, or ``"memory:"``.
 
         ``None`` means ``$IDENTITY_GRAPH_POSTGRES_URL`` when set, else
-        ``identity-graph.db``.  ``config`` takes the constructor's keywords,
-        plus ``checkpoint_every`` and ``batch_size`` (see
-        :mod:`identity_graph.stored`) and the store's own options
-        (SQLite: ``synchronous``, ``timeout``, ``read_only``; PostgreSQL:
-        ``connect_timeout``).  Opening loads the latest
-        checkpoint and replays only the entries after it: O(state + tail +
-        events).  Use it as a context manager, or call ``close()``.
+        ``identity-graph.db``; an opened :class:`~identity_graph.stores.base.Store`
+        is used as it is.  ``config`` takes the constructor's keywords, plus
+        ``checkpoint_every`` and ``batch_size`` (see
+        :mod:`identity_graph.session`) and the store's own options (SQLite:
+        ``synchronous``, ``timeout``, ``read_only``; PostgreSQL:
+        ``connect_timeout``).  Opening loads the latest checkpoint and
+        replays only the entries after it: O(state + tail + events).  Use it
+        as a context manager, or call ``close()``.
         """
-        from .stored import StoredGraph
         from .stores import open_store
 
         names = ("synchronous", "timeout", "read_only", "connect_timeout")
         options = {k: config.pop(k) for k in names if k in config}
-        return StoredGraph(open_store(target, **options), **config)
+        sizes = {k: config.pop(k) for k in ("checkpoint_every", "batch_size") if k in config}
+        store = open_store(target, **options)
+        try:
+            graph = cls(**config)
+            graph._session = StoreSession(store, graph._core, graph._ledger, **sizes)
+        except BaseException:
+            store.close()
+            raise
+        graph._stored = True
+        return graph
 
     @classmethod
     def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
@@ -796,7 +771,7 @@ class IdentityGraph:
         """
         graph = cls(**config)
         for entry in entries:
-            expected = len(graph._journal) + 1
+            expected = len(graph._core.journal) + 1
             if entry.seq != expected:
                 raise ValueError(f"journal entry {entry.seq} out of order; expected {expected}")
             args: dict[str, Any] = {
@@ -804,14 +779,15 @@ class IdentityGraph:
             }
             if "attributes" in args:
                 args["attributes"] = dict(args["attributes"])
-            changes = graph._apply(entry.op, args, entry.at, entry.seq)
-            graph._journal.append(entry.op, args, entry.at, changes)
+            graph._core.replay(entry.op, args, entry.at, entry.seq)
         return graph
 
+    @_reads()
     def refusals(self) -> list[Refusal]:
         """Every refused call since this graph was created, oldest first."""
         return list(self._guards.log)
 
+    @_reads()
     def frozen_links(self) -> list[Link]:
         """Links frozen for moving too often, sorted."""
         return [Link(name, value) for name, value in sorted(self._guards.frozen)]
@@ -829,10 +805,32 @@ class IdentityGraph:
         without undoing the others; an exception that leaves the block rolls
         the whole batch back.
         """
-        yield self
+        with self._session.batch():
+            yield self
+
+    def checkpoint(self) -> int:
+        """Save the current state as the store's checkpoint; return its seq.
+
+        Opening then replays only the entries after it.  In memory there is
+        nothing to save: the seq the graph stands at is returned.  O(state).
+        """
+        if isinstance(self._session, StoreSession):
+            return self._session.checkpoint()
+        return len(self._core.journal)
+
+    @property
+    def store(self) -> Store | None:
+        """The store this graph reads and writes (None in memory)."""
+        return self._session.store
 
     def close(self) -> None:
-        """Release resources; an in-memory graph has none to release."""
+        """Release the store (a checkpoint first if ``checkpoint_every``
+        entries were appended); an in-memory graph has nothing to release."""
+        self._session.close()
+
+    def __repr__(self) -> str:
+        where = self._session.describe()
+        return f"<IdentityGraph {where} seq={len(self._core.journal)}>"
 
     def __enter__(self) -> IdentityGraph:
         return self
@@ -840,23 +838,10 @@ class IdentityGraph:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @_reads()
     def _state(self) -> dict[str, Any]:
         """Everything that defines the graph, in comparable form (for equality)."""
-        merges = self._partition.merges
-        return {
-            "order": list(self._order.items()),
-            "attributes": sorted(
-                (c, sorted(attrs_.items())) for c, attrs_ in self._attributes.items()
-            ),
-            "history": sorted((k, hist.points(h)) for k, h in self._history.items()),
-            "merges": sorted(
-                (m.id, m.a, m.b, m.reason, m.at, m.seq, m.active) for m in merges.values()
-            ),
-            "profiles": sorted((c, self._partition.profile_id(c)) for c in self._order),
-            "owned": sorted((c, sorted(self._links_of(c))) for c in self._claimed),
-            "guards": self._guards.state(),
-            "journal": list(self._journal.entries()),
-        }
+        return self._core.comparable()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IdentityGraph):
@@ -865,25 +850,9 @@ class IdentityGraph:
 
     __hash__ = None  # type: ignore[assignment]
 
+    @_reads(events=True)
     def _check(self) -> None:
-        """Verify every internal invariant; raises AssertionError.  O(everything)."""
-        self._partition.check()
-        owned_from_history: dict[CustomerId, set[LinkKey]] = {}
-        for key, history in self._history.items():
-            points = hist.points(history)
-            assert points == sorted(points, key=lambda p: p[0]), f"{key} out of order"
-            assert len({p[0] for p in points}) == len(points), f"{key} repeats an instant"
-            owner = hist.current_owner(history)
-            if owner is not None:
-                assert owner in self._order, f"{key} owned by unregistered {owner!r}"
-                owned_from_history.setdefault(owner, set()).add(key)
-        current = {c: set(self._links_of(c)) for c in self._claimed}
-        assert {c: v for c, v in current.items() if v} == owned_from_history
-        for key, history in self._history.items():
-            for _at, owner, _seq in hist.points(history):
-                if owner is not None:
-                    assert key in self._claimed_by(owner), f"{owner} misses claim {key}"
-        for customer in self._claimed:
-            claimed = self._claimed_by(customer)
-            assert len(set(claimed)) == len(claimed), f"{customer} lists a link twice"
-        assert sorted(self._order.values()) == list(range(len(self._order)))
+        """Verify every internal invariant, the ledger's included; raises
+        AssertionError.  O(everything)."""
+        self._core.check()
+        self._ledger.check()

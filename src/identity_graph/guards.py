@@ -64,6 +64,10 @@ class Guards:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every move, frozen link and refusal (the limits stay)."""
         self._moves: dict[LinkKey, SortedList] = {}  # move times since the last release
         self.frozen: set[LinkKey] = set()
         self.log: list[Refusal] = []
@@ -94,6 +98,35 @@ class Guards:
         """Unfreeze ``link`` and forget its earlier moves."""
         self.frozen.discard(link)
         self._moves.pop(link, None)
+
+    def tracked(self) -> set[LinkKey]:
+        """Every link the guards know of: frozen, or with moves counted."""
+        return self.frozen | self._moves.keys()
+
+    def save(self) -> dict[str, Any]:
+        """The frozen links and counted moves as plain JSON data (a checkpoint).  O(moves)."""
+        return {
+            "frozen": [list(key) for key in sorted(self.frozen)],
+            "moves": [
+                [key[0], key[1], [t.isoformat() for t in times]]
+                for key, times in self._moves.items()
+            ],
+        }
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Load what :meth:`save` gave into these (new) guards.  O(moves)."""
+        when = datetime.fromisoformat
+        self.frozen.update((name, value) for name, value in saved["frozen"])
+        for name, value, times in saved["moves"]:
+            self._moves[(name, value)] = SortedList(when(t) for t in times)
+
+    def check(self) -> None:
+        """Verify the guards' invariants (for tests); raises AssertionError.  O(moves)."""
+        assert isinstance(self.limits, Limits)
+        for key, times in self._moves.items():
+            assert times, f"{key}: an empty move list is kept"
+        for refusal in self.log:
+            assert refusal.at.utcoffset() is not None, f"refusal {refusal} has a naive time"
 
     def state(self) -> tuple[Any, ...]:
         """Comparable state (for graph equality)."""

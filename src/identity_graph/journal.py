@@ -120,7 +120,7 @@ class Entry:
         _set(self, "_record", None)
 
     @classmethod
-    def _from_record(cls, seq: int, record: Record) -> Entry:
+    def from_record(cls, seq: int, record: Record) -> Entry:
         entry = object.__new__(cls)
         _set = object.__setattr__
         _set(entry, "seq", seq)
@@ -248,12 +248,12 @@ class Journal:
 
     def entry(self, seq: int) -> Entry:
         """Entry number ``seq`` (from 1).  O(1); its args and changes decode when read."""
-        return Entry._from_record(seq, self._records[seq - 1])
+        return Entry.from_record(seq, self._records[seq - 1])
 
     def entries(self, since: int = 0) -> Iterator[Entry]:
         """Entries with ``seq > since``, oldest first.  O(1) to start, O(1) per entry."""
         for seq, record in self.records(since):
-            yield Entry._from_record(seq, record)
+            yield Entry.from_record(seq, record)
 
     def records(self, since: int = 0, upto: int | None = None) -> Iterator[tuple[int, Record]]:
         """``(seq, record)`` for ``since < seq <= upto`` (default: to the end), in order."""

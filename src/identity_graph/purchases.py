@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .ledger import FrozenMap, as_decimal
+from .events import as_decimal, plain_data
 
 if TYPE_CHECKING:
-    from .ledger import Anchor, Event
+    from .events import Anchor, Event
 
 __all__ = [
     "KINDS",
@@ -74,12 +74,6 @@ MICROSECOND = timedelta(microseconds=1)
 #: (the default ``Decimal`` precision the pure-Python engine adds with).
 MAX_UNSCALED = 10**18
 MIN_EXPONENT, MAX_EXPONENT = -18, 18
-
-
-def plain_data(mapping: Any) -> Any:
-    """Stored event data (a ``FrozenMap``) as its dict, which answers ``get``
-    without ``Mapping.get``'s caught ``KeyError``."""
-    return mapping._data if type(mapping) is FrozenMap else mapping
 
 
 def strings(value: Any) -> tuple[str, ...]:

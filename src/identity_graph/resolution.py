@@ -54,6 +54,10 @@ class Partition:
 
     def __init__(self, order: dict[CustomerId, int]) -> None:
         self._order = order
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every merge (the registration order is the graph's to clear)."""
         self._parent: dict[CustomerId, CustomerId] = {}
         self._members: dict[CustomerId, list[CustomerId]] = {}  # root -> members, size > 1
         self._oldest: dict[CustomerId, CustomerId] = {}  # root -> profile id, size > 1
@@ -129,9 +133,12 @@ class Partition:
             found.update(self._merge_ids(member))
         return sorted(found, key=lambda merge_id: self.merges[merge_id].seq)
 
-    def roots(self) -> Iterator[CustomerId]:
-        """Roots of the profiles with more than one customer."""
-        return iter(self._members)
+    def groups(self) -> Iterator[tuple[CustomerId, list[CustomerId]]]:
+        """``(profile id, members)`` of every profile with more than one
+        customer; the lists are the partition's own, never to be changed.  O(1) each."""
+        oldest = self._oldest
+        for root, members in self._members.items():
+            yield oldest.get(root, root), members
 
     # --- changes -------------------------------------------------------------
 

@@ -38,10 +38,9 @@ from typing import Any
 import pytest
 
 from .errors import IdentityGraphError, StoreError
+from .events import Event
 from .graph import IdentityGraph
 from .ids import Link
-from .ledger import Event
-from .stored import StoredGraph
 from .stores.base import Store
 from .stores.schema import LATEST
 
@@ -122,7 +121,7 @@ def snapshot(graph: IdentityGraph) -> dict[str, Any]:
     """What two equal graphs share: state, journal, events, refusals, indicators."""
     as_of = T0 + timedelta(days=90)
     return {
-        "state": graph._state(),
+        "state": graph.state.comparable(),
         "events": sorted(
             (e.id, e.at, e.type, p.id if hasattr(p, "id") else p)
             for p in graph.profiles()
@@ -225,30 +224,30 @@ class StoreContract:
         self, store: Store, seed: int
     ) -> None:
         memory = IdentityGraph()
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         assert apply(stored, random_operations(seed, self.operations)) == apply(
             memory, random_operations(seed, self.operations)
         )
         assert snapshot(stored) == snapshot(memory)
         assert list(stored.journal()) == list(memory.journal())
         assert stored.changes(5) == memory.changes(5)
-        half = len(memory._journal) // 2
+        half = len(memory.state.journal) // 2
         assert stored.as_of(half) == memory.as_of(half)
 
     def test_reopening_gives_the_same_graph(self, store: Store) -> None:
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         apply(stored, random_operations(7, self.operations))
         expected = snapshot(stored)
         second = self.reopen(store)
         if second is None:
             pytest.skip("this store has no second connection")
-        assert snapshot(StoredGraph(second)) == expected
+        assert snapshot(IdentityGraph.open(second)) == expected
         stored.checkpoint()
         apply(stored, random_operations(8, 40))  # a tail after the checkpoint
         expected = snapshot(stored)
         third = self.reopen(store)
         assert third is not None
-        reopened = StoredGraph(third)
+        reopened = IdentityGraph.open(third)
         assert snapshot(reopened) == expected
         reopened.close()
 
@@ -256,7 +255,7 @@ class StoreContract:
         second = self.reopen(store)
         if second is None:
             pytest.skip("this store has no second connection")
-        a, b = StoredGraph(store), StoredGraph(second)
+        a, b = IdentityGraph.open(store), IdentityGraph.open(second)
         a.link("c1", Link("email", "ann@example.com"), at=T0)
         b.link("c2", Link("email", "bo@example.com"), at=T0)
         merge_id = a.merge("c1", "c2", reason="same person", at=T0)
@@ -276,7 +275,7 @@ class StoreContract:
         b.close()
 
     def test_a_failed_write_leaves_store_and_graph_as_they_were(self, store: Store) -> None:
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         apply(stored, random_operations(11, 60))
         before = snapshot(stored)
         original = store.commit
@@ -298,19 +297,19 @@ class StoreContract:
         assert stored.resolve(Link("email", "new@example.com")) == "c99"
 
     def test_refused_calls_are_kept(self, store: Store) -> None:
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         with pytest.raises(IdentityGraphError):
             stored.link("c1", Link("email", "n/a"), at=T0)
         assert [r.op for r in stored.refusals()] == ["link"]
         assert list(stored.journal()) == []
         second = self.reopen(store)
         if second is not None:
-            assert [r.reason for r in StoredGraph(second).refusals()] == [
+            assert [r.reason for r in IdentityGraph.open(second).refusals()] == [
                 r.reason for r in stored.refusals()
             ]
 
     def test_record_many_in_batches(self, store: Store) -> None:
-        stored = StoredGraph(store, batch_size=7)
+        stored = IdentityGraph.open(store, batch_size=7)
         stored.register("c1", at=T0)
         events = [
             Event("visit", at=T0 + timedelta(minutes=i), customer_id="c1", id=f"v{i}")
@@ -322,9 +321,9 @@ class StoreContract:
         assert store.head().events == 30
 
     def test_a_batch_commits_its_calls_together(self, store: Store) -> None:
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         stored.record(Event("visit", at=T0, customer_id=None, links=(Link("email", "a@x.com"),)))
-        reader = StoredGraph(self.reopen(store) or store)  # events not loaded yet
+        reader = IdentityGraph.open(self.reopen(store) or store)  # events not loaded yet
         with reader.batch():
             reader.link("c1", Link("email", "a@x.com"), at=T0)
             with pytest.raises(IdentityGraphError):
@@ -332,13 +331,13 @@ class StoreContract:
             again = Event("visit", at=T0, customer_id=None, links=(Link("email", "a@x.com"),))
             assert reader.record(again) is False  # the batch sees the stored event
             reader.register("c1", attributes={"first_name": "Ann"}, at=T0)
-        fresh = StoredGraph(self.reopen(store) or store)
+        fresh = IdentityGraph.open(self.reopen(store) or store)
         assert snapshot(fresh) == snapshot(reader)
         assert [e.op for e in fresh.journal()] == ["link", "register"]
         assert [r.op for r in fresh.refusals()] == ["link"]
 
     def test_an_exception_leaving_a_batch_rolls_it_back(self, store: Store) -> None:
-        stored = StoredGraph(store)
+        stored = IdentityGraph.open(store)
         stored.link("c1", Link("email", "a@x.com"), at=T0)
         before = snapshot(stored)
         with pytest.raises(KeyError), stored.batch():
@@ -346,4 +345,4 @@ class StoreContract:
             stored.merge("c1", "c2", reason="same", at=T0)
             raise KeyError("the caller changed its mind")
         assert snapshot(stored) == before
-        assert snapshot(StoredGraph(self.reopen(store) or store)) == before
+        assert snapshot(IdentityGraph.open(self.reopen(store) or store)) == before

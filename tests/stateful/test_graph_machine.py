@@ -55,7 +55,6 @@ from identity_graph import (
     ReadOnlyGraph,
     UnknownCustomer,
 )
-from identity_graph.stored import StoredGraph
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(days=d) for d in (0, 1, 2, 3, 5)]
@@ -841,7 +840,7 @@ class StoredGraphMachine(GraphMachine):
     def reopen_from_the_rows(self, checkpoint: bool) -> None:
         if checkpoint:
             self.g.checkpoint()
-        loaded = StoredGraph(self.g.store, **self.config)
+        loaded = IdentityGraph.open(self.g.store, **self.config)
         assert loaded == self.g
         assert loaded.refusals() == self.g.refusals()
 

@@ -299,7 +299,7 @@ def readonly(path: str, uid: int, read_only: bool) -> None:
     store's own ``read_only=True`` (SQLite ``mode=ro``) instead."""
     if uid >= 0:
         import identity_graph.kpis
-        import identity_graph.stored
+        import identity_graph.session
         import identity_graph.stores.sqlite  # noqa: F401
 
         os.setgroups([])

@@ -409,3 +409,13 @@ def test_csv_quotes_every_cell_a_spreadsheet_might_evaluate(text: str, tmp_path:
     header = rows[0]
     assert rows[1][header.index("Total_Stores")] == "'" + text
     assert rows[1][header.index("Total_Value")] == "-5.00"  # a plain number stays a number
+
+
+def test_the_engine_of_each_run_reaches_a_stored_graph_too(each_kpis_engine: str) -> None:
+    """A stored graph is an IdentityGraph holding a store session, not a
+    subclass re-wrapping kpis(): patching the class reaches it as well."""
+    with IdentityGraph.open("memory:") as g:
+        _buy(g, CARD, _day(1), "T-1")
+        computed = g.kpis(AS_OF)
+        assert (type(computed) is dict) == (each_kpis_engine == "python")
+        assert computed[Link(*g.normalize(CARD).key)]["Total_Purchases"] == 1

@@ -28,7 +28,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import identity_graph
 from identity_graph import (
     Event,
     IdentityGraph,
@@ -41,7 +40,7 @@ from identity_graph import (
 from identity_graph.kpis import WINDOWS, compute_empty, write_csv
 from identity_graph.purchases import ticket_value
 
-polars_engine = pytest.importorskip("identity_graph.kpis_polars")
+polars_engine = pytest.importorskip("identity_graph.kpis.columnar")
 
 AS_OF = datetime(2024, 12, 31, 15, 30, tzinfo=UTC)
 START = AS_OF - timedelta(days=500)
@@ -661,8 +660,8 @@ def test_without_a_columnar_package(monkeypatch: pytest.MonkeyPatch, missing: st
     g = small_graph()
     expected = kpis.compute(g, AS_OF, "python")
     monkeypatch.setitem(sys.modules, missing, None)
-    monkeypatch.delitem(sys.modules, "identity_graph.kpis_polars")
-    monkeypatch.delattr(identity_graph, "kpis_polars")
+    monkeypatch.delitem(sys.modules, "identity_graph.kpis.columnar")
+    monkeypatch.delattr(kpis, "columnar")
     with pytest.raises(ModuleNotFoundError, match=r"identity-graph\[polars\]") as caught:
         g.kpis(AS_OF, engine="polars")
     assert caught.value.name == missing
@@ -942,3 +941,11 @@ def test_anonymous_profiles_come_in_link_key_order() -> None:
     python = kpis.compute(g, AS_OF, "python")
     polars = kpis.compute(g, AS_OF, "polars")
     assert list(python) == list(polars) == ["c1", one, two]
+
+
+def test_the_engines_former_module_name_still_imports() -> None:
+    from identity_graph import kpis_polars
+
+    assert kpis_polars.Indicators is polars_engine.Indicators
+    g = small_graph()
+    assert_same(kpis.compute(g, AS_OF, "python"), kpis_polars.compute(g, AS_OF))

@@ -27,7 +27,7 @@ def test_unmerged_customer_is_its_own_profile() -> None:
     assert p.members("a") == ["a"]
     assert p.active_merges("a") == set()
     assert p.merges_of_profile("a") == []
-    assert list(p.roots()) == []
+    assert list(p.groups()) == []
     p.check()
 
 

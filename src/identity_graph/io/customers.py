@@ -57,6 +57,7 @@ import attrs
 
 from ..errors import IdentityGraphError, UnknownCustomer
 from ..ids import Link, check_customer_id
+from ..times import utc
 from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
 from .csvfiles import CsvTable
@@ -267,7 +268,7 @@ def import_customers(
     layout = CustomerLayout.build(id_column, attributes, links)
     source = Path(path)
     csv_file = is_csv(source)
-    when = graph._now(at)  # checks an explicit time; reads the graph's clock once
+    when = utc(graph.clock() if at is None else at)  # reads the graph's clock once
     table: CsvTable | XlsxTable
     if csv_file:
         table = CsvTable(source, required=layout.headers, encoding=encoding, delimiter=delimiter)
@@ -354,7 +355,7 @@ class _Rows:
         self.csv_file = csv_file
         self.seen = seen
         # Changes at this time from this journal entry on are this import's.
-        self.started = (at, graph._journal.next_seq())
+        self.started = (at, graph.state.journal.next_seq())
         self.header = ""  # the column whose change is being sent, for errors
         self.id_position = None if layout.id_column is None else index[layout.id_column]
         self.attributes = [(header, name, index[header]) for header, name in layout.attributes]
@@ -517,7 +518,7 @@ class _Rows:
         if not found:
             reason = "only generate() cells" if generated else "no link"
             return [("", "", f"the row has {reason}; with no id column a row is matched by links")]
-        priority = self.graph._types.priority_key
+        priority = self.graph.link_types.priority_key
         found = sorted(found, key=lambda pair: (priority(pair[1].name), pair[1].value))
         owners: dict[str, tuple[LinkColumn, Link]] = {}
         for column, link in found:
@@ -552,7 +553,7 @@ class _Rows:
         merges = False
         graph = self.graph
         for column, link in found:
-            policy = graph._types.get(link.name).conflict
+            policy = graph.link_types.get(link.name).conflict
             if policy == "move":
                 continue
             owner = graph.owner(link, at=self.at)
@@ -560,7 +561,8 @@ class _Rows:
                 continue
             if policy == "merge":
                 merges = merges or (
-                    customer not in graph._order or graph.resolve(owner) != graph.resolve(customer)
+                    customer not in graph.state.order
+                    or graph.resolve(owner) != graph.resolve(customer)
                 )
             else:
                 problems.append(
@@ -603,7 +605,7 @@ class _Rows:
                 row_cells = [cells.get(column) for column in columns]
                 if not any(row_cells):
                     continue  # only empty cells: nothing to do for this name
-                merge_policy = graph._types.get(name).conflict == "merge"
+                merge_policy = graph.link_types.get(name).conflict == "merge"
                 slots = held.get(name, Slots())
                 steps = plan(slots.values, row_cells, slots.gone)
                 for old in steps.unlink:

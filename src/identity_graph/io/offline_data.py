@@ -39,8 +39,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IdentityGraphError
+from ..events import MAX_EVENT_ID_LENGTH, Event, FrozenMap
 from ..ids import check_customer_id
-from ..ledger import MAX_EVENT_ID_LENGTH, Event, FrozenMap
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError

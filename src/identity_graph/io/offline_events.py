@@ -30,8 +30,8 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IdentityGraphError
+from ..events import Event
 from ..ids import Link
-from ..ledger import Event
 from .cells import parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .recording import EventBatches

@@ -122,9 +122,10 @@ class _Columns:
     def of(cls, graph: IdentityGraph, result: Mapping[ProfileId, Any]) -> _Columns:
         # The graph's own tables, read after kpis() brought a store up to
         # date: one pass each, no call per customer.
-        links = {name for name, _value in graph._history}
+        state = graph.state
+        links = {name for name, _value in state.ownership.links()}
         links.update(profile.name for profile in result if isinstance(profile, Link))
-        attributes = {name for held in graph._attributes.values() for name in held}
+        attributes = {name for _customer, held in state.with_attributes() for name in held}
         return cls(tuple(sorted(links)), tuple(sorted(attributes)))
 
     @property

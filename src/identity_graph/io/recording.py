@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..ledger import Event
+from ..events import Event
 from .summary import Rejects
 
 if TYPE_CHECKING:

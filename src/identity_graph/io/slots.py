@@ -152,10 +152,10 @@ def slots_of(
     change at ``at`` recorded at journal ``seq`` or later (the running
     import), in the slots they had.  O(Σ change points of the links it ever
     owned)."""
-    history = graph._history
+    ownership = graph.state.ownership
     ordered: list[tuple[tuple[datetime, int], tuple[str, str], bool]] = []
-    for key in graph._claimed_by(customer):
-        points = hist.points(history[key])
+    for key in ownership.claimed_by(customer):
+        points = ownership.points(key)
         last = len(points) - 1
         if points[last][1] == customer:
             ordered.append((_since(points, customer, last), key, False))

@@ -12,7 +12,7 @@ The graph's logic stays in the core (:mod:`identity_graph.graph`).  A store
 never decides anything; it keeps rows, hands them back in order, and
 serialises writers: :meth:`Store.begin` with ``write=True`` takes the
 store's write lock, so every process applies every other process's entries
-before it decides its own (:mod:`identity_graph.stored`).  Rows are opaque
+before it decides its own (:mod:`identity_graph.session`).  Rows are opaque
 text produced by :mod:`identity_graph.codec`.
 
 An integrator's own store subclasses :class:`Store` and is checked with

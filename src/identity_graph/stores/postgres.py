@@ -77,7 +77,7 @@ class PostgresStore(SqlStore):
         except psycopg.Error as error:
             raise StoreError(f"cannot open PostgreSQL store {self.describe}: {error}") from error
         try:
-            self._open_schema()
+            self.open_schema()
         except BaseException as error:
             self._conn.close()
             if isinstance(error, psycopg.Error):
@@ -95,7 +95,7 @@ class PostgresStore(SqlStore):
 
     def _has_meta(self) -> bool:
         # to_regclass follows the search path, as the unqualified queries do.
-        return bool(self._rows("SELECT to_regclass('ig_meta') IS NOT NULL")[0][0])
+        return bool(self.fetch("SELECT to_regclass('ig_meta') IS NOT NULL")[0][0])
 
     def begin(self, write: bool) -> None:
         if write:

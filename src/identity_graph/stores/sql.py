@@ -39,12 +39,13 @@ class SqlStore(Store):
     def _q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one statement (``?`` placeholders), for the dialects."""
         return list(self._execute(self._q(sql), params).fetchall())
 
     # --- schema --------------------------------------------------------------
 
-    def _open_schema(self) -> None:
+    def open_schema(self) -> None:
         """Check the schema version; migrate under the write lock if it is old.
 
         A store already at :data:`LATEST` is opened without writing, so a
@@ -52,7 +53,7 @@ class SqlStore(Store):
         """
         version = self.schema_version()
         if version > LATEST:
-            raise self._too_new(version)
+            raise self.too_new(version)
         if version == LATEST:
             return
         self.begin(True)
@@ -63,7 +64,8 @@ class SqlStore(Store):
             self.rollback()
             raise
 
-    def _too_new(self, version: int) -> SchemaVersionError:
+    def too_new(self, version: int) -> SchemaVersionError:
+        """The error for a store written by a newer version of the library."""
         return SchemaVersionError(
             f"{self.describe} has schema version {version}; this library knows versions "
             f"up to {LATEST}; upgrade identity_graph to open it"
@@ -72,10 +74,10 @@ class SqlStore(Store):
     def _migrate(self) -> None:
         """Bring the schema to :data:`LATEST`; the caller holds the write lock."""
         self._execute(META)
-        rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
+        rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         version = int(rows[0][0]) if rows else 0
         if version > LATEST:
-            raise self._too_new(version)
+            raise self.too_new(version)
         for step in range(version + 1, LATEST + 1):
             for statement in statements(step, self.types):
                 self._execute(statement)
@@ -93,7 +95,7 @@ class SqlStore(Store):
     def schema_version(self) -> int:
         if not self._has_meta():
             return 0
-        rows = self._rows("SELECT value FROM ig_meta WHERE key = 'schema_version'")
+        rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         return int(rows[0][0]) if rows else 0
 
     def _has_meta(self) -> bool:
@@ -102,7 +104,7 @@ class SqlStore(Store):
     # --- reads -----------------------------------------------------------------
 
     def head(self) -> Head:
-        (row,) = self._rows(
+        (row,) = self.fetch(
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ig_journal),"
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_events),"
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals)"
@@ -113,7 +115,7 @@ class SqlStore(Store):
         # Keyset pagination on the primary key (the first column).
         end = upto if upto is not None else 2**62
         while True:
-            rows = self._rows(sql, (since, end, CHUNK))
+            rows = self.fetch(sql, (since, end, CHUNK))
             yield from rows
             if len(rows) < CHUNK:
                 return
@@ -143,7 +145,7 @@ class SqlStore(Store):
         )
 
     def checkpoint(self) -> CheckpointRow | None:
-        rows = self._rows("SELECT seq, format, state FROM ig_checkpoints ORDER BY seq DESC LIMIT 1")
+        rows = self.fetch("SELECT seq, format, state FROM ig_checkpoints ORDER BY seq DESC LIMIT 1")
         if not rows:
             return None
         seq, fmt, state = rows[0]

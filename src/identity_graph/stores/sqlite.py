@@ -73,12 +73,12 @@ class SQLiteStore(SqlStore):
             # journal mode).
             version = self.schema_version()
             if version > LATEST:
-                raise self._too_new(version)
+                raise self.too_new(version)
             if not read_only:
                 self._use_wal(timeout)
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._open_schema()
+            self.open_schema()
         except BaseException as error:
             self._conn.close()
             if isinstance(error, sqlite3.Error):
@@ -117,7 +117,7 @@ class SQLiteStore(SqlStore):
 
     def _has_meta(self) -> bool:
         return bool(
-            self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ig_meta'")
+            self.fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ig_meta'")
         )
 
     def begin(self, write: bool) -> None:

@@ -1,7 +1,11 @@
-"""``StoredGraph``: an :class:`IdentityGraph` whose journal and ledger live in a store.
+"""Sessions: what a graph does around each call to keep its store in step.
 
-The graph's logic is not repeated here: every call runs the in-memory core
-unchanged.  What this module adds is *when* the store is read and written.
+An :class:`IdentityGraph` *holds* a session.  :class:`Session` is the
+in-memory twin and does nothing; :class:`StoreSession`, made by
+``IdentityGraph.open(...)``, keeps the journal, events and refusals in a
+:class:`~identity_graph.stores.base.Store`.  The graph's logic is not
+repeated here: every call runs the in-memory core unchanged.  What this
+module adds is *when* the store is read and written.
 
 Opening
     Load the latest checkpoint (the state after entry ``seq``), replay the
@@ -16,8 +20,10 @@ Every mutating call (``register`` … ``release``, ``record``)
     3. run the core's call, which decides against that up-to-date state;
     4. write the new journal rows, events and refusals, and commit.
 
-    A refused call (``LinkConflict``, ``LimitExceeded``, …) still commits
-    its refusal, then raises.  If writing or committing fails (full disk,
+    A refused call (an ``IdentityGraphError``: ``LinkConflict``,
+    ``LimitExceeded``, …) still commits its refusal, then raises; any other
+    exception (a naive time, a wrong type) rolls the transaction back.
+    If writing or committing fails (full disk,
     read-only file, lost connection) the transaction is rolled back, the
     in-memory state is reloaded from the store (it had run ahead of it) and
     :class:`~identity_graph.errors.StoreError` is raised: the store is as it
@@ -29,9 +35,10 @@ Every read
 
 ``batch()`` runs several calls in one write transaction (the importers use
 it); ``record_many`` writes one transaction per ``batch_size`` events.  A
-checkpoint is written by :meth:`StoredGraph.checkpoint`, by ``close()``
-when ``checkpoint_every`` entries were appended since the last one, and on
-opening when the replayed tail was that long.
+checkpoint (:mod:`identity_graph.checkpoint`) is written by
+``IdentityGraph.checkpoint()``, by ``close()`` when ``checkpoint_every``
+entries were appended since the last one, and on opening when the replayed
+tail was that long.
 
 A graph object is not thread-safe (neither is the in-memory one); give
 each thread or process its own ``IdentityGraph.open(...)``.
@@ -40,24 +47,24 @@ each thread or process its own ``IdentityGraph.open(...)``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import checkpoint as checkpoints
 from . import codec
 from .errors import IdentityGraphError, StoreError
-from .graph import IdentityGraph
 from .guards import Refusal
 from .journal import Entry, Journal, Record, flatten, raw
-from .stores import state
-from .stores.base import Store
+from .ledger import Ledger
+from .state import GraphState
 
-__all__ = ["StoredGraph", "StoredJournal"]
+if TYPE_CHECKING:
+    from .stores.base import Store
 
-P = ParamSpec("P")
+__all__ = ["RETRIES", "Session", "StoreSession", "StoredJournal"]
+
 R = TypeVar("R")
 
 #: How often a write is retried after a serialisation failure or deadlock.
@@ -92,10 +99,6 @@ class StoredJournal(Journal):
         pending, self._pending = self._pending, []
         return pending
 
-    def drop_pending(self) -> None:
-        self._length -= len(self._pending)
-        self._pending = []
-
     def next_seq(self) -> int:
         return self._length + 1
 
@@ -111,7 +114,7 @@ class StoredJournal(Journal):
         raise KeyError(f"journal entry {seq} is not in {self._store.describe}")
 
     def entry(self, seq: int) -> Entry:
-        return Entry._from_record(seq, self._record(seq))
+        return Entry.from_record(seq, self._record(seq))
 
     def records(self, since: int = 0, upto: int | None = None) -> Iterator[tuple[int, Record]]:
         end = self._length if upto is None else min(upto, self._length)
@@ -136,11 +139,6 @@ class StoredJournal(Journal):
         return raw(self._record(seq))
 
 
-def _utc_text(at: datetime) -> str:
-    """``at`` in UTC as ISO text: the events table's sortable time column."""
-    return (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat()
-
-
 def decode_record(text: str) -> Record:
     record = codec.loads(text)
     if type(record) is not tuple:
@@ -148,84 +146,108 @@ def decode_record(text: str) -> Record:
     return record
 
 
-def _stored(
-    method: Callable[Concatenate[IdentityGraph, P], R],
-    *,
-    write: bool,
-    events: bool = False,
-) -> Callable[Concatenate[StoredGraph, P], R]:
-    """``method`` as one write transaction (``write``), or answered from memory
-    after catching up; ``events``: it needs the ledger's events loaded."""
+class Session:
+    """The session of an in-memory graph: nothing to load, catch up or write.
 
-    @functools.wraps(method)
-    def run(self: StoredGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if events and not self._events_wanted:
-            self._want_events()
-        call = functools.partial(method, self, *args, **kwargs)
-        return self._write(call) if write else self._read(call)
-
-    return run
-
-
-class StoredGraph(IdentityGraph):
-    """An identity graph kept in a :class:`~identity_graph.stores.base.Store`.
-
-    Made by ``IdentityGraph.open(target, **config)``; behaves exactly as the
-    in-memory graph (the contract suite runs the same tests on both).
+    Each method states what :class:`StoreSession` does instead.
     """
+
+    #: Whether calls go through :meth:`read` and :meth:`write` at all.
+    stored = False
+
+    @property
+    def store(self) -> Store | None:
+        """The store, if any."""
+        return None
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a write transaction is open: a call made now joins it."""
+        return False
+
+    def read(self, call: Callable[[], R], events: bool = False) -> R:
+        """Answer ``call`` (a store session catches up first).  O(1) here."""
+        return call()
+
+    def write(self, call: Callable[[], R], events: bool = False) -> R:
+        """Run ``call`` (a store session: in one write transaction).  O(1) here."""
+        return call()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several calls as one unit (a store session: one transaction)."""
+        yield
+
+    def chunks(self) -> int | None:
+        """How many events ``record_many`` writes per transaction (None: all at once)."""
+        return None
+
+    def close(self) -> None:
+        """Release the store (none here)."""
+
+    def describe(self) -> str:
+        return "memory"
+
+
+class StoreSession(Session):
+    """A graph's journal, events and refusals kept in a store.
+
+    It loads ``state`` and ``ledger`` (both empty) from ``store`` at once;
+    both stay owned by the graph, which this session never calls.
+    """
+
+    stored = True
 
     def __init__(
         self,
         store: Store,
+        state: GraphState,
+        ledger: Ledger,
         *,
         checkpoint_every: int = 10_000,
         batch_size: int = 10_000,
-        **config: Any,
     ) -> None:
         if checkpoint_every < 1 or batch_size < 1:
             raise ValueError("checkpoint_every and batch_size must be at least 1")
         self._store = store
+        self._state = state
+        self._ledger = ledger
         self._checkpoint_every = checkpoint_every
         self._batch_size = batch_size
-        self._init_config = config
-        self._depth = 0
+        self._in_transaction = False
         self._closed = False
         self._store_changed = False
-        try:
-            self._load()
-        except BaseException:
-            store.close()
-            raise
-
-    @classmethod
-    def from_journal(cls, entries: Iterable[Entry], **config: Any) -> IdentityGraph:
-        """Replay ``entries`` into a new *in-memory* graph; see
-        :meth:`IdentityGraph.from_journal`."""
-        return IdentityGraph.from_journal(entries, **config)
+        # Events are loaded on the first call that needs them (events, kpis,
+        # as_of, record…): a process that only resolves never pays for them.
+        self._events_wanted = False
+        self._load()
 
     @property
     def store(self) -> Store:
-        """The store this graph reads and writes."""
         return self._store
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    def describe(self) -> str:
+        return self._store.describe
+
+    def chunks(self) -> int | None:
+        return self._batch_size
 
     # ------------------------------------------------------------- loading
 
     def _reset(self) -> None:
-        # Settings changed on the object since it was opened survive a reload.
-        register_unknown = getattr(self, "register_unknown", None)
-        IdentityGraph.__init__(self, **self._init_config)
-        if register_unknown is not None:
-            self.register_unknown = register_unknown
-        self._journal = self._stored_journal = StoredJournal(self._store)
+        """Empty the state and ledger, to load them again from the store."""
+        self._journal = StoredJournal(self._store)
+        self._state.clear(self._journal)
+        self._ledger.clear()
         self._ledger.added = []
         self._event_pos = 0
         self._refusal_pos = 0
+        self._refusal_count = 0
         self._checkpoint_seq = 0
-        # Events are loaded on the first call that needs them (events, kpis,
-        # as_of, record…): a process that only resolves never pays for them.
-        # A reload after a failed write keeps wanting them (the ledger is
-        # empty again and _event_pos 0, so the catch-up reloads them all).
-        self._events_wanted: bool = getattr(self, "_events_wanted", False)
 
     def _load(self, checkpoint: bool = True) -> None:
         """Fill memory from the store: checkpoint, journal tail, events, refusals."""
@@ -235,16 +257,17 @@ class StoredGraph(IdentityGraph):
             store.begin(False)
             try:
                 found = store.checkpoint()
-                if found is not None and found[1] == state.FORMAT:
-                    seq = state.restore(self, state.loads(found[2]))
-                    self._stored_journal.advance(seq)
+                if found is not None and found[1] == checkpoints.FORMAT:
+                    seq = checkpoints.restore(self._state, checkpoints.loads(found[2]))
+                    self._journal.advance(seq)
                     self._checkpoint_seq = seq
                 self._catch_up()
             finally:
                 store.rollback()  # a read transaction: nothing to keep
         except store.driver_errors as error:
             raise StoreError(f"cannot read {store.describe}: {error}") from error
-        if checkpoint and len(self._journal) - self._checkpoint_seq >= self._checkpoint_every:
+        tail = len(self._journal) - self._checkpoint_seq
+        if checkpoint and tail >= self._checkpoint_every:
             # A read-only store still opens; the next writer checkpoints.
             with contextlib.suppress(StoreError):
                 self.checkpoint()
@@ -254,11 +277,12 @@ class StoredGraph(IdentityGraph):
         statement (rows below it are committed and never change)."""
         store = self._store
         head = store.head()
-        journal = self._stored_journal
+        journal = self._journal
         if head.seq > len(journal):
+            apply = self._state.apply
             for seq, text in store.journal(len(journal), head.seq):
                 op, args, at = raw(decode_record(text))
-                self._apply(op, args, at, seq)
+                apply(op, args, at, seq)
                 journal.advance(seq)
         if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
@@ -266,7 +290,7 @@ class StoredGraph(IdentityGraph):
                 load(codec.loads_event(body), codec.loads_anchor(anchor))
                 self._event_pos = pos
         if head.refusals > self._refusal_pos:
-            log = self._guards.log
+            log = self._state.guards.log
             for pos, when, what, reason, body in store.refusals(self._refusal_pos, head.refusals):
                 details = codec.loads(body)
                 log.append(
@@ -281,8 +305,6 @@ class StoredGraph(IdentityGraph):
                 self._refusal_pos = pos
 
     def _sync(self) -> None:
-        if self._closed:
-            raise StoreError(f"{self._store.describe} is closed")
         store = self._store
         try:
             if not store.changed() and not self._store_changed:
@@ -295,25 +317,33 @@ class StoredGraph(IdentityGraph):
             self._store_changed = True  # try again on the next call
             raise StoreError(f"cannot read {store.describe}: {error}") from error
 
-    def _read(self, call: Callable[[], R]) -> R:
-        """Run a read: catch up first (unless inside another call), and turn
-        driver errors, even lazy ones, into StoreError."""
-        if self._depth == 0:
+    def _want_events(self) -> None:
+        """Start keeping events in memory (from the next catch-up on; at once
+        inside a transaction, so a record in a batch sees them all)."""
+        self._events_wanted = True
+        self._store_changed = True
+        if self._in_transaction:
+            self._catch_up()
+
+    def read(self, call: Callable[[], R], events: bool = False) -> R:
+        """Catch up (unless inside a transaction, which did), then answer
+        ``call``; driver errors, even lazy ones, become ``StoreError``."""
+        self._check_open()
+        if events and not self._events_wanted:
+            self._want_events()
+        if not self._in_transaction:
             self._sync()
-        self._depth += 1
         try:
             return call()
         except self._store.driver_errors as error:
             raise StoreError(f"cannot read {self._store.describe}: {error}") from error
-        finally:
-            self._depth -= 1
 
     # ------------------------------------------------------------- writing
 
     def _flush(self) -> None:
-        """Write what the call appended in memory; the caller holds the write lock."""
+        """Write what the calls appended in memory; the caller holds the write lock."""
         store = self._store
-        pending = self._stored_journal.take_pending()
+        pending = self._journal.take_pending()
         if pending:
             store.append_journal(
                 [(seq, rec[0], rec[1].isoformat(), codec.dumps(rec)) for seq, rec in pending]
@@ -330,13 +360,13 @@ class StoredGraph(IdentityGraph):
                     (
                         event.id or "",
                         event.type,
-                        text or _utc_text(at),
+                        text or at.astimezone(UTC).isoformat(),
                         dumps_anchor(anchor),
                         dumps_event(event, text),
                     )
                 )
             store.append_events(rows)
-        new = self._guards.log[self._refusal_count :]
+        new = self._state.guards.log[self._refusal_count :]
         if new:
             store.append_refusals(
                 [
@@ -365,12 +395,12 @@ class StoredGraph(IdentityGraph):
         back and reloads memory; a driver error becomes ``StoreError`` (its
         ``__cause__`` the driver's error)."""
         store = self._store
-        self._depth += 1
+        self._in_transaction = True
         committed = False
         try:
             store.begin(True)
             self._catch_up()
-            self._refusal_count = len(self._guards.log)
+            self._refusal_count = len(self._state.guards.log)
             yield
             self._flush()
             store.commit()
@@ -385,24 +415,30 @@ class StoredGraph(IdentityGraph):
                 self._abandon()
             raise
         finally:
-            self._depth -= 1
+            self._in_transaction = False
 
-    def _check_open(self, op: str) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"{self._store.describe} is closed")
-        self._writable(op)
 
-    def _write(self, call: Callable[[], R]) -> R:
-        if self._depth:
-            return call()  # a call made by another call (register_unknown): one transaction
-        self._check_open("write")
+    def write(self, call: Callable[[], R], events: bool = False) -> R:
+        """Run ``call`` in one write transaction, retried on a serialisation
+        failure; inside a batch, as part of the batch's transaction.
+
+        A refusal (an ``IdentityGraphError``) is committed with its log entry,
+        then raised; any other exception rolls the transaction back."""
+        self._check_open()
+        if events and not self._events_wanted:
+            self._want_events()
+        if self._in_transaction:
+            return call()
         for attempt in itertools.count(1):
-            refused: Exception | None = None
+            refused: IdentityGraphError | None = None
             try:
                 with self._transaction("write"):
                     try:
                         result = call()
-                    except (IdentityGraphError, ValueError, TypeError) as error:
+                    except IdentityGraphError as error:
                         refused = error  # committed with its refusal, then raised
             except StoreError as error:
                 cause = error.__cause__
@@ -414,35 +450,23 @@ class StoredGraph(IdentityGraph):
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _want_events(self) -> None:
-        """Start keeping events in memory (from the next catch-up on; at once
-        when inside a transaction, so a record in a batch sees them all)."""
-        self._events_wanted = True
-        self._store_changed = True
-        if self._depth:
-            self._catch_up()
-
     @contextlib.contextmanager
-    def batch(self) -> Iterator[IdentityGraph]:
-        """Several calls in one transaction: one lock, one commit (see
-        :meth:`IdentityGraph.batch`).  Nested batches join the outer one.
-        A serialisation failure at the commit is not retried here (the
-        block cannot be run again for you): it raises ``StoreError``."""
-        if self._depth:
-            yield self
+    def batch(self) -> Iterator[None]:
+        """Several calls in one transaction; a nested batch joins the outer one.
+        A serialisation failure at the commit is not retried here (the block
+        cannot be run again for you): it raises ``StoreError``."""
+        self._check_open()
+        if self._in_transaction:
+            yield
             return
-        self._check_open("batch")
         with self._transaction("batch"):
-            yield self
+            yield
 
     def _abandon(self) -> None:
         """Roll back and reload: memory had run ahead of the store."""
         # The connection may be gone; the reload says so if it is.
         with contextlib.suppress(*self._store.driver_errors):
             self._store.rollback()
-        self._load_after_failure()
-
-    def _load_after_failure(self) -> None:
         try:
             self._load(checkpoint=False)
         except StoreError:
@@ -452,65 +476,19 @@ class StoredGraph(IdentityGraph):
             # Keep the object usable for the error to surface on the next call.
             self._reset()
 
-    # ----------------------------------------------------- wrapped public API
-
-    register = _stored(IdentityGraph.register, write=True)
-    link = _stored(IdentityGraph.link, write=True)
-    relink = _stored(IdentityGraph.relink, write=True)
-    unlink = _stored(IdentityGraph.unlink, write=True)
-    merge = _stored(IdentityGraph.merge, write=True)
-    split = _stored(IdentityGraph.split, write=True)
-    detach = _stored(IdentityGraph.detach, write=True)
-    release = _stored(IdentityGraph.release, write=True)
-    record = _stored(IdentityGraph.record, write=True, events=True)
-
-    def record_many(self, events: Iterable[Any]) -> tuple[int, int]:
-        """Record many events, one transaction per ``batch_size`` events."""
-        if not self._events_wanted:
-            self._want_events()
-        recorded = unchanged = 0
-        iterator = iter(events)
-        while batch := list(itertools.islice(iterator, self._batch_size)):
-            done = self._write(partial(IdentityGraph.record_many, self, batch))
-            recorded += done[0]
-            unchanged += done[1]
-        return recorded, unchanged
-
-    owner = _stored(IdentityGraph.owner, write=False)
-    history = _stored(IdentityGraph.history, write=False)
-    resolve = _stored(IdentityGraph.resolve, write=False)
-    profile = _stored(IdentityGraph.profile, write=False)
-    profiles = _stored(IdentityGraph.profiles, write=False)
-    customers = _stored(IdentityGraph.customers, write=False)
-    attributes = _stored(IdentityGraph.attributes, write=False)
-    links = _stored(IdentityGraph.links, write=False)
-    explain = _stored(IdentityGraph.explain, write=False)
-    to_networkx = _stored(IdentityGraph.to_networkx, write=False)
-    events = _stored(IdentityGraph.events, write=False, events=True)
-    kpis = _stored(IdentityGraph.kpis, write=False, events=True)
-    journal = _stored(IdentityGraph.journal, write=False)
-    changes = _stored(IdentityGraph.changes, write=False)
-    as_of = _stored(IdentityGraph.as_of, write=False, events=True)
-    refusals = _stored(IdentityGraph.refusals, write=False)
-    frozen_links = _stored(IdentityGraph.frozen_links, write=False)
-    _state = _stored(IdentityGraph._state, write=False)
-    _check = _stored(IdentityGraph._check, write=False, events=True)
-
     # ------------------------------------------------------------ lifecycle
 
     def checkpoint(self) -> int:
-        """Write the current state as the store's checkpoint; return its seq.
-
-        Opening then replays only the entries after it.  O(state).
-        """
+        """Write the state as the store's checkpoint, in a write transaction
+        (which first catches up); return the seq it stands at.  O(state)."""
 
         def save() -> int:
-            seq = len(self._journal)
-            self._store.save_checkpoint((seq, state.FORMAT, state.dumps(self)))
-            self._checkpoint_seq = seq
-            return seq
+            at = len(self._journal)
+            self._store.save_checkpoint((at, checkpoints.FORMAT, checkpoints.dumps(self._state)))
+            self._checkpoint_seq = at
+            return at
 
-        return self._write(save)
+        return self.write(save)
 
     def close(self) -> None:
         """Checkpoint if ``checkpoint_every`` entries were appended, then close."""
@@ -524,6 +502,3 @@ class StoredGraph(IdentityGraph):
         finally:
             self._closed = True
             self._store.close()
-
-    def __repr__(self) -> str:
-        return f"<StoredGraph {self._store.describe} seq={len(self._journal)}>"

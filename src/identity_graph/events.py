@@ -1,0 +1,442 @@
+"""Events: what a person did, as a frozen value, and the checks an event passes
+before the ledger files it.
+
+- :class:`Event` and :class:`FrozenMap` (its read-only, deep-copied data);
+- :func:`check_purchase`: the purchase fields the indicators read, checked
+  when an event is recorded, so that one malformed ticket can never break
+  the indicators of everyone;
+- :func:`prepare`: an event validated and normalised against a graph's link
+  types and customers, with the anchor the ledger files it under.
+
+Nothing here changes a graph: the facade calls :func:`prepare`, registers an
+unknown customer and logs refusals; the ledger only stores what it is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import attrs
+
+from .errors import IdentityGraphError, InvalidEvent, InvalidLink, UnknownCustomer
+from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
+from .times import utc
+
+__all__ = [
+    "MAX_EVENT_ID_LENGTH",
+    "MAX_MONEY",
+    "Anchor",
+    "Event",
+    "FrozenMap",
+    "as_decimal",
+    "check_purchase",
+    "plain_data",
+    "prepare",
+    "same_event",
+]
+
+#: What the ledger files an event under: its customer id, or a link's key.
+Anchor: TypeAlias = "CustomerId | LinkKey"
+
+MAX_EVENT_ID_LENGTH = 256
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that owns its data: what event data is stored as.
+
+    Unlike ``MappingProxyType`` it cannot be a view of a dict someone else
+    still holds, so the ledger can trust it without copying it again.
+    """
+
+    __slots__ = ("_data",)
+    _data: dict[str, Any]
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The mapping's own dict, for readers on a bulk path; never to be changed."""
+        return self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a caught KeyError.
+        return self._data.get(key, default)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("event data is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is FrozenMap:
+            return self._data == other._data
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+_SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
+
+
+def _freeze(value: Any, path: str) -> Any:
+    """A deep immutable copy of event data: mappings become read-only, lists tuples."""
+    kind = type(value)
+    if kind is datetime and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidEvent(
+            f"event data value at {path} is a naive datetime ({value.isoformat()}); give a "
+            "time zone (the library never guesses one)"
+        )
+    if kind in _SCALARS or kind is FrozenMap:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidEvent(f"event data key {key!r} at {path} is not a string")
+            frozen[key] = _freeze(item, f"{path}.{key}")
+        return FrozenMap(frozen)
+    if kind is list or kind is tuple:
+        return tuple([_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)])
+    # Subclasses (a StrEnum, an IntEnum, a pandas Timestamp…) are kept as
+    # their base type: a stored event must read back equal to the recorded
+    # one, and a store gives back base types.
+    if isinstance(value, datetime):
+        base = datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+            fold=value.fold,
+        )
+        return _freeze(base, path)
+    if isinstance(value, date):
+        return date(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):  # bool is in _SCALARS: only int subclasses get here
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, Decimal):
+        return Decimal(value)
+    raise InvalidEvent(
+        f"event data value at {path} is a {type(value).__name__}; data holds str, int, "
+        "float, bool, None, Decimal, date, datetime, lists and mappings"
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.astimezone(UTC).isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    return value
+
+
+def _data(value: Any) -> Mapping[str, Any]:
+    if type(value) is FrozenMap:
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"event data {value!r} is not a mapping")
+    frozen: Mapping[str, Any] = _freeze(value, "data")
+    return frozen
+
+
+def _links(value: Any) -> tuple[Link, ...]:
+    if isinstance(value, Link):
+        return (value,)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidEvent(f"event links {value!r} must be a sequence of Link")
+    links = tuple(value)
+    for link in links:
+        if not isinstance(link, Link):
+            raise InvalidEvent(f"event link {link!r} is not a Link; write Link(name, value)")
+    return links
+
+
+@attrs.frozen
+class Event:
+    """Something a person did: a purchase, a call, a visit, an offline event.
+
+    ``Event("purchase", at=t, customer_id="c1", links=(...), data={...}, id="T-1")``
+
+    - ``type``: free text (``purchase``, ``call``, ``visit``, ``offline``, …);
+    - ``at``: an aware datetime;
+    - ``customer_id`` and/or ``links``: who did it;
+    - ``data``: amounts, items, store, channel… (kept as a read-only deep copy);
+    - ``id``: the idempotency key; when absent, the ledger derives a stable
+      hash of the content.
+    """
+
+    type: str
+    at: datetime = attrs.field(kw_only=True)
+    customer_id: CustomerId | None = attrs.field(default=None, kw_only=True)
+    links: tuple[Link, ...] = attrs.field(default=(), converter=_links, kw_only=True)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_data, kw_only=True)
+    id: str | None = attrs.field(default=None, kw_only=True)
+
+    def content(self) -> str:
+        """The canonical text of everything but the id (stable across runs)."""
+        return json.dumps(
+            {
+                "type": self.type,
+                "at": self.at.astimezone(UTC).isoformat(),
+                "customer_id": self.customer_id,
+                "links": sorted([link.name, link.value] for link in self.links),
+                "data": _plain(self.data),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def content_id(self) -> str:
+        """The id an event without one gets: ``h-`` and 32 hex digits of SHA-256."""
+        return "h-" + hashlib.sha256(self.content().encode()).hexdigest()[:32]
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal *and* of the same type, all the way down: the equality of
+    :meth:`Event.content`.  Plain ``==`` will not do: ``True == 1 == 1.0`` and
+    ``Decimal("10.0") == Decimal("10.00")``, yet they are different content.
+    Much cheaper than comparing two canonical texts."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is FrozenMap:
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if kind is tuple:
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if kind is Decimal or kind is float:  # 10.0 vs 10.00; -0.0 vs 0.0; nan
+        return str(a) == str(b)
+    return bool(a == b)
+
+
+def same_event(a: Event, b: Event) -> bool:
+    """Whether two checked events have the same content (ids aside).  O(size of data)."""
+    return (
+        a.type == b.type
+        # As instants, as content() does: PEP 495 makes a time in the hour
+        # repeated by a DST change unequal to any time of another zone.
+        and utc(a.at) == utc(b.at)
+        and a.customer_id == b.customer_id
+        and a.links == b.links
+        and _same_value(a.data, b.data)
+    )
+
+
+def as_decimal(value: Any) -> Decimal:
+    """A number from event data as a ``Decimal``, never through float arithmetic.
+
+    ``Decimal`` and ``int`` as they are; numeric text parsed; a ``float``
+    through its shortest text (``repr``), so ``0.1`` is ``Decimal("0.1")``.
+    Raises ``TypeError`` for anything else (``bool`` included) and
+    ``ArithmeticError`` for text that is not a number.
+    """
+    if type(value) is Decimal:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is a bool, not a number")
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return Decimal(value.strip())
+    raise TypeError(f"{value!r} is not a number")
+
+
+def _number(value: Any, where: str, rule: str) -> Decimal:
+    try:
+        number = as_decimal(value)
+    except (TypeError, ArithmeticError):
+        raise InvalidEvent(f"{where} {value!r} {rule}") from None
+    if not number.is_finite():
+        raise InvalidEvent(f"{where} {value!r} {rule}")
+    return number
+
+
+def check_purchase(event: Event) -> None:
+    """The purchase fields the indicators read, checked when recorded so
+    that one malformed ticket can never break the indicators of everyone."""
+    data, name = event.data, f"purchase {event.id or ''}".strip()
+    money = "is not a finite amount (Decimal, int or numeric text)"
+    amount = data.get("amount")
+    if amount is not None:
+        _money(amount, f"{name}: amount", money)
+    for field in _LISTED:
+        _check_strings(data.get(field), f"{name}: {field}")
+    for field in _NAMED:
+        _check_scalar(data.get(field), f"{name}: {field}")
+    items = data.get("items")
+    if items is None:
+        return
+    if not isinstance(items, tuple):
+        raise InvalidEvent(f"{name}: items {items!r} must be a list of mappings")
+    # Bulk loads check millions of items: plain ints (the usual quantity)
+    # take a fast path, and messages are only formatted for a bad item.
+    for index, item in enumerate(items):
+        if type(item) is not FrozenMap and not isinstance(item, Mapping):
+            raise InvalidEvent(f"{name}: items[{index}] {item!r} must be a mapping")
+        quantity = item.get("quantity", 1)
+        if type(quantity) is not int or quantity < 0:
+            where = f"{name}: items[{index}].quantity"
+            whole = _number(quantity, where, "must be a whole number >= 0")
+            if whole != whole.to_integral_value() or whole < 0:
+                raise InvalidEvent(f"{where} {quantity!r} must be a whole number >= 0")
+        price = item.get("unit_price")
+        if price is not None:
+            _money(price, f"{name}: items[{index}].unit_price", money)
+        for field in _ITEM_NAMED:
+            _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
+        _check_strings(item.get("seller"), f"{name}: items[{index}].seller")
+
+
+#: Money beyond this is no purchase, and sums of it would overflow Decimal's
+#: default context, breaking kpis() for every profile.
+MAX_MONEY = 10**24
+
+
+def _money(value: Any, where: str, rule: str) -> None:
+    if type(value) is int:  # the bulk path: no Decimal built
+        if -MAX_MONEY < value < MAX_MONEY:
+            return
+    else:
+        number = _number(value, where, rule)
+        if -MAX_MONEY < number < MAX_MONEY:
+            return
+    raise InvalidEvent(f"{where} {value!r} is beyond ±10**24, which no purchase reaches")
+
+
+#: Purchase fields that hold one string or a list of them.
+_LISTED = ("seller", "payment_methods", "shipping_methods", "promo_codes")
+#: Purchase fields that name one thing, and item fields that do.
+_NAMED = ("store",)
+_ITEM_NAMED = ("sku", "brand", "category")
+
+
+def _check_scalar(value: Any, where: str) -> None:
+    """A name (store, sku, brand, category): text or a number, read as its text."""
+    if isinstance(value, tuple | Mapping):
+        raise InvalidEvent(f"{where} {value!r} must be a string, not a list or mapping")
+
+
+def _check_strings(value: Any, where: str) -> None:
+    """One name or a flat list of names."""
+    if isinstance(value, Mapping) or (
+        isinstance(value, tuple) and any(isinstance(v, tuple | Mapping) for v in value)
+    ):
+        raise InvalidEvent(f"{where} {value!r} must be a string or a list of strings")
+
+
+def plain_data(mapping: Any) -> Any:
+    """Stored event data (a ``FrozenMap``) as its dict, which answers ``get``
+    without ``Mapping.get``'s caught ``KeyError``; anything else as it is."""
+    return mapping.as_dict() if type(mapping) is FrozenMap else mapping
+
+
+def prepare(
+    event: object,
+    types: LinkTypes,
+    registered: Container[CustomerId],
+    register_unknown: bool,
+    drop_link: Callable[[datetime, str | None, Link, InvalidLink], object],
+) -> tuple[Event, Anchor]:
+    """``event`` validated and normalised, with the anchor to file it under.
+
+    Invalid or blocked links are dropped, each one passed to ``drop_link``
+    (the facade logs it as a refusal).  Raises ``InvalidEvent``,
+    ``UnknownCustomer`` (a customer not in ``registered`` unless
+    ``register_unknown``) or ``ValueError`` (a naive time).  The anchor is
+    the customer id, else the link of the highest priority.  O(links + data).
+    """
+    if type(event) is not Event:
+        raise InvalidEvent(f"{event!r} is not an Event")
+    kind, at, event_id = event.type, event.at, event.id
+    name = event_id or kind
+    if type(kind) is not str or not kind or kind.isspace():
+        raise InvalidEvent(f"event type {kind!r} must be a non-empty string")
+    if not (type(at) is datetime and at.tzinfo is UTC):  # else check it properly
+        if not isinstance(at, datetime):
+            raise InvalidEvent(f"event {name!r}: at={at!r} is not a datetime")
+        utc(at, f"event {name!r}: at")
+    if event_id is not None and (
+        type(event_id) is not str
+        or not event_id
+        or event_id.isspace()
+        or len(event_id) > MAX_EVENT_ID_LENGTH
+    ):
+        raise InvalidEvent(
+            f"event id {event_id!r} must be a non-empty string of at most "
+            f"{MAX_EVENT_ID_LENGTH} characters"
+        )
+    keys: list[LinkKey] = []
+    for link in event.links:
+        try:
+            key = types.key(link)
+        except InvalidLink as error:
+            drop_link(at, event_id, link, error)
+            continue
+        if key not in keys:
+            keys.append(key)
+    customer = event.customer_id
+    if customer is not None and customer not in registered:
+        try:
+            customer = check_customer_id(customer)
+        except IdentityGraphError as error:
+            raise InvalidEvent(f"event {name!r}: {error}") from None
+        if customer not in registered and not register_unknown:
+            raise UnknownCustomer(
+                f"event {name!r} names customer {customer!r}, which is not registered "
+                "(IdentityGraph(register_unknown=True) registers it)"
+            )
+    if customer is None and not keys:
+        raise InvalidEvent(
+            f"event {name!r} has no customer id and no valid link left to identify it"
+        )
+    if kind == "purchase" or kind.strip() == "purchase":  # " purchase " is one too
+        check_purchase(event)
+    keys.sort()
+    links = event.links
+    if len(links) != len(keys) or any(x.key != k for x, k in zip(links, keys, strict=True)):
+        links = tuple(Link(*key) for key in keys)
+    normalised = event
+    if kind != kind.strip() or customer != event.customer_id or links is not event.links:
+        normalised = attrs.evolve(event, type=kind.strip(), customer_id=customer, links=links)
+    if event_id is None:
+        normalised = attrs.evolve(normalised, id=normalised.content_id())
+    anchor: Anchor
+    if customer is not None:
+        anchor = customer
+    elif len(keys) == 1:
+        anchor = keys[0]
+    else:
+        priority = types.priority_key
+        anchor = min(keys, key=lambda key: (priority(key[0]), key[1]))
+    return normalised, anchor

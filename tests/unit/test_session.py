@@ -1,0 +1,101 @@
+"""session.py: the in-memory twin does nothing; a store session commits
+refusals (``IdentityGraphError``) and rolls back anything else."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from identity_graph import Event, IdentityGraph, Link, LinkConflict, LinkType
+from identity_graph.errors import StoreError
+from identity_graph.session import Session
+
+T = datetime(2024, 1, 1, tzinfo=UTC)
+EMAIL = Link("email", "ann@example.com")
+
+
+def test_the_in_memory_session_runs_each_call_as_it_is() -> None:
+    session = Session()
+    assert session.read(lambda: 1) == 1
+    assert session.write(lambda: 2, events=True) == 2
+    with session.batch():
+        pass
+    assert session.store is None and session.chunks() is None and not session.stored
+
+
+def test_a_graph_holds_its_session_rather_than_being_a_subclass(tmp_path: Path) -> None:
+    with IdentityGraph.open(tmp_path / "g.db") as g:
+        assert type(g) is IdentityGraph
+        assert g.store is not None
+    assert IdentityGraph().store is None
+    assert IdentityGraph().checkpoint() == 0
+
+
+def test_a_refusal_is_committed_with_its_log_entry(tmp_path: Path) -> None:
+    config = {"link_types": {"email": LinkType(conflict="reject")}}
+    with IdentityGraph.open(tmp_path / "g.db", **config) as g:
+        g.link("c1", EMAIL, at=T)
+        with pytest.raises(LinkConflict):
+            g.link("c2", EMAIL, at=T)
+    with IdentityGraph.open(tmp_path / "g.db", **config) as again:
+        assert [r.error for r in again.refusals()] == ["LinkConflict"]
+        assert again.customers() == ["c1"]
+
+
+def test_any_other_error_rolls_the_call_back(tmp_path: Path) -> None:
+    with IdentityGraph.open(tmp_path / "g.db") as g:
+        g.link("c1", EMAIL, at=T)
+        before = list(g.journal())
+        with pytest.raises(ValueError, match="naive datetime"):
+            g.link("c2", EMAIL, at=datetime(2024, 1, 2))
+        with pytest.raises(TypeError, match="attribute 'n'"):
+            g.register("c3", {"n": object()}, at=T)  # type: ignore[dict-item]
+        assert list(g.journal()) == before and g.refusals() == []
+    with IdentityGraph.open(tmp_path / "g.db") as again:
+        assert list(again.journal()) == before
+
+
+def test_a_store_session_refuses_sizes_below_one(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        IdentityGraph.open(tmp_path / "g.db", batch_size=0)
+    # The store was closed again: it opens.
+    with IdentityGraph.open(tmp_path / "g.db") as g:
+        assert g.store is not None and g.customers() == []
+
+
+def _disk_error(*_args: object) -> None:
+    raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_a_failed_reload_never_answers_from_an_empty_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = IdentityGraph.open(tmp_path / "g.db")
+    try:
+        graph.link("c1", Link("email", "a@x.com"), at=T)
+        assert graph.customers() == ["c1"]
+        store = graph.store
+        with monkeypatch.context() as patch:
+            patch.setattr(store, "append_journal", _disk_error)
+            patch.setattr(store, "checkpoint", _disk_error)  # the reload fails too
+            with pytest.raises(StoreError):
+                graph.link("c2", Link("email", "b@x.com"), at=T)
+        # The store holds c1: a read must show it (or raise), never say it is gone.
+        try:
+            customers = graph.customers()
+        except StoreError:
+            return
+        assert customers == ["c1"]
+    finally:
+        graph.close()
+
+
+def test_a_rolled_back_batch_keeps_register_unknown() -> None:
+    graph = IdentityGraph.open("memory:")
+    graph.register_unknown = True
+    with pytest.raises(RuntimeError), graph.batch():
+        raise RuntimeError("leave the batch")
+    assert graph.record(Event("visit", at=T, customer_id="new", id="v1")) is True
