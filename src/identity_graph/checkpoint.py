@@ -155,6 +155,9 @@ def restore(state: GraphState, saved: dict[str, Any]) -> int:
         state.restore_attribute(customer, name, (_unvalue(value), when(at), seq))
 
     ownership = state.ownership
+    # Bound once: opening a store of millions of links runs these per link.
+    restore_point, restore_points = ownership.restore_point, ownership.restore
+    restore_claim, restore_claims = ownership.restore_claim, ownership.restore_claims
     names: dict[str, str] = {}  # one string object per link name, as in a live graph
     interned: dict[LinkKey, LinkKey] = {}
     p_at, p_owner, p_seq = saved["p_at"], saved["p_owner"], saved["p_seq"]
@@ -164,9 +167,11 @@ def restore(state: GraphState, saved: dict[str, Any]) -> int:
         if known is None:
             known = names[name] = name
         key: LinkKey = (known, value)
-        ownership.restore(
-            key, [(when(p_at[i]), p_owner[i], p_seq[i]) for i in range(index, index + count)]
-        )
+        if count == 1:  # most links: one bare point
+            restore_point(key, (when(p_at[index]), p_owner[index], p_seq[index]))
+        else:
+            points = [(when(p_at[i]), p_owner[i], p_seq[i]) for i in range(index, index + count)]
+            restore_points(key, points)
         index += count
         interned[key] = key
     # The graph shares one key tuple per link between its history and the
@@ -174,8 +179,12 @@ def restore(state: GraphState, saved: dict[str, Any]) -> int:
     c_name, c_value = saved["c_name"], saved["c_value"]
     index = 0
     for customer, count in zip(saved["c_customer"], saved["c_count"], strict=True):
-        pairs = [(c_name[i], c_value[i]) for i in range(index, index + count)]
-        ownership.restore_claims(customer, [interned.get(pair, pair) for pair in pairs])
+        if count == 1:
+            pair = (c_name[index], c_value[index])
+            restore_claim(customer, interned.get(pair, pair))
+        else:
+            pairs = [(c_name[i], c_value[i]) for i in range(index, index + count)]
+            restore_claims(customer, [interned.get(pair, pair) for pair in pairs])
         index += count
 
     partition = state.partition

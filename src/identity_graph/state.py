@@ -144,9 +144,18 @@ class Ownership:
         """Set the history of ``key`` from saved points (a checkpoint).  O(k log k)."""
         self._history[key] = points[0] if len(points) == 1 else hist.LinkHistory(points)
 
+    def restore_point(self, key: LinkKey, point: hist.Point) -> None:
+        """Set the history of ``key`` to its one saved point: most links have
+        one, and a checkpoint of millions of links pays no list for it.  O(1)."""
+        self._history[key] = point
+
     def restore_claims(self, customer: CustomerId, keys: list[LinkKey]) -> None:
         """Set the claims of ``customer`` from a checkpoint (in their order)."""
         self._claimed[customer] = keys[0] if len(keys) == 1 else tuple(keys)
+
+    def restore_claim(self, customer: CustomerId, key: LinkKey) -> None:
+        """Set the claims of ``customer`` to its one saved key (most customers).  O(1)."""
+        self._claimed[customer] = key
 
     def check(self, registered: Mapping[CustomerId, int]) -> None:
         """Verify histories against claims (for tests); raises AssertionError.  O(size)."""
