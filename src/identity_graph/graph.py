@@ -624,9 +624,10 @@ class IdentityGraph:
     def _record_many(self, events: Iterable[Event]) -> tuple[int, int]:
         self._writable("record_many")
         recorded = unchanged = 0
+        record = self._record  # bound once: this loop runs per event of a backfill
         for event in events:
             try:
-                if self._record(event):
+                if record(event):
                     recorded += 1
                 else:
                     unchanged += 1
