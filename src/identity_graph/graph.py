@@ -64,21 +64,18 @@ R = TypeVar("R")
 _Method: TypeAlias = Callable[Concatenate["IdentityGraph", P], R]
 
 
-def _reads(
-    events: bool = False,
-) -> Callable[
-    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
-]:
-    """A query: on a stored graph, answered after the session caught up
-    (``events``: with the ledger's events loaded)."""
+def _through_session(write: bool, events: bool) -> Callable[[_Method[P, R]], _Method[P, R]]:
+    """Run a public method through the graph's session when it has a store:
+    a query after the session caught up, a mutation as one write transaction
+    (``events``: with the ledger's events loaded).  In memory the method runs
+    as it is, at the cost of one attribute test."""
 
-    def wrap(
-        method: Callable[Concatenate[IdentityGraph, P], R],
-    ) -> Callable[Concatenate[IdentityGraph, P], R]:
+    def wrap(method: _Method[P, R]) -> _Method[P, R]:
         @functools.wraps(method)
         def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if self._stored:
-                return self._session.read(functools.partial(method, self, *args, **kwargs), events)
+                call = functools.partial(method, self, *args, **kwargs)
+                return (self._session.write if write else self._session.read)(call, events)
             return method(self, *args, **kwargs)
 
         return run
@@ -86,25 +83,14 @@ def _reads(
     return wrap
 
 
-def _writes(
-    events: bool = False,
-) -> Callable[
-    [Callable[Concatenate[IdentityGraph, P], R]], Callable[Concatenate[IdentityGraph, P], R]
-]:
+def _reads(events: bool = False) -> Callable[[_Method[P, R]], _Method[P, R]]:
+    """A query: on a stored graph, answered after the session caught up."""
+    return _through_session(False, events)
+
+
+def _writes(events: bool = False) -> Callable[[_Method[P, R]], _Method[P, R]]:
     """A mutation: on a stored graph, run as one write transaction of the session."""
-
-    def wrap(
-        method: Callable[Concatenate[IdentityGraph, P], R],
-    ) -> Callable[Concatenate[IdentityGraph, P], R]:
-        @functools.wraps(method)
-        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            if self._stored:
-                return self._session.write(functools.partial(method, self, *args, **kwargs), events)
-            return method(self, *args, **kwargs)
-
-        return run
-
-    return wrap
+    return _through_session(True, events)
 
 
 @attrs.frozen
