@@ -358,7 +358,9 @@ def _check_strings(value: Any, where: str) -> None:
 def plain_data(mapping: Any) -> Any:
     """Stored event data (a ``FrozenMap``) as its dict, which answers ``get``
     without ``Mapping.get``'s caught ``KeyError``; anything else as it is."""
-    return mapping.as_dict() if type(mapping) is FrozenMap else mapping
+    # FrozenMap's own module: its dict is read directly, one call less per
+    # event and per item on the bulk paths (recording, the indicators).
+    return mapping._data if type(mapping) is FrozenMap else mapping
 
 
 def prepare(

@@ -683,10 +683,11 @@ class IdentityGraph:
         equal values.
         """
         as_of = self._now(as_of)
+        # An unknown ref fails before the pass over every purchase.
+        profile = None if ref is None else self._resolve(ref)
         every = indicators.run(self._core, self._ledger, as_of, engine)
-        if ref is None:
+        if profile is None:
             return every
-        profile = self._resolve(ref)
         if profile in every:
             return every[profile]
         # An anonymous profile without purchases: all empty.

@@ -397,10 +397,12 @@ class StoreSession(Session):
         store = self._store
         self._in_transaction = True
         committed = False
+        before: tuple[int, int, int] | None = None  # memory as the store has it
         try:
             store.begin(True)
             self._catch_up()
             self._refusal_count = len(self._state.guards.log)
+            before = self._memory_mark()
             yield
             self._flush()
             store.commit()
@@ -412,7 +414,13 @@ class StoreSession(Session):
             ) from error
         except BaseException:
             if not committed:
-                self._abandon()
+                if before is not None and self._memory_mark() == before:
+                    # Refused at the door (a naive time, a wrong type): memory
+                    # is as the store has it, so a rollback is all that is owed.
+                    with contextlib.suppress(*store.driver_errors):
+                        store.rollback()
+                else:
+                    self._abandon()
             raise
         finally:
             self._in_transaction = False
@@ -461,6 +469,12 @@ class StoreSession(Session):
             return
         with self._transaction("batch"):
             yield
+
+    def _memory_mark(self) -> tuple[int, int, int]:
+        """What a call can change in memory: operations applied, events
+        filed, refusals logged.  Equal before and after: nothing ran ahead."""
+        state = self._state
+        return state.applied, len(self._ledger), len(state.guards.log)
 
     def _abandon(self) -> None:
         """Roll back and reload: memory had run ahead of the store."""

@@ -194,6 +194,9 @@ class GraphState:
         self.ownership = Ownership()
         self.partition = Partition(self._order)
         self.guards = Guards(limits)
+        #: How many operations ``apply`` has begun: a session compares it to
+        #: tell whether a failed call changed memory (and a reload is owed).
+        self.applied = 0
         self.journal = journal if journal is not None else Journal()
 
     def clear(self, journal: Journal) -> None:
@@ -266,6 +269,7 @@ class GraphState:
     def apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[Any]:
         """Apply one decided operation; return the profile changes in the journal's
         flat form (journal.py).  The only code that changes the state."""
+        self.applied += 1
         changes: list[Any] = []
         if op == "register":
             customer = args["customer_id"]

@@ -35,6 +35,7 @@ from identity_graph import (
     Limits,
     Link,
     LinkType,
+    UnknownCustomer,
     kpis,
 )
 from identity_graph.kpis import WINDOWS, compute_empty, write_csv
@@ -640,6 +641,11 @@ def test_sum_beyond_the_exact_range_falls_back() -> None:
     assert g._ledger.purchases.exact  # each amount fits; only the sum does not
     with pytest.raises(ValueError, match="cannot answer exactly"):
         g.kpis(AS_OF, engine="polars")
+    # Code written against the engine's former module still catches its error.
+    from identity_graph import kpis_polars
+
+    with pytest.raises(kpis_polars.EngineUnavailable):
+        kpis_polars.compute(g, AS_OF)
     assert_same(kpis.compute(g, AS_OF, "python"), g.kpis(AS_OF))
 
 
@@ -651,6 +657,9 @@ def test_unknown_engine(engine: str) -> None:
         g.kpis(AS_OF, engine=engine)
     with pytest.raises(ValueError, match="engine"):
         g.kpis(AS_OF, ref="a", engine=engine)
+    # An unknown ref is named first, as before the engine ran.
+    with pytest.raises(UnknownCustomer):
+        g.kpis(AS_OF, ref="nobody", engine=engine)
 
 
 @pytest.mark.parametrize("missing", kpis.COLUMNAR_PACKAGES)

@@ -58,6 +58,36 @@ def test_any_other_error_rolls_the_call_back(tmp_path: Path) -> None:
         assert list(again.journal()) == before
 
 
+def test_bad_input_rolls_back_without_reloading_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input refused before anything changed costs a rollback, not a reload of
+    every checkpoint, entry, event and refusal; a call that failed after
+    memory ran ahead still reloads."""
+    with IdentityGraph.open(tmp_path / "g.db") as g:
+        g.link("c1", EMAIL, at=T)
+        store = g.store
+        assert store is not None
+        loads: list[int] = []
+        original = store.checkpoint
+        monkeypatch.setattr(store, "checkpoint", lambda: loads.append(1) or original())
+        with pytest.raises(ValueError, match="naive datetime"):
+            g.link("c2", EMAIL, at=datetime(2024, 1, 2))
+        with pytest.raises(ValueError, match="attribute name"):
+            g.register("c3", {"Bad": 1}, at=T)
+        assert loads == []
+        assert g.customers() == ["c1"] and g.owner(EMAIL) == "c1"
+
+        def broken(*_args: object) -> None:
+            raise RuntimeError("a bug after the state changed")
+
+        monkeypatch.setattr(store, "append_journal", broken)
+        with pytest.raises(RuntimeError):
+            g.link("c4", Link("email", "d@x.com"), at=T)
+        assert loads == [1]  # reloaded: memory had run ahead
+        assert g.customers() == ["c1"]
+
+
 def test_a_store_session_refuses_sizes_below_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         IdentityGraph.open(tmp_path / "g.db", batch_size=0)

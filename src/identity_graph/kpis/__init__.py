@@ -115,7 +115,7 @@ def run(state: GraphState, ledger: Ledger, as_of: datetime, engine: Engine = "au
     except columnar.EngineUnavailable as why:
         if engine == "auto":
             return python.compute(state, ledger, as_of)
-        raise ValueError(f"kpis engine 'polars' cannot answer exactly: {why}") from None
+        raise columnar.InexactEngine(f"kpis engine 'polars' cannot answer exactly: {why}") from None
 
 
 def compute(graph: Graph, as_of: datetime, engine: Engine = "auto") -> Result:

@@ -83,6 +83,12 @@ class EngineUnavailable(Exception):
     """The columnar engine cannot answer exactly; the pure-Python one can."""
 
 
+class InexactEngine(EngineUnavailable, ValueError):
+    """What ``kpis(engine="polars")`` raises when the engine cannot answer
+    exactly: a ``ValueError`` for the caller who chose the engine, and still
+    an :class:`EngineUnavailable` for code written against this module."""
+
+
 def _us(at: datetime) -> int:
     return (at - EPOCH) // MICROSECOND
 
