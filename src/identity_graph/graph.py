@@ -298,7 +298,7 @@ class IdentityGraph:
                 return None
             if outcome == "merge":
                 decisions.check_profile_size(core, customer, explicit, "link", call, at)
-                args["merge_id"] = f"m{core.journal.next_seq()}"
+                args["merge_id"] = core.next_merge_id()
                 args["merged_with"] = explicit
                 return self._core.commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
@@ -374,7 +374,7 @@ class IdentityGraph:
             return None
         call = {"a": a, "b": b, "reason": reason}
         decisions.check_profile_size(self._core, first, second, "merge", call, at)
-        merge_id = f"m{self._core.journal.next_seq()}"
+        merge_id = self._core.next_merge_id()
         self._core.commit(
             "merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at
         )

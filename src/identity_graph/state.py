@@ -241,6 +241,11 @@ class GraphState:
             "journal": list(self.journal.entries()),
         }
 
+    def next_merge_id(self) -> str:
+        """The id of a merge decided now: ``m`` and the seq of the entry that
+        will make it (deterministic, unique, the same after replay).  O(1)."""
+        return f"m{self.journal.next_seq()}"
+
     # --- changes -----------------------------------------------------------
 
     def commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:

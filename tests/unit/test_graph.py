@@ -11,6 +11,7 @@ import pytest
 from identity_graph import (
     IdentityGraph,
     InvalidCustomerId,
+    LimitExceeded,
     Limits,
     Link,
     LinkConflict,
@@ -669,3 +670,22 @@ def test_invariants_after_mixed_operations() -> None:
     g.detach("c1", at=d(9))
     g._check()
     assert g.owner(PHONE, at=d(2)) == "c5"
+
+
+def test_limits_set_after_construction_govern_every_guard() -> None:
+    """``g.limits = ...`` changes the caps *and* when a flapping link freezes
+    (it used to leave freezing on the constructor's limits); a value that is
+    not a ``Limits`` is refused."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    g = IdentityGraph()
+    g.limits = Limits(max_moves=2)
+    card = Link("loyalty_card", "7001 2345")
+    g.link("a", card, at=t0)
+    g.relink(card, to="b", at=t0 + timedelta(days=1))
+    g.relink(card, to="a", at=t0 + timedelta(days=2))  # the second move freezes it
+    assert g.frozen_links() == [g.normalize(card)]
+    with pytest.raises(LimitExceeded, match="frozen"):
+        g.relink(card, to="b", at=t0 + timedelta(days=3))
+    with pytest.raises(TypeError, match="limits must be a Limits"):
+        g.limits = {"max_moves": 2}  # type: ignore[assignment]
+    assert g.limits == Limits(max_moves=2)
