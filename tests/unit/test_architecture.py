@@ -3,10 +3,15 @@
 - No import cycle of any kind: imports at the top, inside functions and
   under ``TYPE_CHECKING`` all count, since each is a dependency a reader
   must hold in mind.
-- No module reads another module's private names: ``obj._name`` is allowed
-  only where ``_name`` is defined in the same module (an attribute set on
-  ``self``, a method, a class attribute or a slot), and ``from x import
-  _name`` not at all; the few exceptions are listed with their reason.
+- No module reads another module's private names: ``obj._name`` (and
+  ``getattr(obj, "_name")``) is allowed only where ``_name`` is defined in
+  the same module (an attribute set on ``self``, a method, a class
+  attribute, an attrs field or a slot), and ``from x import _name`` not at
+  all; the few exceptions are listed with their reason.  Imports by string
+  (``importlib.import_module``) are refused too: the import graph could
+  not see them.  Without types, a read of another class's ``_name`` that
+  this module also defines for itself cannot be told apart; the code keeps
+  such names distinct.
 """
 
 from __future__ import annotations
@@ -67,20 +72,55 @@ def test_no_import_cycle() -> None:
     assert graph.number_of_edges() > 30  # the walk found the imports
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _slots(node: ast.ClassDef) -> set[str]:
+    """The names a class lists in ``__slots__``."""
+    found: set[str] = set()
+    for statement in node.body:
+        if isinstance(statement, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__slots__" for t in statement.targets
+        ):
+            for item in ast.walk(statement.value):
+                if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                    found.add(item.value)
+    return found
+
+
 def _own_private_names(tree: ast.Module) -> set[str]:
+    """Private names this module defines: functions, classes, attributes it
+    assigns (``self._x = ...``), module names, annotated fields (attrs) and
+    slots.  A string that merely looks like a name does not count."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
+            if isinstance(node, ast.ClassDef):
+                names |= _slots(node)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
             names.add(node.attr)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names.add(node.value)  # __slots__ entries, attrs' private fields
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
-    return {name for name in names if name.startswith("_") and not name.startswith("__")}
+    return {name for name in names if _private(name)}
+
+
+#: Calls that reach a name or a module by a string, out of the import graph's
+#: and the private-read check's sight.
+_BY_STRING = {"getattr", "setattr", "hasattr", "delattr"}
+_DYNAMIC_IMPORTS = {"import_module", "__import__"}
+
+
+def _called(node: ast.Call) -> str | None:
+    function = node.func
+    if isinstance(function, ast.Name):
+        return function.id
+    if isinstance(function, ast.Attribute):
+        return function.attr
+    return None
 
 
 def _private_reads(module: str) -> list[str]:
@@ -90,18 +130,31 @@ def _private_reads(module: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             for alias in node.names:
-                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                if _private(alias.name):
                     found.append(
                         f"{module}:{node.lineno}: from {_target(module, node)} import {alias.name}"
                     )
         elif (
             isinstance(node, ast.Attribute)
-            and node.attr.startswith("_")
-            and not node.attr.startswith("__")
+            and _private(node.attr)
             and node.attr not in own
             and (module, node.attr) not in ALLOWED
         ):
             found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call):
+            called = _called(node)
+            if called in _DYNAMIC_IMPORTS:
+                found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            elif called in _BY_STRING and len(node.args) >= 2:
+                name = node.args[1]
+                if (
+                    isinstance(name, ast.Constant)
+                    and isinstance(name.value, str)
+                    and _private(name.value)
+                    and name.value not in own
+                    and (module, name.value) not in ALLOWED
+                ):
+                    found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
     return found
 
 
@@ -110,12 +163,32 @@ def test_no_module_reads_another_modules_private_names() -> None:
     assert reads == []
 
 
+PROBES = {
+    "def f(g):\n    return g._partition\n": "g._partition",
+    # A string that looks like the name does not make it the module's own.
+    "X = '_partition'\ndef f(g):\n    return g._partition\n": "g._partition",
+    "def f(g):\n    return getattr(g, '_ledger')\n": "getattr(g, '_ledger')",
+    "import importlib\ndef f():\n    return importlib.import_module('x')\n": (
+        "importlib.import_module('x')"
+    ),
+}
+
+
 def test_the_private_read_check_can_fail() -> None:
-    tree = ast.parse("def f(g):\n    return g._partition\n")
-    TREES["identity_graph._probe"] = tree
+    for source, read in PROBES.items():
+        TREES["identity_graph._probe"] = ast.parse(source)
+        MODULES["identity_graph._probe"] = PACKAGE / "_probe.py"
+        try:
+            found = _private_reads("identity_graph._probe")
+        finally:
+            del TREES["identity_graph._probe"], MODULES["identity_graph._probe"]
+        assert [line.split(": ", 1)[1] for line in found] == [read], source
+    # What a module defines itself stays its own to read.
+    own = "class A:\n    __slots__ = ('_x',)\n    def same(self, other):\n        return other._x\n"
+    TREES["identity_graph._probe"] = ast.parse(own)
     MODULES["identity_graph._probe"] = PACKAGE / "_probe.py"
     try:
-        assert _private_reads("identity_graph._probe") == ["identity_graph._probe:2: g._partition"]
+        assert _private_reads("identity_graph._probe") == []
     finally:
         del TREES["identity_graph._probe"], MODULES["identity_graph._probe"]
 
