@@ -190,8 +190,10 @@ class IdentityGraph:
         self._guards.limits = limits
 
     @property
+    @_reads()
     def state(self) -> GraphState:
-        """The graph's state, for readers (indicator engines, exporters, tests).
+        """The graph's state, for readers (indicator engines, exporters, tests);
+        on a stored graph, caught up with other processes first.
 
         Read it through its public methods; change it only through the
         graph's own methods, which journal every change.
@@ -826,6 +828,7 @@ class IdentityGraph:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @_reads()
     @_reads()
     def _state(self) -> dict[str, Any]:
         """Everything that defines the graph, in comparable form (for equality)."""

@@ -129,3 +129,16 @@ def test_a_rolled_back_batch_keeps_register_unknown() -> None:
     with pytest.raises(RuntimeError), graph.batch():
         raise RuntimeError("leave the batch")
     assert graph.record(Event("visit", at=T, customer_id="new", id="v1")) is True
+
+
+def test_equality_and_state_catch_up_with_another_connection(tmp_path: Path) -> None:
+    """``==`` and ``state`` on a stored graph see what another process
+    committed (the state is read after the session caught up)."""
+    path = tmp_path / "g.db"
+    with IdentityGraph.open(path) as writer, IdentityGraph.open(path) as reader:
+        assert reader.customers() == []
+        writer.link("c1", EMAIL, at=T)
+        memory = IdentityGraph()
+        memory.link("c1", EMAIL, at=T)
+        assert reader == memory
+        assert "c1" in reader.state.order
