@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import attrs
 
@@ -59,38 +59,53 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-_Method: TypeAlias = Callable[Concatenate["IdentityGraph", P], R]
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Attribute that marks a method to run through a store session, and how.
+_SESSION_MARK = "__identity_graph_session__"
 
 
-def _through_session(write: bool, events: bool) -> Callable[[_Method[P, R]], _Method[P, R]]:
-    """Run a public method through the graph's session when it has a store:
-    a query after the session caught up, a mutation as one write transaction
-    (``events``: with the ledger's events loaded).  In memory the method runs
-    as it is, at the cost of one attribute test."""
+def _through_session(write: bool, events: bool) -> Callable[[F], F]:
+    """Mark a public method to run through the session of a stored graph: a
+    query after the session caught up, a mutation as one write transaction
+    (``events``: with the ledger's events loaded).
 
-    def wrap(method: _Method[P, R]) -> _Method[P, R]:
-        @functools.wraps(method)
-        def run(self: IdentityGraph, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            if self._stored:
-                call = functools.partial(method, self, *args, **kwargs)
-                return (self._session.write if write else self._session.read)(call, events)
-            return method(self, *args, **kwargs)
+    Only a stored graph pays for it: ``open()`` puts a wrapped method on the
+    instance (:func:`_bind_session`), and an in-memory graph calls the plain
+    method, with no wrapper between the caller and the work."""
 
-        return run
+    def mark(method: F) -> F:
+        setattr(method, _SESSION_MARK, (write, events))
+        return method
 
-    return wrap
+    return mark
 
 
-def _reads(events: bool = False) -> Callable[[_Method[P, R]], _Method[P, R]]:
+def _reads(events: bool = False) -> Callable[[F], F]:
     """A query: on a stored graph, answered after the session caught up."""
     return _through_session(False, events)
 
 
-def _writes(events: bool = False) -> Callable[[_Method[P, R]], _Method[P, R]]:
+def _writes(events: bool = False) -> Callable[[F], F]:
     """A mutation: on a stored graph, run as one write transaction of the session."""
     return _through_session(True, events)
+
+
+def _routed(method: Callable[..., Any], call: Callable[..., Any], events: bool) -> Any:
+    """``method`` (bound) run through a session's ``read`` or ``write``."""
+
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return call(functools.partial(method, *args, **kwargs), events)
+
+    return run
+
+
+def _bind_session(graph: IdentityGraph, session: Session) -> None:
+    """Route every marked method of ``graph`` through ``session``.  O(methods)."""
+    for name, (write, events) in _SESSION_METHODS.items():
+        call = session.write if write else session.read
+        setattr(graph, name, _routed(getattr(graph, name), call, events))
 
 
 @attrs.frozen
@@ -190,7 +205,6 @@ class IdentityGraph:
         self._guards.limits = limits
 
     @property
-    @_reads()
     def state(self) -> GraphState:
         """The graph's state, for readers (indicator engines, exporters, tests);
         on a stored graph, caught up with other processes first.
@@ -198,6 +212,8 @@ class IdentityGraph:
         Read it through its public methods; change it only through the
         graph's own methods, which journal every change.
         """
+        if self._stored:
+            return self._session.read(lambda: self._core)
         return self._core
 
     @property
@@ -750,6 +766,7 @@ class IdentityGraph:
             store.close()
             raise
         graph._stored = True
+        _bind_session(graph, graph._session)
         return graph
 
     @classmethod
@@ -847,3 +864,11 @@ class IdentityGraph:
         AssertionError.  O(everything)."""
         self._core.check()
         self._ledger.check()
+
+
+#: The methods a stored graph runs through its session: ``{name: (write, events)}``.
+_SESSION_METHODS: dict[str, tuple[bool, bool]] = {
+    name: getattr(member, _SESSION_MARK)
+    for name, member in vars(IdentityGraph).items()
+    if hasattr(member, _SESSION_MARK)
+}
