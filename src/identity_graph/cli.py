@@ -541,6 +541,25 @@ def _event_place(data: Any) -> str:
     return ""
 
 
+def _events_table(title: str, events: Sequence[Any], detail: str) -> Any:
+    """Events as a table: time, type, ``detail`` (``"customer"``: who it is
+    anchored on; ``"where"``: its store, mailing or channel), amount, id."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("at", "type", detail, "amount", "id"):
+        table.add_column(column, justify="right" if column == "amount" else "left")
+    for event in events:
+        amount = event.data.get("amount")
+        if detail == "customer":
+            shown = event.customer_id or ", ".join(str(link) for link in event.links)
+        else:
+            shown = _event_place(event.data)
+        money = "" if amount is None else str(amount)
+        table.add_row(_cell(event.at), event.type, shown, money, event.id or "")
+    return table
+
+
 #: How many events the customer card lists, newest first.
 CARD_EVENTS = 5
 #: The indicators the customer card shows.
@@ -573,19 +592,8 @@ def _customer_card(graph: IdentityGraph, ref: str | Link, as_of: datetime) -> li
     shown: list[Any] = [card]
 
     latest = graph.events(found.id, end=as_of)[-CARD_EVENTS:][::-1]
-    events = Table(title=f"latest events before {as_of:%Y-%m-%d %H:%M} UTC", title_justify="left")
-    for column in ("at", "type", "amount", "where", "id"):
-        events.add_column(column, justify="right" if column == "amount" else "left")
-    for event in latest:
-        amount = event.data.get("amount")
-        events.add_row(
-            _cell(event.at),
-            event.type,
-            "" if amount is None else str(amount),
-            _event_place(event.data),
-            event.id or "",
-        )
-    shown.append(events if latest else "no events")
+    title = f"latest events before {as_of:%Y-%m-%d %H:%M} UTC"
+    shown.append(_events_table(title, latest, "where") if latest else "no events")
 
     row = graph.kpis(as_of, ref=found.id)
     title = f"indicators at {as_of.isoformat(timespec='seconds')}"
@@ -662,8 +670,6 @@ def events(
     region: str | None,
 ) -> None:
     """List the events of REF's profile, oldest first."""
-    from rich.table import Table
-
     with _graph(db, region) as graph:
         found = graph.events(
             parse_ref(ref),
@@ -671,19 +677,7 @@ def events(
             end=None if end is None else parse_time(end, option="--end"),
             types=types or None,
         )
-    table = Table(title=f"{len(found)} events of {ref}", title_justify="left")
-    for column in ("at", "type", "customer", "amount", "id"):
-        table.add_column(column, justify="right" if column == "amount" else "left")
-    for event in found:
-        amount = event.data.get("amount")
-        table.add_row(
-            _cell(event.at),
-            event.type,
-            event.customer_id or ", ".join(str(link) for link in event.links),
-            "" if amount is None else str(amount),
-            event.id or "",
-        )
-    _console().print(table)
+    _console().print(_events_table(f"{len(found)} events of {ref}", found, "customer"))
 
 
 def _kpi_table(rows: dict[Any, dict[str, Any]], title: str) -> Any:
