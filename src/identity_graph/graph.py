@@ -259,6 +259,7 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ mutations
 
+    @_writes()
     def register(
         self,
         customer_id: CustomerId,
@@ -273,11 +274,6 @@ class IdentityGraph:
         Returns the journal entry, or None when nothing changed.
         O(number of attributes).
         """
-        if self._stored and not self._session.in_transaction:
-            # Run again inside the session's transaction; in memory (the bulk
-            # path) the call is not split into a wrapper and a body.
-            call = functools.partial(self.register, customer_id, attributes, at)
-            return self._session.write(call)
         self._writable("register")
         at = self._now(at)
         customer = check_customer_id(customer_id)
@@ -291,6 +287,7 @@ class IdentityGraph:
             args["attributes"] = changed
         return self._core.commit("register", args, at)
 
+    @_writes()
     def link(self, customer_id: CustomerId, link: Link, at: datetime | None = None) -> Entry | None:
         """Point ``link`` at ``customer_id`` from ``at`` on.
 
@@ -300,8 +297,6 @@ class IdentityGraph:
         reason ``shared link``) or ``reject`` (``LinkConflict``).
         O(log k) for a link with k change points, plus O(profile size) for a merge.
         """
-        if self._stored and not self._session.in_transaction:
-            return self._session.write(functools.partial(self.link, customer_id, link, at))
         self._writable("link")
         at = self._now(at)
         call = {"customer_id": customer_id, "link": link}
@@ -446,15 +441,9 @@ class IdentityGraph:
         name, value = self._types.key(link)
         return Link(name, value)
 
+    @_reads()
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
-        if self._stored:
-            return self._session.read(functools.partial(self._owner, link, at))
-        if at is None:  # a hot path in memory: answered here
-            return hist.current_owner(self._ownership.history(self._types.key(link)))
-        return self._owner(link, at)
-
-    def _owner(self, link: Link, at: datetime | None) -> CustomerId | None:
         history = self._ownership.history(self._types.key(link))
         if at is None:
             return hist.current_owner(history)
@@ -466,6 +455,7 @@ class IdentityGraph:
         history = self._ownership.history(self._types.key(link))
         return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
 
+    @_reads()
     def resolve(self, ref: Ref, at: datetime | None = None) -> ProfileId:
         """The profile id of a customer id or a link.
 
@@ -473,9 +463,7 @@ class IdentityGraph:
         with no owner, to its anonymous profile, whose id is the normalised
         link.  Amortised O(α(n)) for a customer; O(log k + α(n)) for a link.
         """
-        if self._stored:
-            return self._session.read(functools.partial(self._resolve, ref, at))
-        if at is None:  # the common cases, answered here in memory (a hot path)
+        if at is None:  # the common cases, answered here (a hot path)
             if type(ref) is str:
                 if ref in self._order:
                     return self._partition.profile_id(ref)
