@@ -1,5 +1,6 @@
-"""Hostile workbooks (io.xlsxfiles): defusedxml in use, archive-size and row
-limits checked before anything is parsed, broken archives named."""
+"""XLSX files (io.xlsxfiles): hostile workbooks (defusedxml in use, archive-size
+and row limits checked, broken archives named), every row read whatever the
+sheet declares, and text escaped as Office escapes it, both ways."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from identity_graph import IdentityGraph
 from identity_graph.io import FileFormatError, FileTooLarge, XlsxLimits, import_customers
-from identity_graph.io.xlsxfiles import XlsxTable, check_archive
+from identity_graph.io.xlsxfiles import (
+    XlsxTable,
+    XlsxWriter,
+    check_archive,
+    escape_text,
+    unescape_text,
+)
 
 
 def workbook(path: Path, rows: int = 3) -> Path:
@@ -34,6 +43,16 @@ def replace_member(path: Path, member: str, data: bytes) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
         for info, content in items:
             target.writestr(info.filename, data if info.filename == member else content)
+
+
+def declare(path: Path, ref: str | None) -> None:
+    """Rewrite the sheet's ``<dimension>``: declare ``ref``, or drop the element."""
+    member = "xl/worksheets/sheet1.xml"
+    sheet = zipfile.ZipFile(path).read(member)
+    element = b"" if ref is None else f'<dimension ref="{ref}"/>'.encode()
+    rewritten = re.sub(rb"<dimension [^>]*>", element, sheet)
+    assert rewritten != sheet and rewritten.count(b"<dimension") == (ref is not None)
+    replace_member(path, member, rewritten)
 
 
 LAUGHS = b"""<?xml version="1.0"?>
@@ -107,22 +126,16 @@ def test_the_uncompressed_size_is_checked_before_parsing(tmp_path: Path) -> None
     check_archive(path, XlsxLimits())  # the default allows it
 
 
-def test_the_row_limit_stops_reading(tmp_path: Path) -> None:
+def test_the_declared_size_is_only_a_progress_hint(tmp_path: Path) -> None:
+    # A sheet that declares more rows than the limit is not refused for
+    # it: the rows are counted as they are read (see the tests below).
     path = workbook(tmp_path / "a.xlsx", rows=10)
-    g = IdentityGraph()
-    with pytest.raises(FileTooLarge, match="declares 10 data rows; max_rows is 5"):
-        import_customers(g, path, limits=XlsxLimits(max_rows=5))
-    # A sheet that does not declare its size is counted while it is read.
-    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
-    unsized = re.sub(rb"<dimension [^>]*>", b"", sheet)
-    assert unsized != sheet
-    replace_member(path, "xl/worksheets/sheet1.xml", unsized)
+    with XlsxTable(path, limits=XlsxLimits(max_rows=5)) as table:
+        assert table.total == 11
+    declare(path, None)
     with XlsxTable(path) as table:
         assert table.total is None
-    with pytest.raises(FileTooLarge, match="row 7: the sheet has more than 5 data rows"):
-        import_customers(g, path, limits=XlsxLimits(max_rows=5))
-    assert len(g.customers()) == 5  # the rows before the limit were imported
-    assert import_customers(g, path, limits=XlsxLimits(max_rows=10)).read == 10
+        assert len(list(table.rows())) == 10
 
 
 def test_a_lying_member_size_cannot_inflate_past_it(tmp_path: Path) -> None:
@@ -179,3 +192,160 @@ def test_broken_sheet_xml_names_the_row(tmp_path: Path) -> None:
     with pytest.raises(FileFormatError, match=r"row 3: cannot read the sheet"):
         import_customers(g, path)
     assert g.customers() == ["c1"]
+
+
+# ------------------------------------------------------------------ declared sizes
+
+
+@pytest.mark.parametrize("ref", ["A1:B3", "A1", "A1:A6", "B2:B3", "A1:B1048576", "A1:XFD1", None])
+def test_every_row_is_read_whatever_the_sheet_declares(tmp_path: Path, ref: str | None) -> None:
+    path = workbook(tmp_path / "a.xlsx", rows=5)
+    declare(path, ref)
+    with XlsxTable(path) as table:
+        assert table.header == ("Customer ID", "Firstname")
+        assert list(table.rows()) == [(i + 2, [f"c{i}", f"Name {i}"]) for i in range(5)]
+    g = IdentityGraph()
+    summary = import_customers(g, path, attributes={"Firstname": "first_name"})
+    assert (summary.read, summary.imported, summary.rejected) == (5, 5, 0)
+    assert [g.attributes(c)["first_name"] for c in g.customers()] == [f"Name {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("ref", ["A1:B3", "A1", "A1:B1048576", None])
+def test_the_row_limit_holds_whatever_the_sheet_declares(tmp_path: Path, ref: str | None) -> None:
+    path = workbook(tmp_path / "a.xlsx", rows=10)
+    declare(path, ref)
+    g = IdentityGraph()
+    with pytest.raises(FileTooLarge, match="row 7: the sheet has more than 5 data rows"):
+        import_customers(g, path, limits=XlsxLimits(max_rows=5))
+    assert len(g.customers()) == 5  # the rows before the limit were imported
+    assert import_customers(g, path, limits=XlsxLimits(max_rows=10)).read == 10
+
+
+def test_cells_right_of_the_header_are_not_read(tmp_path: Path) -> None:
+    # A cell far right of the header (XFD is Excel's last column) neither
+    # widens the rows nor costs a row of that width.
+    path = workbook(tmp_path / "a.xlsx", rows=2)
+    member = "xl/worksheets/sheet1.xml"
+    sheet = zipfile.ZipFile(path).read(member)
+    far = b'<c r="XFD3" t="inlineStr"><is><t>far</t></is></c></row>'
+    rewritten = sheet.replace(b"</row>", far, 3).replace(far, b"</row>", 2)
+    assert rewritten.count(b"XFD3") == 1
+    replace_member(path, member, rewritten)
+    declare(path, "A1:B2")
+    with XlsxTable(path) as table:
+        assert list(table.rows()) == [(2, ["c0", "Name 0"]), (3, ["c1", "Name 1"])]
+
+
+# ------------------------------------------------------------------ text escaping (ST_Xstring)
+
+#: Text built to hit the escaping's edge cases: pieces that look like escapes,
+#: underscores, carriage returns and characters XML cannot carry.
+PIECES = ["_x000D_", "_x005F_", "_x0041_", "_x", "_", "x0041", "00e9_", "\r", "\r\n", "\n"]
+TRICKY_TEXT = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.characters(blacklist_categories=())), max_size=12
+).map("".join)
+#: XML 1.0's characters, less CR (which a parser turns into LF).
+XML_CHAR = re.compile("[\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+@given(TRICKY_TEXT)
+def test_unescape_gives_back_what_escape_wrote(text: str) -> None:
+    escaped = escape_text(text)
+    assert XML_CHAR.fullmatch(escaped), escaped
+    assert unescape_text(escaped) == text
+
+
+def test_escapes_are_those_office_writes() -> None:
+    assert escape_text("line1\r\nline2") == "line1_x000D_\nline2"
+    assert escape_text("\r=1") == "_x000D_=1"
+    assert escape_text("An\x00n\x1f\ufffe") == "An_x0000_n_x001F__xFFFE_"
+    assert escape_text("_x0041_ and _x00e9_") == "_x005F_x0041_ and _x005F_x00e9_"
+    # An underscore whose escape the next escape would close is protected too.
+    assert escape_text("_x0041\x01") == "_x005F_x0041_x0001_"
+    assert escape_text("snake_case x0041_ _x41_ \t tab") == "snake_case x0041_ _x41_ \t tab"
+    assert unescape_text("_x000d_ _x005f_x000D_ _x41_") == "\r _x000D_ _x41_"
+
+
+def shared_strings_workbook(path: Path, texts: list[str]) -> Path:
+    """A workbook whose cells are shared strings, as Excel writes them (openpyxl
+    writes inline strings): column A of row 1 the header, then one row per text,
+    each ``<si>`` holding the XML given."""
+    workbook(path, rows=0)
+    rows = "".join(
+        f'<row r="{n}"><c r="A{n}" t="s"><v>{n - 1}</v></c></row>' for n in range(1, len(texts) + 2)
+    )
+    sheet = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<dimension ref="A1"/><sheetData>{rows}</sheetData></worksheet>'
+    )
+    items = "".join(f"<si>{text}</si>" for text in ["<t>Firstname</t>", *texts])
+    strings = (
+        f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{items}</sst>'
+    )
+    with zipfile.ZipFile(path) as source:
+        types = source.read("[Content_Types].xml").decode()
+        rels = source.read("xl/_rels/workbook.xml.rels").decode()
+    types = types.replace(
+        "</Types>",
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    )
+    rels = rels.replace(
+        "</Relationships>",
+        '<Relationship Id="rIdS" Target="sharedStrings.xml" Type="http://schemas.'
+        'openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/></Relationships>',
+    )
+    replace_member(path, "[Content_Types].xml", types.encode())
+    replace_member(path, "xl/_rels/workbook.xml.rels", rels.encode())
+    replace_member(path, "xl/worksheets/sheet1.xml", sheet.encode())
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("xl/sharedStrings.xml", strings.encode())
+    return path
+
+
+def test_excel_s_escapes_are_read_in_shared_and_inline_strings(tmp_path: Path) -> None:
+    written = [
+        "<t>line1_x000D_\nline2</t>",  # Excel's CR
+        "<t>_x005F_x000D_</t>",  # the text _x000D_ typed into a cell
+        "<t>ax005F_b</t>",  # not an escape: openpyxl alone would drop x005F_
+        "<r><t>A_x0009_</t></r><r><rPr><b/></rPr><t>n_x0001_n</t></r>",  # rich text runs
+        '<t xml:space="preserve"> _x0000_ </t>',
+    ]
+    expected = ["line1\r\nline2", "_x000D_", "ax005F_b", "A\tn\x01n", " \x00 "]
+    path = shared_strings_workbook(tmp_path / "excel.xlsx", written)
+    with XlsxTable(path) as table:
+        assert table.header == ("Firstname",)
+        assert [values[0] for _, values in table.rows()] == expected
+    inline = "".join(
+        f'<row r="{n}"><c r="A{n}" t="inlineStr"><is>{text}</is></c></row>'
+        for n, text in enumerate(["<t>Firstname</t>", *written], start=1)
+    )
+    replace_member(
+        path,
+        "xl/worksheets/sheet1.xml",
+        (
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            f"<sheetData>{inline}</sheetData></worksheet>"
+        ).encode(),
+    )
+    with XlsxTable(path) as table:
+        assert [values[0] for _, values in table.rows()] == expected
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=st.lists(TRICKY_TEXT.filter(lambda text: text.strip() != ""), min_size=1, max_size=4))
+def test_every_string_is_written_and_read_back(tmp_path: Path, texts: list[str]) -> None:
+    """Every Python string can be written (none stops the file, control
+    characters and lone surrogates included) and reads back as it was, in
+    the header too."""
+    path = tmp_path / "t.xlsx"
+    header = ["A_x0041_\r", *(f"c{i}" for i in range(1, len(texts)))]
+    writer = XlsxWriter(path, header, "Sheet")
+    writer.append(texts)
+    writer.append([f"={text}" for text in texts])
+    writer.save()
+    with XlsxTable(path) as table:
+        assert list(table.header) == [name.strip() for name in header]
+        assert [values for _, values in table.rows()] == [texts, [f"={t}" for t in texts]]

@@ -246,8 +246,8 @@ def export_profiles(
     Raises
     ------
     ValueError
-        A naive ``as_of``, a suffix other than .csv / .xlsx, or a value that
-        XLSX cannot hold (a control character).
+        A naive ``as_of``, a suffix other than .csv / .xlsx, or (CSV) a
+        text that UTF-8 cannot encode (a lone surrogate).
     StoreError
         Another process changed the store during the export in a way that
         would break the file (a listed profile merged into another, a new
@@ -260,7 +260,9 @@ def export_profiles(
     tab, CR) or with ``'`` gets a leading ``'``, except a plain number such
     as ``-5.00``; ``unescape_formula`` gives back the text.  ``.xlsx``:
     typed cells (whole numbers, dates), exact amounts and aware times as
-    text, every text a string cell, never a formula.
+    text, every text a string cell, never a formula; a character XML cannot
+    hold (a control character, a carriage return) is escaped as Office
+    escapes it, ``_xHHHH_``.
 
     The indicators are computed once (``g.kpis(as_of)``); rows are then
     built and written one at a time, so memory holds that result and one
@@ -311,15 +313,10 @@ def _write_csv(path: Path, header: list[str], rows: _Rows, bar: Progress) -> int
 def _write_xlsx(path: Path, header: list[str], sheet: str, rows: _Rows, bar: Progress) -> int:
     written = 0
     book = XlsxWriter(path, header, sheet)
-    for profile, cells, indicators in rows:
+    for _profile, cells, indicators in rows:
         values = [None if cell == "" else cell for cell in cells]
         values += [_xlsx_value(indicators[name]) for name in _INDICATORS]
-        try:
-            book.append(values)
-        except Exception as error:  # openpyxl's IllegalCharacterError is a bare Exception
-            raise ValueError(
-                f"profile {str(profile)!r} cannot be written to XLSX: {error}"
-            ) from None
+        book.append(values)  # any text: XlsxWriter escapes what XML cannot hold
         written += 1
         if written % 256 == 0:
             bar.update(written)

@@ -21,11 +21,18 @@ Writing uses a write-only workbook (streamed, inline strings) and stores
 every text as a string cell: a value that starts with ``=`` is text, never a
 formula, and one that starts like a formula also gets Excel's "quote
 prefix", so editing the cell later does not turn it into one either.
+
+Text is escaped as Office escapes it (:func:`escape_text`): a character XML
+cannot carry, or a carriage return, is written ``_xHHHH_``; reading undoes it
+(:func:`unescape_text`), for our files and Excel's alike.  So every string
+can be written — one odd value never stops an export — and reads back as it
+was.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -39,7 +46,15 @@ from .cells import FORMULA_TRIGGERS
 from .errors import FileFormatError, FileTooLarge
 from .tables import ClosesOnExit
 
-__all__ = ["Formula", "XlsxLimits", "XlsxTable", "XlsxWriter", "check_archive"]
+__all__ = [
+    "Formula",
+    "XlsxLimits",
+    "XlsxTable",
+    "XlsxWriter",
+    "check_archive",
+    "escape_text",
+    "unescape_text",
+]
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -99,14 +114,100 @@ def _defused() -> bool:
     return bool(openpyxl.DEFUSEDXML)
 
 
+#: What a text cell cannot hold as it is: the characters XML 1.0 cannot carry
+#: (C0 controls but tab and line feed, lone surrogates, U+FFFE, U+FFFF) and
+#: carriage return, which every XML parser turns into a line feed.
+_UNSAFE = "[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]"
+_HEX4 = "[0-9A-Fa-f]{4}"
+#: An unsafe character, or an ``_`` that would read as the start of an escape.
+_TO_ESCAPE = re.compile(f"{_UNSAFE}|_(?=x{_HEX4}(?:_|{_UNSAFE}))")
+_ESCAPED = re.compile(f"_x({_HEX4})_")
+
+
+def escape_text(text: str) -> str:
+    r"""``text`` as an XLSX text cell holds it: OOXML's escaping (ST_Xstring).
+
+    XML cannot carry most control characters, and turns a carriage return
+    into a line feed, so Office writes such a character as ``_xHHHH_``, its
+    code in hex (``\r`` is ``_x000D_``).  An ``_`` that would otherwise
+    start such an escape is itself written ``_x005F_``: ``_x0041_`` as text
+    is ``_x005F_x0041_``.  That includes an ``_`` whose escape would be
+    closed by the next escape's ``_`` (``_x0041`` then ``\x01``), which a
+    plain "protect every ``_xHHHH_``" rule misses.  openpyxl does neither
+    (it refuses control characters and lets CR become LF), hence this.
+    :func:`unescape_text` gives back exactly ``text``.  O(len(text)).
+
+    >>> escape_text("line1\r\nline2"), escape_text("An\x00n"), escape_text("_x0041_")
+    ('line1_x000D_\nline2', 'An_x0000_n', '_x005F_x0041_')
+    """
+    return _TO_ESCAPE.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    return f"_x{ord(match.group()):04X}_"
+
+
+def unescape_text(text: str) -> str:
+    r"""The text of an XLSX text cell as written: each ``_xHHHH_`` is the
+    character with that code (Excel writes them; openpyxl leaves them as
+    they are).  The inverse of :func:`escape_text`.  O(len(text)).
+
+    >>> unescape_text("line1_x000D_\nline2"), unescape_text("_x005F_x0041_")
+    ('line1\r\nline2', '_x0041_')
+    """
+    if "_x" not in text:
+        return text
+    return _ESCAPED.sub(_unescape_one, text)
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    return chr(int(match.group(1), 16))
+
+
+def _open_workbook(path: Path) -> Any:
+    """``load_workbook(path, read_only=True)``, with the shared strings as written.
+
+    openpyxl deletes every ``x005F_`` from a shared string (a half-way
+    unescape that also eats that text where it is not an escape), which
+    cannot be undone; this reader keeps the text as the file has it, so
+    :func:`unescape_text` reads shared and inline strings alike.
+    """
+    from openpyxl.cell.text import Text
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse  # defusedxml's (checked by the caller)
+
+    item = f"{{{SHEET_MAIN_NS}}}si"
+
+    class Reader(ExcelReader):  # type: ignore[misc]
+        def read_strings(self) -> None:
+            part = self.package.find(SHARED_STRINGS)
+            if part is None:
+                return
+            strings: list[str] = []
+            with self.archive.open(part.PartName[1:]) as source:
+                for _event, node in iterparse(source):
+                    if node.tag == item:
+                        strings.append(Text.from_tree(node).content)
+                        node.clear()
+            self.shared_strings = strings
+
+    reader = Reader(path, read_only=True, data_only=False)
+    reader.read()
+    return reader.wb
+
+
 def _cell_value(cell: Any) -> Any:
-    """A read-only cell's value: dates by their number format, formulas marked."""
+    """A read-only cell's value: text unescaped (:func:`unescape_text`),
+    dates by their number format, formulas marked."""
     value = cell.value
     if value is None:
         return None
     kind = cell.data_type
     if kind == "f":
         return Formula(str(value))
+    if kind == "s" and isinstance(value, str):
+        return unescape_text(value)
     if isinstance(value, datetime):
         from openpyxl.styles.numbers import is_datetime
 
@@ -141,10 +242,8 @@ class XlsxTable(ClosesOnExit):
                 "(is OPENPYXL_DEFUSEDXML set to something other than True?)"
             )
         check_archive(self.path, self.limits)
-        from openpyxl import load_workbook
-
         try:
-            self._book = load_workbook(self.path, read_only=True, data_only=False)
+            self._book = _open_workbook(self.path)
         except Exception as error:  # openpyxl raises many types for a malformed archive
             raise FileFormatError(
                 f"{self.path}: cannot read the workbook: {_describe(error)}"
@@ -158,22 +257,23 @@ class XlsxTable(ClosesOnExit):
                 raise FileFormatError(
                     f"{self.path}: no sheet named {sheet!r}; it has {self._book.sheetnames}"
                 )
-            declared = self._declared_rows()
-            if declared is not None and declared - 1 > self.limits.max_rows:
-                raise FileTooLarge(
-                    f"{self.path}: the sheet declares {declared - 1:,} data rows; "
-                    f"max_rows is {self.limits.max_rows:,}"
-                )
-            self.total = declared
-            self._rows = self._sheet.iter_rows()
+            # The declared size (<dimension>) is only a hint for the progress
+            # bar: openpyxl would stop at the rows and columns it names, and
+            # some writers leave it stale, so it is forgotten before reading.
+            self.total = self._declared_rows()
+            self._sheet.reset_dimensions()
             self._row = 0
+            self._rows = self._sheet.iter_rows(max_row=1)
             first = self._next(None)
             if first is None:
                 raise FileFormatError(f"{self.path}: the sheet is empty; row 1 must be a header")
             self.header: tuple[str, ...] = tuple(
-                "" if cell.value is None else str(cell.value).strip() for cell in first
+                "" if value is None else str(value).strip() for value in map(_cell_value, first)
             )
             self._width = len(self.header)
+            # Data rows as wide as the header: a cell further right is not
+            # read, so no row costs more than the header's width.
+            self._rows = self._sheet.iter_rows(min_row=2, max_col=max(self._width, 1))
         except BaseException:
             self._book.close()
             raise
@@ -181,7 +281,7 @@ class XlsxTable(ClosesOnExit):
     def _declared_rows(self) -> int | None:
         try:
             declared = self._sheet.max_row
-        except Exception:  # a malformed <dimension>: count while reading instead
+        except Exception:  # a malformed <dimension>: no hint
             return None
         return declared if isinstance(declared, int) else None
 
@@ -258,12 +358,13 @@ class XlsxWriter:
         text = str(value)
         if text[:1] in FORMULA_TRIGGERS or text.startswith("#"):
             return self._text(text)
-        return text
+        return escape_text(text)
 
     def _text(self, text: str) -> Any:
+        """A string cell holding ``text`` (escaped), whatever it starts with."""
         from openpyxl.cell import WriteOnlyCell
 
-        cell = WriteOnlyCell(self._sheet, value=text)
+        cell = WriteOnlyCell(self._sheet, value=escape_text(text))
         # openpyxl types "=…" as a formula and "#N/A" as an error: a string it is.
         cell.data_type = "s"
         if text[:1] in FORMULA_TRIGGERS:
