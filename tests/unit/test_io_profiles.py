@@ -307,6 +307,15 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_missing_folder_is_named_not_the_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "p.csv"
+    with pytest.raises(FileNotFoundError) as caught:
+        export_profiles(story(), target, AS_OF)
+    assert caught.value.filename == str(target.parent)
+    assert ".partial" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_export_leaves_the_old_file(tmp_path: Path) -> None:
     g = IdentityGraph()
     g.register("c0", attributes={"first_name": "fine"}, at=T0)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import os
 import re
 import sys
@@ -205,6 +206,9 @@ def _xlsx_value(value: Any) -> Any:
 def _replacing(target: Path) -> Iterator[Path]:
     """A file next to ``target`` that takes its place once complete: a
     failed export leaves no truncated file that looks whole."""
+    if not target.parent.is_dir():
+        # Said of the target: the hidden partial file's name would mislead.
+        raise FileNotFoundError(errno.ENOENT, "the folder does not exist", str(target.parent))
     partial = target.with_name(f".{target.name}.partial")
     try:
         yield partial
