@@ -135,7 +135,7 @@ def worker_build(target: str, links: int) -> dict[str, Any]:
     """Write the journal of ``links`` link calls into an empty store, fast:
     decide them in memory, then append the rows a store session would have
     written, 50,000 per transaction."""
-    from identity_graph import codec
+    from identity_graph.session import encode_record
     from identity_graph.stores import open_store
 
     start = time.perf_counter()
@@ -146,7 +146,7 @@ def worker_build(target: str, links: int) -> dict[str, Any]:
     store = open_store(target)
     rows = []
     for seq, record in memory.state.journal.records(0):
-        rows.append((seq, record[0], record[1].isoformat(), codec.dumps(record)))
+        rows.append((seq, record[0], record[1].isoformat(), encode_record(seq, record)))
         if len(rows) == 50_000:
             store.begin(True)
             store.append_journal(rows)

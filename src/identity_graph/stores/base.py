@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-__all__ = ["CheckpointRow", "EventRow", "Head", "JournalRow", "RefusalRow", "Store"]
+__all__ = ["CheckpointRow", "EventRow", "Extent", "Head", "JournalRow", "RefusalRow", "Store"]
 
 #: ``(seq, op, at as ISO text, encoded record)``
 JournalRow = tuple[int, str, str, str]
@@ -46,6 +46,20 @@ class Head:
     seq: int
     events: int
     refusals: int
+
+
+@attrs.frozen
+class Extent:
+    """What the journal holds, for the checks made when a graph opens: the
+    number of rows, the lowest and highest ``seq`` (0 when empty), and the
+    ``seq`` the store recorded as its last one when it last wrote (0 when it
+    keeps no such record).  A gap-free journal has ``first == 1`` and
+    ``last == rows >= written``."""
+
+    rows: int
+    first: int
+    last: int
+    written: int = 0
 
 
 class Store(ABC):
@@ -106,6 +120,24 @@ class Store(ABC):
     @abstractmethod
     def refusals(self, since: int, upto: int) -> Iterator[tuple[int, str, str, str, str]]:
         """``(pos, at, op, reason, body)`` for ``since < pos <= upto``, in order."""
+
+    def extent(self) -> Extent:
+        """How far the journal reaches and how many rows it has (see
+        :class:`Extent`).  This default reads every row: O(journal); a
+        database answers from its index (and records ``written``)."""
+        rows = first = last = 0
+        for seq, _record in self.journal(0):
+            rows += 1
+            first = first or seq
+            last = seq
+        return Extent(rows, first, last)
+
+    def verify(self, full: bool = False) -> None:
+        """Check the store's own files or pages, not its rows; raise
+        ``StoreError`` naming what is damaged.  ``full`` asks for the
+        thorough check where a cheaper one exists.  This default checks
+        nothing (a store without such a check, PostgreSQL among them)."""
+        return None  # not abstract: an integrator's store need not have one
 
     @abstractmethod
     def checkpoint(self) -> CheckpointRow | None:

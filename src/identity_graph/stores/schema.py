@@ -32,6 +32,14 @@ MIGRATIONS: dict[int, list[str]] = {
     #    with SQL ("what changed yesterday").  (An index on events by anchor
     #    was measured and left out: it doubled the cost of every bulk insert.)
     2: ["CREATE INDEX ig_journal_at ON ig_journal (at)"],
+    # 3: journal rows written from here on carry their own seq and a checksum
+    #    (``{"s":[seq,crc,record]}``, see identity_graph.session), which an
+    #    older library would misread; and ig_meta keeps ``journal_seq``, the
+    #    last seq written, so rows deleted at the journal's end are noticed.
+    3: [
+        "INSERT INTO ig_meta (key, value) SELECT 'journal_seq',"
+        " CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM ig_journal"
+    ],
 }
 
 LATEST = max(MIGRATIONS)

