@@ -906,6 +906,21 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _describe(error: Exception) -> str:
+    """An error for people: a file the system refused is named with the
+    system's reason (``out/x.csv: No such file or directory``), without
+    Python's class name and errno; anything else keeps its class name, which
+    tells the kind of refusal (``LinkConflict: …``)."""
+    if (
+        isinstance(error, OSError)
+        and not isinstance(error, IdentityGraphError)
+        and error.filename is not None
+        and error.strerror
+    ):
+        return f"{error.filename}: {error.strerror}"
+    return f"{type(error).__name__}: {error}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; exit with its status (never a traceback)."""
     try:
@@ -925,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"{PROG}: error: {_one_line(str(error))}", err=True)
         code = error.code
     except (IdentityGraphError, OSError, ValueError, LookupError, ArithmeticError) as error:
-        click.echo(f"{PROG}: error: {type(error).__name__}: {_one_line(str(error))}", err=True)
+        click.echo(f"{PROG}: error: {_one_line(_describe(error))}", err=True)
         code = 1
     sys.exit(code)
 

@@ -283,6 +283,14 @@ def test_errors_are_one_line(store: Path) -> None:
         store, "kpis", "--as-of", "2024-06-30", "--out", "x.xlsx", code=2
     )
     assert not (store / "x.xlsx").exists() and not (store / "x.tsv").exists()
+    # A file the system refuses is named with its reason, not Python's class and errno.
+    for command in (
+        ["export", "profiles", "nowhere/x.csv", "--as-of", "2024-06-30"],
+        ["export", "customers", "nowhere/x.csv"],
+    ):
+        line = quick_fails(store, *command)
+        assert line.startswith("identity-graph: error: nowhere"), line
+        assert "Errno" not in line and "Error:" not in line and ".partial" not in line
     assert "cannot be typed 'purchase'" in quick_fails(
         store,
         "import",
