@@ -439,3 +439,17 @@ def test_demo_leaves_a_store_with_other_customers_alone(tmp_path: Path) -> None:
     assert "'crm-1'" in line and "--db demo.db" in line
     with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
         assert g.customers() == ["crm-1"] and len(list(g.journal())) == 1
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "no-such-codec"])
+@pytest.mark.parametrize("command", ["offline-data", "offline-events", "customers"])
+def test_an_encoding_that_is_no_text_encoding_is_one_line_naming_the_option(
+    tmp_path: Path, command: str, codec: str
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    zone = [] if command == "customers" else ["--tz", "UTC"]
+    line = quick_fails(tmp_path, "import", command, str(path), *zone, "--encoding", codec, code=2)
+    assert line.startswith(
+        f"identity-graph: error: Invalid value for '--encoding': '{codec}' is not"
+    )

@@ -11,6 +11,7 @@ import pytest
 
 from identity_graph import IdentityGraph, Link
 from identity_graph.io import FileFormatError, ImportSummary, import_offline_events
+from identity_graph.io.csvfiles import MAX_ROW_CHARACTERS
 from identity_graph.times import RANGE_RULE
 
 HEADER = (
@@ -219,3 +220,18 @@ def test_a_time_outside_the_range_is_a_rejected_row_and_the_import_goes_on(
             "reason": f"time stamp {stamp!r} in America/New_York: {RANGE_RULE}",
         }
     ]
+
+
+def test_a_long_field_is_imported_and_a_row_too_long_is_rejected(tmp_path: Path) -> None:
+    g = members()
+    rejects = tmp_path / "rejects.csv"
+    long_coupon = GOOD[0][: -len(",")] + "," + "C" * 200_000  # a 200 KB Coupon
+    too_long = GOOD[1] + "x" * (MAX_ROW_CHARACTERS + 1)
+    path = write(tmp_path, long_coupon, too_long, GOOD[2])
+    summary = import_offline_events(g, path, tz="UTC", rejects=rejects)
+    assert summary == ImportSummary(read=3, imported=2, unchanged=0, rejected=1)
+    plain, _purchase = g.events("c1")
+    assert plain.data["fields"] == {"Coupon": "C" * 200_000}
+    (reject,) = rejects_of(rejects)
+    assert reject["row"] == "3" and reject["column"] == "" and reject["value"] == ""
+    assert f"longer than {MAX_ROW_CHARACTERS:,} characters" in reject["reason"]
