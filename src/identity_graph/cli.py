@@ -251,9 +251,25 @@ def _csv_options(command: F) -> F:
         help="Column delimiter [default: sniffed].",
     )(command)
     command = click.option(
-        "--encoding", default=None, help="Text encoding [default: UTF-8, or the file's BOM]."
+        "--encoding",
+        default=None,
+        callback=_text_encoding,
+        help="Text encoding [default: UTF-8, or the file's BOM].",
     )(command)
     return command
+
+
+def _text_encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--encoding``: a text encoding Python knows, else a usage error naming
+    the option (``rot13`` and ``base64`` are codecs, not text encodings)."""
+    if value is None:
+        return None
+    from .io.csvfiles import check_encoding  # the importers' own rule; io loads lazily
+
+    try:
+        return check_encoding(value, "")
+    except ValueError as error:
+        raise click.BadParameter(str(error).strip()) from None
 
 
 def _rejects_path(file: str, rejects: str | None) -> Path:

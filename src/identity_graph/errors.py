@@ -14,6 +14,7 @@ every one also subclasses the builtin a generic handler would catch, so
     ├── LimitExceeded (ValueError)        a guard (caps, frozen links)
     ├── NotConnected (LookupError)        explain() of references in different profiles
     ├── InvalidEvent (ValueError)         an event with nothing left to identify it
+    ├── InvalidTime (ValueError)          a naive time, or one outside the supported range
     ├── DuplicateEvent (ValueError)       an event id reused with other content
     ├── ReadOnlyGraph (TypeError)         a mutating call on an ``as_of`` view
     └── StoreError (OSError)              a store could not be opened, read or written
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidCustomerId",
     "InvalidEvent",
     "InvalidLink",
+    "InvalidTime",
     "LimitExceeded",
     "LinkConflict",
     "NotConnected",
@@ -86,6 +88,11 @@ class NotConnected(IdentityGraphError, LookupError):
 
 class InvalidEvent(IdentityGraphError, ValueError):
     """An event that cannot be recorded as given."""
+
+
+class InvalidTime(IdentityGraphError, ValueError):
+    """A time without a time zone, or outside the range the library supports
+    (0002-01-01 to 9999-01-01 UTC: see :mod:`identity_graph.times`)."""
 
 
 class DuplicateEvent(IdentityGraphError, ValueError):

@@ -384,7 +384,7 @@ def prepare(
     name = event_id or kind
     if type(kind) is not str or not kind or kind.isspace():
         raise InvalidEvent(f"event type {kind!r} must be a non-empty string")
-    if not (type(at) is datetime and at.tzinfo is UTC):  # else check it properly
+    if not (type(at) is datetime and at.tzinfo is UTC and 1 < at.year < 9999):  # else check it
         if not isinstance(at, datetime):
             raise InvalidEvent(f"event {name!r}: at={at!r} is not a datetime")
         utc(at, f"event {name!r}: at")

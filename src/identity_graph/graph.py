@@ -229,12 +229,14 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ helpers
 
-    def _now(self, at: datetime | None) -> datetime:
+    def _now(self, at: datetime | None, what: str = "at") -> datetime:
+        """``at`` (or the clock's now) as a UTC instant; ``InvalidTime`` naming
+        ``what`` when it is naive or outside the supported range.  O(1)."""
         if at is None:
             at = self._clock()
-        if type(at) is datetime and at.tzinfo is UTC:  # the common case, checked cheaply
-            return at
-        return utc(at)
+        if type(at) is datetime and at.tzinfo is UTC and 1 < at.year < 9999:
+            return at  # the common case, checked cheaply (utc's own fast path, inlined)
+        return utc(at, what)
 
     def _writable(self, op: str) -> None:
         if self._read_only:
@@ -645,8 +647,9 @@ class IdentityGraph:
 
     def _refuse_event(self, event: object, error: Exception) -> None:
         """Log a refused event at its own time, or now if it has no valid time."""
-        at = getattr(event, "at", None)
-        if not isinstance(at, datetime) or at.utcoffset() is None:
+        try:
+            at = utc(getattr(event, "at", None))
+        except (TypeError, ValueError):  # no valid time: naive, outside the range, missing
             at = self._clock()
         self._guards.refuse(at, "record", {"event": event}, error)
 
@@ -667,9 +670,9 @@ class IdentityGraph:
         belonged to at ``t`` — its anonymous profile if it was unowned then.
         O(anchors × spans × log n + result).
         """
-        for bound in (start, end):
+        for what, bound in (("start", start), ("end", end)):
             if bound is not None:
-                self._now(bound)  # refuses naive or non-datetime bounds, naming them
+                self._now(bound, what)  # refuses naive or non-datetime bounds, naming them
         profile = self._resolve(ref, at)
         members = () if isinstance(profile, Link) else self._partition.members(profile)
         return self._ledger.events(profile, members, start, end, types)
@@ -689,7 +692,7 @@ class IdentityGraph:
         ``"polars"`` (:func:`identity_graph.kpis.compute`); every engine gives
         equal values.
         """
-        as_of = self._now(as_of)
+        as_of = self._now(as_of, "as_of")
         # An unknown ref fails before the pass over every purchase.
         profile = None if ref is None else self._resolve(ref)
         every = indicators.run(self._core, self._ledger, as_of, engine)

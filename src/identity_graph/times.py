@@ -9,7 +9,11 @@ which misorders the hour repeated when daylight saving time ends.
 Python's ``datetime`` spans the years 1 to 9999.  A time near either end
 cannot be moved to another zone, nor can an indicator window of 360 days
 be counted back from it, so the library supports a slightly narrower range
-and says so instead of failing on the arithmetic.
+(:data:`EARLIEST` to :data:`LATEST`) and refuses a time outside it with
+:class:`~identity_graph.errors.InvalidTime`, naming the input and the range,
+instead of failing on the arithmetic.  Every call that takes a time, and
+every importer reading a time stamp, applies this one rule through
+:func:`utc`.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> utc(datetime(2024, 6, 1, 3, tzinfo=timezone(timedelta(hours=3))))
@@ -17,17 +21,19 @@ datetime.datetime(2024, 6, 1, 0, 0, tzinfo=datetime.timezone.utc)
 >>> utc(datetime(2024, 6, 1), "as_of")
 Traceback (most recent call last):
 ...
-ValueError: as_of=2024-06-01T00:00:00 is a naive datetime; give a time zone ...
+identity_graph.errors.InvalidTime: as_of=2024-06-01T00:00:00 is a naive datetime; ...
 >>> check_range(datetime(2024, 6, 1, tzinfo=timezone.utc), "--as-of")
 >>> check_range(datetime(9999, 12, 31, tzinfo=timezone.utc), "--as-of")
 Traceback (most recent call last):
 ...
-ValueError: --as-of 9999-12-31T00:00:00+00:00: times must be from 0002-01-01 to 9999-01-01 (UTC)
+identity_graph.errors.InvalidTime: --as-of 9999-12-31T00:00:00+00:00: times must be from ...
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+from .errors import InvalidTime
 
 __all__ = ["EARLIEST", "LATEST", "RANGE_RULE", "check_range", "utc"]
 
@@ -39,30 +45,38 @@ RANGE_RULE = "times must be from 0002-01-01 to 9999-01-01 (UTC)"
 
 
 def check_range(at: datetime, what: str) -> None:
-    """Raise ``ValueError`` naming ``what`` and the rule when ``at`` (aware)
-    is outside ``[EARLIEST, LATEST]``.  O(1)."""
+    """Raise :class:`InvalidTime` naming ``what`` and the rule when ``at``
+    (aware) is outside ``[EARLIEST, LATEST]``.  O(1)."""
     try:
         inside = EARLIEST <= at <= LATEST
     except OverflowError:  # an offset that pushes it past year 1 or 9999 in UTC
         inside = False
     if not inside:
-        raise ValueError(f"{what} {at.isoformat()}: {RANGE_RULE}")
+        raise InvalidTime(f"{what} {at.isoformat()}: {RANGE_RULE}")
 
 
 def utc(at: object, what: str = "at") -> datetime:
     """``at`` as a UTC instant: ``TypeError`` if it is not a datetime,
-    ``ValueError`` if it is naive (both naming ``what``).  O(1).
+    :class:`InvalidTime` if it is naive or outside ``[EARLIEST, LATEST]``
+    (each naming ``what``).  O(1).
 
-    A time already in UTC is returned as it is (the common case, checked
-    first and cheaply).
+    A time already in UTC and not in the first or last year of the calendar
+    is returned as it is (the common case, checked first and cheaply: an
+    integer comparison of the year rather than two datetime comparisons).
     """
-    if type(at) is datetime and at.tzinfo is UTC:
+    if type(at) is datetime and at.tzinfo is UTC and 1 < at.year < 9999:
         return at
     if not isinstance(at, datetime):
         raise TypeError(f"{what}={at!r} is not a datetime")
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(
-            f"{what}={at.isoformat()} is a naive datetime; give a time zone "
-            "(the library never guesses one)"
-        )
-    return at.astimezone(UTC)
+    try:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidTime(
+                f"{what}={at.isoformat()} is a naive datetime; give a time zone "
+                "(the library never guesses one)"
+            )
+        moved = at.astimezone(UTC)
+    except OverflowError:  # the offset moves it past year 1 or 9999
+        moved = None
+    if moved is None or not EARLIEST <= moved <= LATEST:
+        raise InvalidTime(f"{what}={at.isoformat()}: {RANGE_RULE}")
+    return moved

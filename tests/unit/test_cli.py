@@ -381,6 +381,29 @@ def test_kpis_at_the_ends_of_the_calendar(
         assert "C-1001" in out and "Segment" in out and err == ""
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["resolve", "C-1001", "--at", "9999-12-31T23:59:59-05:00"],
+        ["resolve", "C-1001", "--at", "0001-01-01T00:00:00+05:00"],
+        ["profile", "C-1001", "--as-of", "9999-12-31"],
+        ["profile", "C-1001", "--as-of", "0001-01-01"],
+        ["events", "C-1001", "--start", "0001-01-01T00:00+05:00"],
+        ["events", "C-1001", "--end", "9999-12-31T23:00-05:00"],
+        ["export", "profiles", "profiles.csv", "--as-of", "9999-12-31"],
+    ],
+)
+def test_every_time_option_at_the_ends_of_the_calendar_is_one_line(
+    store: Path, args: list[str]
+) -> None:
+    option, text = args[-2:]
+    found, _, err = call(store, *args)
+    assert found == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"identity-graph: error: Invalid value for {option}: {text}")
+    assert RANGE_RULE in line
+
+
 def _next_commands(out: str) -> list[list[str]]:
     tail = out[out.index("Try next") :].splitlines()[1:]
     return [shlex.split(line)[1:] for line in tail if line.startswith(f"  {PROG} ")]
@@ -424,3 +447,17 @@ def test_demo_leaves_a_store_with_other_customers_alone(tmp_path: Path) -> None:
     assert "'crm-1'" in line and "--db demo.db" in line
     with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
         assert g.customers() == ["crm-1"] and len(list(g.journal())) == 1
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "no-such-codec"])
+@pytest.mark.parametrize("command", ["offline-data", "offline-events", "customers"])
+def test_an_encoding_that_is_no_text_encoding_is_one_line_naming_the_option(
+    tmp_path: Path, command: str, codec: str
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    zone = [] if command == "customers" else ["--tz", "UTC"]
+    line = quick_fails(tmp_path, "import", command, str(path), *zone, "--encoding", codec, code=2)
+    assert line.startswith(
+        f"identity-graph: error: Invalid value for '--encoding': '{codec}' is not"
+    )

@@ -6,15 +6,16 @@ from __future__ import annotations
 import csv
 import re
 import sys
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from identity_graph.errors import InvalidTime
 from identity_graph.io import ImportSummary, luhn_check_digit, luhn_valid, new_card_number
 from identity_graph.io.cells import (
     FORMULA_TRIGGERS,
@@ -27,6 +28,7 @@ from identity_graph.io.cells import (
     unescape_formula,
 )
 from identity_graph.io.summary import Progress, Rejects
+from identity_graph.times import EARLIEST, LATEST, RANGE_RULE
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 
@@ -52,6 +54,40 @@ def test_a_skipped_local_time_is_refused_and_a_repeated_one_is_the_first() -> No
 def test_other_time_formats_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="time stamp"):
         parse_time(text, UTC)
+
+
+@settings(max_examples=200)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
+    ).map(lambda at: at.replace(microsecond=0)),
+    near_an_end=st.sampled_from([None, 1, 2, 9998, 9999]),
+    zone=st.one_of(st.timezones(), st.just(UTC), st.just(timezone(timedelta(hours=14)))),
+)
+def test_any_time_stamp_in_any_zone_is_a_time_or_a_value_error_naming_it(
+    moment: datetime, near_an_end: int | None, zone: tzinfo
+) -> None:
+    if near_an_end is not None:
+        moment = moment.replace(year=near_an_end, day=min(moment.day, 28))
+    text = moment.isoformat(sep=" ")
+    try:
+        at = parse_time(text, zone)
+    except InvalidTime as error:  # the supported range, never an OverflowError
+        assert str(error) == f"time stamp {text!r} in {zone}: {RANGE_RULE}"
+        assert moment.year in (1, 2, 9998, 9999)
+    except ValueError as error:
+        assert "clocks skipped it" in str(error) and text in str(error)
+    else:
+        assert EARLIEST <= at <= LATEST and at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [("0001-01-01 00:00:00", "Europe/Helsinki"), ("9999-12-31 23:59:59", "America/New_York")],
+)
+def test_the_ends_of_the_calendar_are_invalid_times(text: str, zone: str) -> None:
+    with pytest.raises(InvalidTime, match=re.escape(f"{text!r} in {zone}: {RANGE_RULE}")):
+        parse_time(text, ZoneInfo(zone))
 
 
 def test_time_zones_are_names_or_tzinfo_never_a_default() -> None:

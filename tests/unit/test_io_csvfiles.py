@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity_graph.io import FileFormatError
-from identity_graph.io.csvfiles import MAX_LINE_BYTES, CsvTable
+from identity_graph.io.csvfiles import MAX_ROW_CHARACTERS, CsvTable
+from identity_graph.io.tables import UnreadableRow
 
 HEADER = ["Time Stamp", "Customer ID", "Amount"]
 
@@ -134,15 +135,6 @@ def test_broken_files_name_the_row(tmp_path: Path, text: str, row: int, words: s
     assert words in str(error.value)
 
 
-def test_a_line_without_end_is_refused_not_read_whole(tmp_path: Path) -> None:
-    path = tmp_path / "f.csv"
-    with open(path, "wb") as handle:
-        handle.write(b"a,b\n")
-        handle.write(b"x" * (MAX_LINE_BYTES + 10))
-    with CsvTable(path) as opened, pytest.raises(FileFormatError, match=r"row 2 .*longer than"):
-        list(opened.rows())
-
-
 def test_an_empty_file_has_no_header(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_bytes(b"")
@@ -177,3 +169,211 @@ def test_the_required_columns_decide_however_they_are_spelt(tmp_path: Path) -> N
     with CsvTable(path, required=["Time Stamp", "Customer-ID"]) as opened:
         assert opened.delimiter == ";"
         assert opened.header == ("time_stamp", "CUSTOMER ID", "Note: a,b,c,d")
+
+
+# --- a bad byte names its own row, whatever the encoding ----------------------------
+
+#: Bytes each encoding cannot decode: a byte that starts no UTF-8 sequence, a
+#: UTF-8 sequence cut short, a lone low surrogate, a high one without its pair.
+BAD_BYTES = {
+    "utf-8": [b"\xff", b"\xe4", b"\xc3("],
+    "utf-16-le": [b"\x00\xdc", b"\x00\xd8a\x00"],
+    "utf-16-be": [b"\xdc\x00", b"\xd8\x00\x00a"],
+    "utf-32-le": [b"\x00\xdc\x00\x00", b"\x00\x00\x11\x00"],
+}
+BOM = {
+    "utf-8": b"",
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+}
+CELL = st.text(
+    # Characters whose code units hold a 0x0A byte (U+0A0A, U+010A…) and
+    # ones outside the BMP (a surrogate pair in UTF-16) on purpose.
+    st.sampled_from("abc xyzÄö\u0a0a\u010a\u0a00😀漢"),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    encoding=st.sampled_from(sorted(BAD_BYTES)),
+    cells=st.lists(CELL, min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_bad_bytes_at_any_row_name_that_row_and_every_row_before_it_is_read(
+    tmp_path_factory: pytest.TempPathFactory, encoding: str, cells: list[str], data: st.DataObject
+) -> None:
+    bad_index = data.draw(st.integers(0, len(cells) - 1), label="bad row index")
+    bad = data.draw(st.sampled_from(BAD_BYTES[encoding]), label="bad bytes")
+    where = data.draw(st.integers(0, len(cells[bad_index])), label="position in the cell")
+    body = BOM[encoding] + "a,b\n".encode(encoding)
+    for index, cell in enumerate(cells):
+        row = f"{cell},{index}\n".encode(encoding)
+        if index == bad_index:
+            cut = len(cell[:where].encode(encoding))
+            row = row[:cut] + bad + row[cut:]
+        body += row
+    path = tmp_path_factory.mktemp("csv") / "f.csv"
+    path.write_bytes(body)
+    bad_row = bad_index + 2  # the header is row 1
+    read: list[tuple[int, list[str]]] = []
+    with CsvTable(path) as opened, pytest.raises(FileFormatError) as error:
+        read.extend(opened.rows())
+    assert read == [(index + 2, [cell, str(index)]) for index, cell in enumerate(cells[:bad_index])]
+    assert f"{path}: row {bad_row} (line {bad_row}): " in str(error.value)
+    assert "is not valid" in str(error.value)
+
+
+# --- one size rule for rows and fields ----------------------------------------------
+
+
+def test_a_field_of_200_kb_is_read_not_refused_by_the_field_limit(tmp_path: Path) -> None:
+    # The csv module's own limit is 131,072 characters per field.
+    path = tmp_path / "f.csv"
+    path.write_text(f"a,b\n1,{'x' * 200_000}\n2,y\n", encoding="utf-8")
+    with CsvTable(path) as opened:
+        assert list(opened.rows()) == [(2, ["1", "x" * 200_000]), (3, ["2", "y"])]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_the_longest_row_is_read_and_one_character_more_is_an_unreadable_row(
+    tmp_path: Path, encoding: str
+) -> None:
+    path = tmp_path / "f.csv"
+    # A row's characters include its line break.
+    longest = "1," + "é" * (MAX_ROW_CHARACTERS - 3) + "\n"
+    assert len(longest) == MAX_ROW_CHARACTERS
+    longer = "2," + "é" * (MAX_ROW_CHARACTERS - 2) + "\n"
+    path.write_bytes(("a,b\n" + longest + longer + "3,z\n").encode(encoding))
+    with CsvTable(path) as opened:
+        rows = list(opened.rows())
+    assert rows[0] == (2, ["1", "é" * (MAX_ROW_CHARACTERS - 3)])
+    assert rows[1][0] == 3 and isinstance(rows[1][1], UnreadableRow) and rows[1][1] == []
+    assert rows[1][1].reason == (
+        f"the row (line 3) is longer than {MAX_ROW_CHARACTERS:,} characters, "
+        "the most a row may hold; it was skipped"
+    )
+    assert rows[2] == (4, ["3", "z"])
+
+
+@pytest.mark.parametrize(
+    ("middle", "lines"),
+    [
+        # One line of 4 MiB of ASCII: read in pieces, never whole.
+        ("x" * (4 * MAX_ROW_CHARACTERS + 10) + "\n", "line 3"),
+        # A quoted field over three lines, each short, the row too long; its
+        # quotes and delimiters must not be mistaken for the next rows.
+        ('"' + ("y" * 600_000 + '"",;\n') * 2 + 'end",x\n', "lines 3-5"),
+        # A too-long line that opens a quoted field closed on the next line.
+        ("q," + '"' + "z" * (MAX_ROW_CHARACTERS + 5) + "\n" + 'still inside",x\n', "lines 3-4"),
+    ],
+)
+def test_a_row_too_long_is_skipped_to_its_end_and_reading_goes_on(
+    tmp_path: Path, middle: str, lines: str
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,ok\n" + middle + "3,fine\n", encoding="utf-8")
+    with CsvTable(path) as opened:
+        rows = list(opened.rows())
+        assert opened.position() == path.stat().st_size
+    assert [(row, list(cells)) for row, cells in rows] == [
+        (2, ["1", "ok"]),
+        (3, []),
+        (4, ["3", "fine"]),
+    ]
+    assert isinstance(rows[1][1], UnreadableRow) and f"({lines})" in rows[1][1].reason
+
+
+def test_a_last_line_without_end_is_an_unreadable_row_not_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    with open(path, "wb") as handle:
+        handle.write(b"a,b\n1,ok\n")
+        handle.write(b"x" * (MAX_ROW_CHARACTERS + 10))
+    with CsvTable(path) as opened:
+        (first, (row, cells)) = list(opened.rows())
+    assert first == (2, ["1", "ok"])
+    assert row == 3 and isinstance(cells, UnreadableRow) and "(line 3)" in cells.reason
+
+
+def test_a_header_too_long_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a," + "b" * (MAX_ROW_CHARACTERS + 1) + "\n1,2\n", encoding="utf-8")
+    with pytest.raises(FileFormatError, match=r"row 1: the row \(line 1\) is longer than"):
+        CsvTable(path)
+
+
+# --- only text encodings --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "zlib", "hex", "uu", "bz2"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^encoding '{codec}' is not a text encoding"):
+        CsvTable(path, encoding=codec)
+
+
+def test_a_utf_16_file_without_its_mark_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-16-le"))
+    with pytest.raises(FileFormatError, match=r"row 1: UTF-16 stream does not start with BOM"):
+        CsvTable(path, encoding="utf-16")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    limit=st.integers(8, 60),
+    delimiter=st.sampled_from([",", ";"]),
+    encoding=st.sampled_from(["utf-8", "utf-16"]),
+    cells=st.lists(
+        st.lists(st.text(st.sampled_from('ab ä"\n,;😀'), max_size=25), min_size=3, max_size=3),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_exactly_the_rows_over_the_limit_are_unreadable_and_the_others_read_back(
+    tmp_path_factory: pytest.TempPathFactory,
+    limit: int,
+    delimiter: str,
+    encoding: str,
+    cells: list[list[str]],
+) -> None:
+
+    from identity_graph.io import csvfiles
+
+    # A small limit, so that short rows (quotes, delimiters and line breaks
+    # in their fields) cross it; the read size shrinks with it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvfiles, "MAX_ROW_CHARACTERS", limit)
+        patch.setattr(csvfiles, "_CHUNK_BYTES", 4 * limit)
+        _check_rows_against_the_limit(tmp_path_factory, limit, delimiter, encoding, cells)
+
+
+def _check_rows_against_the_limit(
+    tmp_path_factory: pytest.TempPathFactory,
+    limit: int,
+    delimiter: str,
+    encoding: str,
+    cells: list[list[str]],
+) -> None:
+    import csv
+    import io
+
+    texts = []
+    for row in [["a", "b", "c"], *cells]:
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="\n").writerow(row)
+        texts.append(out.getvalue())
+    path = tmp_path_factory.mktemp("csv") / "f.csv"
+    path.write_bytes("".join(texts).encode(encoding))
+    with CsvTable(
+        path, delimiter=delimiter, encoding=None if encoding == "utf-8" else "utf-16"
+    ) as opened:
+        found = list(opened.rows())
+    assert [row for row, _ in found] == list(range(2, len(cells) + 2))
+    for (_, read), row, text in zip(found, cells, texts[1:], strict=True):
+        if len(text) > limit:
+            assert isinstance(read, UnreadableRow), (text, read)
+        else:
+            assert read == row

@@ -17,6 +17,7 @@ import pytest
 
 from identity_graph import Event, IdentityGraph
 from identity_graph.io import FileFormatError, ImportSummary, import_offline_data
+from identity_graph.times import RANGE_RULE
 
 HEADER = (
     "Time Stamp,Customer ID,Event Type,Category,Event Name,Num1,Num2,Var1,"
@@ -228,6 +229,9 @@ BAD = {
     "2024-03-01 10:00:00,c1,7,,X,1.5,3.00,,,T-9,": ("Num1", "1.5", "whole number"),
     "2024-03-01 10:00:00,c1,3,,X,1,0,,,": ("", "", "10 cells but the header has 11"),
     "2024-03-01 10:00:00,c1,3,,X,1,0,,,,,": ("", "", "12 cells but the header has 11"),
+    # Outside the supported range once moved to UTC (never an OverflowError).
+    "0001-01-01 00:00:00,c1,3,,X,1,0,,,,": ("Time Stamp", "0001-01-01 00:00:00", RANGE_RULE),
+    "9999-12-31 23:59:59,c1,7,,X,1,1.00,,,T-9,": ("Time Stamp", "9999-12-31 23:59:59", RANGE_RULE),
 }
 
 

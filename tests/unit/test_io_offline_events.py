@@ -11,6 +11,8 @@ import pytest
 
 from identity_graph import IdentityGraph, Link
 from identity_graph.io import FileFormatError, ImportSummary, import_offline_events
+from identity_graph.io.csvfiles import MAX_ROW_CHARACTERS
+from identity_graph.times import RANGE_RULE
 
 HEADER = (
     "Type,Event Name,Member Email Address,Mailing,Time Stamp,Interest Stage,"
@@ -197,3 +199,39 @@ def test_optional_columns_may_be_missing(tmp_path: Path) -> None:
         match=r"lacks the column\(s\) \['Member Email Address', 'Mailing', 'Time Stamp'\]",
     ):
         import_offline_events(g, write(tmp_path, header="Type,Event Name"), tz="UTC")
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31 23:59:59", "0001-01-01 00:00:00"])
+def test_a_time_outside_the_range_is_a_rejected_row_and_the_import_goes_on(
+    tmp_path: Path, stamp: str
+) -> None:
+    g = members()
+    rejects = tmp_path / "rejects.csv"
+    bad = GOOD[1].replace("2024-03-02 11:00:00", stamp)
+    path = write(tmp_path, GOOD[0], bad, GOOD[2])
+    summary = import_offline_events(g, path, tz="America/New_York", rejects=rejects)
+    assert summary == ImportSummary(read=3, imported=2, unchanged=0, rejected=1)
+    assert [e.type for e in g.events("c1")] == ["offline", "offline_purchase"]
+    assert rejects_of(rejects) == [
+        {
+            "row": "3",
+            "column": "Time Stamp",
+            "value": stamp,
+            "reason": f"time stamp {stamp!r} in America/New_York: {RANGE_RULE}",
+        }
+    ]
+
+
+def test_a_long_field_is_imported_and_a_row_too_long_is_rejected(tmp_path: Path) -> None:
+    g = members()
+    rejects = tmp_path / "rejects.csv"
+    long_coupon = GOOD[0][: -len(",")] + "," + "C" * 200_000  # a 200 KB Coupon
+    too_long = GOOD[1] + "x" * (MAX_ROW_CHARACTERS + 1)
+    path = write(tmp_path, long_coupon, too_long, GOOD[2])
+    summary = import_offline_events(g, path, tz="UTC", rejects=rejects)
+    assert summary == ImportSummary(read=3, imported=2, unchanged=0, rejected=1)
+    plain, _purchase = g.events("c1")
+    assert plain.data["fields"] == {"Coupon": "C" * 200_000}
+    (reject,) = rejects_of(rejects)
+    assert reject["row"] == "3" and reject["column"] == "" and reject["value"] == ""
+    assert f"longer than {MAX_ROW_CHARACTERS:,} characters" in reject["reason"]

@@ -539,7 +539,7 @@ def test_record_many_counts_skips_refusals_and_goes_on() -> None:
     assert [r.error for r in refusals] == [
         "InvalidEvent",
         "UnknownCustomer",
-        "ValueError",
+        "InvalidTime",
         "DuplicateEvent",
         "InvalidLink",
         "BlockedLink",

@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..errors import InvalidTime
+from ..times import RANGE_RULE, utc
+
 __all__ = [
     "FORMULA_TRIGGERS",
     "cell_text",
@@ -57,8 +60,10 @@ def time_zone(tz: str | tzinfo) -> tzinfo:
 def parse_time(text: str, tz: tzinfo) -> datetime:
     """``YYYY-MM-DD HH:MM:SS`` local to ``tz``, as an aware datetime in UTC.
 
-    A local time that does not exist (the hour skipped when clocks go
-    forward) is a ``ValueError``; an ambiguous one (the hour repeated when
+    A time outside the range the library supports (0002-01-01 to
+    9999-01-01 UTC) is an :class:`~identity_graph.errors.InvalidTime` (a
+    ``ValueError``); a local time that does not exist (the hour skipped when
+    clocks go forward) is a ``ValueError``; an ambiguous one (the hour repeated when
     they go back) is read as its first occurrence (``fold=0``), as a till
     that does not record the offset would mean it.  O(1).
 
@@ -74,10 +79,13 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
     except ValueError:
         raise ValueError(f"time stamp {text!r} is not a real date and time") from None
     local = naive.replace(tzinfo=tz)
-    utc = local.astimezone(UTC)
-    if tz is not UTC and utc.astimezone(tz).replace(tzinfo=None) != naive:
+    try:
+        instant = utc(local)
+    except InvalidTime:
+        raise InvalidTime(f"time stamp {text!r} in {tz}: {RANGE_RULE}") from None
+    if tz is not UTC and instant.astimezone(tz).replace(tzinfo=None) != naive:
         raise ValueError(f"time stamp {text!r} does not exist in {tz} (clocks skipped it)")
-    return utc
+    return instant
 
 
 def parse_decimal(text: str, decimal_comma: bool = False) -> Decimal:

@@ -4,9 +4,20 @@ delimiter sniffed among ``,`` ``;`` and tab, and every failure naming the row.
 The file is read as bytes one physical line at a time and each line decoded
 on its own, so that a byte the encoding cannot decode is reported at the
 row that holds it (a text wrapper decodes 8 KiB ahead and would blame an
-earlier row).  Records come from the standard :mod:`csv` module in strict
-mode: a stray quote is an error, not a silently swallowed rest of the file.
-Memory is O(longest row), whatever the file's size.
+earlier row).  In UTF-16 and UTF-32 a line's end is two or four bytes that
+a read may split; the lines decoded before a bad code unit are still given
+to the reader first, so the error names the bad unit's own row.  Records
+come from the standard :mod:`csv` module in strict mode: a stray quote is
+an error, not a silently swallowed rest of the file.
+
+One size rule holds for lines and fields alike: a row — every line of it,
+when a quoted field runs over several — may hold at most
+:data:`MAX_ROW_CHARACTERS` characters, and the :mod:`csv` module's field
+limit is raised to that same number (a field is part of a row, so the row
+rule is the one that bites).  A longer row is skipped without being held in
+memory and handed to the importer as an :class:`UnreadableRow`, which it
+rejects; the import goes on.  Memory is O(longest row), whatever the
+file's size.
 """
 
 from __future__ import annotations
@@ -15,23 +26,27 @@ import codecs
 import csv
 import io
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import FileFormatError
-from .tables import ClosesOnExit, column_key
+from .tables import ClosesOnExit, UnreadableRow, column_key
 
-__all__ = ["DELIMITERS", "MAX_LINE_BYTES", "CsvTable"]
+__all__ = ["DELIMITERS", "MAX_ROW_CHARACTERS", "CsvTable", "check_encoding"]
 
 #: The delimiters sniffed for, in order of preference.
 DELIMITERS = (",", ";", "\t")
 #: How much of the file's start the delimiter is sniffed from.
 SNIFF_BYTES = 64 * 1024
-#: The longest physical line read; a longer one is refused rather than held
+#: The most characters a row may hold (1 Mi), all its lines included; also the
+#: csv module's field limit here.  A longer row is rejected rather than held
 #: in memory (a file with no line breaks at all would otherwise be read whole).
-MAX_LINE_BYTES = 1 << 20
+MAX_ROW_CHARACTERS = 1 << 20
+#: The most bytes read at once while looking for a line's end: four per
+#: character, the most a character takes in any encoding (UTF-8, UTF-32…).
+_CHUNK_BYTES = 4 * MAX_ROW_CHARACTERS
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -41,9 +56,42 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
+# Where a skipped row's reading stands, as the csv module's strict parser
+# sees it: at a field's start, inside an unquoted field, inside a quoted
+# one, or just after a quote inside a quoted one (its end, or half of "").
+_START, _FIELD, _QUOTED, _CLOSED = range(4)
 
-class _LineTooLong(Exception):
-    pass
+
+def check_encoding(encoding: object, what: str = "encoding") -> str:
+    """``encoding`` if it names a text encoding Python knows; ``ValueError``
+    naming ``what`` otherwise.
+
+    Python also registers codecs that turn bytes into bytes (``base64``,
+    ``zlib``) or str into str (``rot13``); ``codecs.lookup`` finds them, and
+    ``str.encode`` / ``bytes.decode`` refuse them (with ``LookupError``),
+    which is how Python itself tells a text encoding.  O(1).
+    """
+    try:
+        codecs.lookup(encoding)  # type: ignore[arg-type]
+    except (LookupError, TypeError):
+        raise ValueError(f"{what} {encoding!r} is not one Python knows") from None
+    try:
+        "".encode(str(encoding))
+        b"".decode(str(encoding))
+    except LookupError:
+        raise ValueError(
+            f"{what} {encoding!r} is not a text encoding (it turns bytes into bytes or str "
+            "into str); give one such as utf-8, utf-16, cp1252 or latin-1"
+        ) from None
+    return str(encoding)
+
+
+def _raise_field_limit() -> None:
+    """Let the csv module read a field as long as a row may be (its default
+    is 131,072 characters).  The limit is the module's, process-wide; it is
+    only ever raised here, never lowered."""
+    if csv.field_size_limit() < MAX_ROW_CHARACTERS:
+        csv.field_size_limit(MAX_ROW_CHARACTERS)
 
 
 def _ascii_compatible(encoding: str) -> bool:
@@ -55,44 +103,160 @@ def _ascii_compatible(encoding: str) -> bool:
         return False
 
 
-class _Lines:
-    """The file's text lines, each decoded separately; counts physical lines."""
+def _scan(text: str, state: int, delimiter: str) -> int:
+    """The parser's state after reading ``text`` from ``state``.  O(len(text)),
+    with the searches in C; used only to skip a row that is too long."""
+    at, end = 0, len(text)
+    while at < end:
+        if state == _QUOTED:
+            found = text.find('"', at)
+            if found < 0:
+                return _QUOTED
+            at, state = found + 1, _CLOSED
+        elif state in (_START, _CLOSED):
+            quote = text[at] == '"'
+            # A quote opens a field at its start; after a quote it is "" (a
+            # quote inside the field).  Anything else is read as the field.
+            state = _QUOTED if quote else _FIELD
+            at += quote
+        else:
+            found = text.find(delimiter, at)
+            if found < 0:
+                return _FIELD
+            at, state = found + 1, _START
+    return state
 
-    def __init__(self, handle: BinaryIO, encoding: str) -> None:
+
+class _Lines:
+    """The file's text lines for the csv reader, each decoded on its own.
+
+    Counts physical lines (``line``) and the characters of the current row
+    (:meth:`start_row` starts one).  A row past :data:`MAX_ROW_CHARACTERS`
+    is read to its end without being kept, ``too_long`` set to its first
+    and last line, and the csv reader given a line that ends the row it is
+    reading, so that the reader's next row is the file's next row.
+    """
+
+    def __init__(self, handle: BinaryIO, encoding: str, delimiter: str) -> None:
+        self.line = 0
+        self.too_long: tuple[int, int] | None = None
         self._handle = handle
         self._encoding = encoding
-        self.line = 0
+        self._delimiter = delimiter
+        self._size = 0
+        self._first = 1
+
+    def start_row(self) -> None:
+        self._size = 0
+        self._first = self.line + 1
+        self.too_long = None
 
     def __iter__(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder(self._encoding)("strict")
-        readline = partial(self._handle.readline, MAX_LINE_BYTES + 1)
+        readline = partial(self._handle.readline, _CHUNK_BYTES)
         if _ascii_compatible(self._encoding):
-            # Fast path: each chunk is one whole line.
+            # Fast path: each chunk is one whole line, or part of a very long one.
+            rest = _ascii_pieces(readline, decoder)  # only read to skip a row
             for chunk in iter(readline, b""):
                 self.line += 1
-                if len(chunk) > MAX_LINE_BYTES:
-                    raise _LineTooLong
-                yield decoder.decode(chunk)
-            tail = decoder.decode(b"", final=True)
+                text = decoder.decode(chunk)
+                self._size += len(text)
+                if self._size > MAX_ROW_CHARACTERS or len(chunk) == _CHUNK_BYTES:
+                    whole = len(chunk) < _CHUNK_BYTES or chunk.endswith(b"\n")
+                    text = self._skip(text, whole, rest)
+                yield text
+            tail = decoder.decode(b"", final=True)  # a sequence cut off by the file's end
             if tail:  # pragma: no cover - an ASCII-compatible decoder keeps nothing back
                 yield tail
             return
-        # UTF-16/32: a 0x0A byte need not end a line; re-split the decoded text.
-        pending = ""
-        for chunk in iter(readline, b""):
-            if len(chunk) > MAX_LINE_BYTES:
-                raise _LineTooLong
-            text = pending + decoder.decode(chunk)
-            *complete, pending = text.split("\n")
-            for line in complete:
+        # UTF-16/32: a 0x0A byte need not end a line; the pieces re-split the text.
+        pieces = _wide_pieces(readline, decoder)
+        try:
+            for text, whole in pieces:
                 self.line += 1
-                yield line + "\n"
-            if len(pending) > MAX_LINE_BYTES:
-                raise _LineTooLong
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            self.line += 1
-            yield pending
+                self._size += len(text)
+                if not whole or self._size > MAX_ROW_CHARACTERS:
+                    text = self._skip(text, whole, pieces)
+                yield text
+        except UnicodeError:
+            self.line += 1  # the error is in the line being read
+            raise
+
+    def _skip(self, text: str, whole: bool, rest: Iterator[tuple[str, bool]]) -> str:
+        """Read the rest of the row that ``text`` makes too long from
+        ``rest``, keeping nothing; return the line that ends the row for
+        the csv reader.  The row ends at the first line end outside a quoted
+        field, as the csv module ends it.  O(length of the row)."""
+        # A row only runs onto a next line from inside a quoted field.
+        inside = self._size > len(text)
+        state = _scan(text, _QUOTED if inside else _START, self._delimiter)
+        while not whole or state == _QUOTED:
+            try:
+                text, ends = next(rest)
+            except StopIteration:
+                break
+            if whole:  # the last piece ended a line: this one starts the next
+                self.line += 1
+            whole = ends
+            state = _scan(text, state, self._delimiter)
+        self.too_long = (self._first, self.line)
+        return '"\n' if inside else "\n"
+
+
+def _ascii_pieces(
+    readline: Callable[[], bytes], decoder: codecs.IncrementalDecoder
+) -> Iterator[tuple[str, bool]]:
+    """``(text, whole)`` of each chunk: a line (``whole``) or a part of one."""
+    for chunk in iter(readline, b""):
+        yield decoder.decode(chunk), len(chunk) < _CHUNK_BYTES or chunk.endswith(b"\n")
+
+
+def _wide_pieces(
+    readline: Callable[[], bytes], decoder: codecs.IncrementalDecoder
+) -> Iterator[tuple[str, bool]]:
+    """``(text, whole)``: each line of a UTF-16 or UTF-32 file decoded
+    (``whole``), or the parts of one too long to keep (not ``whole``)."""
+    pending = ""
+    for chunk in iter(readline, b""):
+        state = decoder.getstate()
+        try:
+            text = decoder.decode(chunk)
+        except UnicodeDecodeError as error:
+            yield from _lines_before(error, decoder, state, chunk, pending)
+            raise error from None
+        *complete, pending = (pending + text).split("\n")
+        for line in complete:
+            yield line + "\n", True
+        if len(pending) > MAX_ROW_CHARACTERS:
+            yield pending, False
+            pending = ""
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending, True
+
+
+def _lines_before(
+    error: UnicodeDecodeError,
+    decoder: codecs.IncrementalDecoder,
+    state: tuple[bytes, int],
+    chunk: bytes,
+    pending: str,
+) -> Iterator[tuple[str, bool]]:
+    """The whole lines decoded before a bad code unit in ``chunk``.
+
+    A line's end (``0A 00`` in UTF-16 LE) can be split between two reads, so
+    the line before a bad unit may only be complete in the chunk that holds
+    the unit; decoding the chunk's good start again gives it.  The error's
+    bytes are the decoder's buffered bytes and the chunk (the codecs module's
+    buffered decoders work so); anything else gives nothing."""
+    buffered = state[0]
+    if error.object != buffered + chunk:  # pragma: no cover - an unbuffered decoder
+        return
+    decoder.setstate(state)
+    good = decoder.decode(chunk[: error.start - len(buffered)])
+    *complete, _ = (pending + good).split("\n")
+    for line in complete:
+        yield line + "\n", True
 
 
 class CsvTable(ClosesOnExit):
@@ -110,13 +274,18 @@ class CsvTable(ClosesOnExit):
     encoding:
         ``None`` (the default): UTF-8, or the encoding a byte-order mark at
         the start of the file declares (UTF-8, UTF-16, UTF-32).  Otherwise
-        any codec name Python knows (``"cp1252"``, ``"latin-1"``).
+        any text encoding Python knows (``"cp1252"``, ``"latin-1"``); a codec
+        that is not a text encoding (``"rot13"``, ``"base64"``) is a
+        ``ValueError``.
     delimiter:
         ``None`` to sniff among ``,`` ``;`` and tab; or one of them.
 
     Rows are numbered as a spreadsheet numbers them: the header is row 1.
-    A row whose bytes the encoding cannot decode, broken quoting and a line
-    over 1 MiB raise :class:`FileFormatError` naming the file and the row.
+    A row whose bytes the encoding cannot decode and broken quoting raise
+    :class:`FileFormatError` naming the file and the row; a row of more than
+    :data:`MAX_ROW_CHARACTERS` characters comes out of :meth:`rows` as an
+    :class:`UnreadableRow` (the importers reject it and go on), or, in the
+    header, is a :class:`FileFormatError`.
     """
 
     def __init__(
@@ -131,10 +300,8 @@ class CsvTable(ClosesOnExit):
         if delimiter is not None and delimiter not in DELIMITERS:
             raise ValueError(f"delimiter {delimiter!r} must be ',', ';' or a tab")
         if encoding is not None:
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                raise ValueError(f"encoding {encoding!r} is not one Python knows") from None
+            check_encoding(encoding)
+        _raise_field_limit()
         self._handle: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         try:
             self.size = os.fstat(self._handle.fileno()).st_size
@@ -143,14 +310,16 @@ class CsvTable(ClosesOnExit):
             sample = self._sample(head)
             self.delimiter = delimiter or self._sniff(sample, required)
             self._handle.seek(0)
-            self._lines = _Lines(self._handle, self.encoding)
+            self._lines = _Lines(self._handle, self.encoding, self.delimiter)
             self._reader = csv.reader(
-                iter(self._lines), delimiter=self.delimiter, quotechar='"', strict=True
+                self._lines, delimiter=self.delimiter, quotechar='"', strict=True
             )
             self._row = 0
             header = self._next()
             if header is None:
                 raise FileFormatError(f"{self.path}: the file is empty; row 1 must be a header")
+            if isinstance(header, UnreadableRow):
+                raise FileFormatError(f"{self.path}: row 1: {header.reason}")
             if header:  # a UTF-8 BOM read with an explicit encoding="utf-8"
                 header[0] = header[0].lstrip("\ufeff")
             self.header: tuple[str, ...] = tuple(cell.strip() for cell in header)
@@ -169,7 +338,12 @@ class CsvTable(ClosesOnExit):
 
     def _sample(self, head: bytes) -> str:
         """The start of the file as text, cut after its last complete line."""
-        text = codecs.getincrementaldecoder(self.encoding)("replace").decode(head)
+        try:
+            text = codecs.getincrementaldecoder(self.encoding)("replace").decode(head)
+        except UnicodeError as error:  # "UTF-16 stream does not start with BOM"
+            raise FileFormatError(
+                f"{self.path}: row 1: {error}; is the file {self.encoding}?"
+            ) from None
         text = text.lstrip("\ufeff")
         if len(head) == SNIFF_BYTES and "\n" in text:
             text = text[: text.rindex("\n") + 1]
@@ -203,18 +377,26 @@ class CsvTable(ClosesOnExit):
     # ------------------------------------------------------------------ reading
 
     def _next(self) -> list[str] | None:
-        """The next record, or None at the end; read errors name the row."""
+        """The next record, an UnreadableRow for one too long, or None at the
+        end; read errors name the row."""
         row = self._row + 1
+        self._lines.start_row()
         try:
             record = next(self._reader)
         except StopIteration:
             return None
         except UnicodeDecodeError as error:
-            bad = error.object[error.start : error.start + 1].hex()
+            bad = error.object[error.start : max(error.end, error.start + 1)]
+            what = f"byte{'s' if len(bad) > 1 else ''} 0x{bad.hex()}"
             raise FileFormatError(
-                f"{self.path}: row {row} (line {self._lines.line}): byte 0x{bad} is not "
+                f"{self.path}: row {row} (line {self._lines.line}): {what} is not "
                 f"valid {self.encoding}; save the file as UTF-8 or give its encoding "
                 "(for example cp1252 or latin-1)"
+            ) from None
+        except UnicodeError as error:  # not a bad byte: "UTF-16 stream does not start with BOM"
+            raise FileFormatError(
+                f"{self.path}: row {row} (line {self._lines.line}): {error}; "
+                f"is the file {self.encoding}?"
             ) from None
         except csv.Error as error:
             quoting = "expected" in str(error) or "end of data" in str(error)
@@ -224,22 +406,25 @@ class CsvTable(ClosesOnExit):
             raise FileFormatError(
                 f"{self.path}: row {row} (line {self._lines.line}): {error}{hint}"
             ) from None
-        except _LineTooLong:
-            raise FileFormatError(
-                f"{self.path}: row {row} (line {self._lines.line}): a line is longer than "
-                f"{MAX_LINE_BYTES} bytes; this is not a CSV file the importers read"
-            ) from None
         self._row = row
+        if self._lines.too_long is not None:
+            first, last = self._lines.too_long
+            lines = f"line {first}" if first == last else f"lines {first}-{last}"
+            return UnreadableRow(
+                f"the row ({lines}) is longer than {MAX_ROW_CHARACTERS:,} characters, the "
+                "most a row may hold; it was skipped"
+            )
         return record
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """``(row number, cells)`` of each data row; blank lines are skipped
-        (their row numbers are not reused).  O(1) memory per row."""
+        (their row numbers are not reused).  A row too long to read is an
+        empty :class:`UnreadableRow` saying why.  O(1) memory per row."""
         while True:
             record = self._next()
             if record is None:
                 return
-            if record:
+            if record or isinstance(record, UnreadableRow):
                 yield self._row, record
 
     def position(self) -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "SPELLING_RULE",
     "ClosesOnExit",
     "Columns",
+    "UnreadableRow",
     "column_index",
     "column_key",
     "distinct_keys",
@@ -179,10 +180,23 @@ def column_index(
     return columns
 
 
+class UnreadableRow(list[str]):
+    """A row the table could not read (longer than a row may be): no cells,
+    and ``reason`` saying why.  It is a list so that it travels with the
+    rows; :func:`wrong_width` gives its reason, so every importer rejects it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 def wrong_width(cells: Sequence[object], width: int) -> str | None:
-    """Why a row of ``cells`` does not fit a header of ``width`` columns, or None."""
+    """Why a row of ``cells`` does not fit a header of ``width`` columns (or
+    could not be read at all), or None."""
     if len(cells) == width:
         return None
+    if isinstance(cells, UnreadableRow):
+        return cells.reason
     return f"the row has {len(cells)} cells but the header has {width}"
 
 
