@@ -438,3 +438,28 @@ def test_memory_is_flat_in_the_file_size(tmp_path: Path) -> None:
     early = sink.peaks[1]  # after 20,000 rows
     assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MiB"
     assert peak < 1.25 * early + 2**20, (early, sink.peaks)
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+def test_a_value_under_an_unnamed_column_is_a_rejected_row(tmp_path: Path, blank: str) -> None:
+    """Every column of the format means something: a value no header names
+    cannot be placed, so its row is rejected rather than read without it.
+    An unnamed column left empty (a trailing delimiter) is fine."""
+
+    def spread(line: str, middle: str = "", end: str = "") -> str:
+        cells = line.split(",")  # an unnamed column before Var1, another at the end
+        return ",".join([*cells[:7], middle, *cells[7:], end])
+
+    header = spread(HEADER, blank)
+    lost = spread(GOOD[0], "LOST")
+    trailing = spread(GOOD[2], end="x")
+    lines = [spread(line) for line in GOOD[2:]]
+    rejects = tmp_path / "rejects.csv"
+    g = IdentityGraph()
+    path = write(tmp_path, lost, *lines, trailing, header=header)
+    summary = import_offline_data(g, path, tz="UTC", rejects=rejects)
+    assert summary == ImportSummary(read=5, imported=3, unchanged=0, rejected=2)
+    reasons = {r["row"]: r["reason"] for r in rejects_of(rejects)}
+    assert reasons.keys() == {"2", "6"}
+    assert "column 8 has the value 'LOST' but no name" in reasons["2"]
+    assert "column 13 has the value 'x' but no name" in reasons["6"]

@@ -235,3 +235,18 @@ def test_a_long_field_is_imported_and_a_row_too_long_is_rejected(tmp_path: Path)
     (reject,) = rejects_of(rejects)
     assert reject["row"] == "3" and reject["column"] == "" and reject["value"] == ""
     assert f"longer than {MAX_ROW_CHARACTERS:,} characters" in reject["reason"]
+
+
+def test_a_value_under_an_unnamed_column_is_a_rejected_row(tmp_path: Path) -> None:
+    """Every column of the format means something: a value no header names
+    cannot be placed, so its row is rejected rather than read without it."""
+    header = HEADER.replace(",Time Stamp,", ",Time Stamp,,")
+    placed = [line.replace(":00,", ":00,,", 1) for line in GOOD]
+    lost = GOOD[0].replace(":00,", ":00,LOST,", 1)
+    rejects = tmp_path / "r.csv"
+    path = write(tmp_path, lost, *placed, header=header)
+    summary = import_offline_events(members(), path, tz="UTC", rejects=rejects)
+    assert summary == ImportSummary(read=5, imported=4, unchanged=0, rejected=1)
+    (reject,) = rejects_of(rejects)
+    assert reject["row"] == "2"
+    assert "column 6 has the value 'LOST' but no name" in reject["reason"]

@@ -46,7 +46,15 @@ from .csvfiles import CsvTable
 from .errors import FileFormatError
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
-from .tables import SPELLING_RULE, column_index, column_key, distinct_keys, wrong_width
+from .tables import (
+    SPELLING_RULE,
+    column_index,
+    column_key,
+    distinct_keys,
+    unnamed_columns,
+    unnamed_value,
+    wrong_width,
+)
 
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
@@ -356,11 +364,12 @@ class _Reader:
 
     def run(self, window: int, bar: Progress) -> None:
         width = len(self.table.header)
+        unnamed = unnamed_columns(self.table.header)
         for row, cells in self.table.rows():
             self.read += 1
             if row % 1024 == 0:
                 bar.update(self.table.position())
-            width_problem = wrong_width(cells, width)
+            width_problem = wrong_width(cells, width) or unnamed_value(cells, unnamed)
             if width_problem is not None:
                 self.rejects.add(row, [("", "", width_problem)])
             else:

@@ -36,7 +36,7 @@ from .cells import parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
-from .tables import column_index, column_key, wrong_width
+from .tables import column_index, column_key, unnamed_columns, unnamed_value, wrong_width
 
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
@@ -112,12 +112,13 @@ def import_offline_events(
         ]
         batches = EventBatches(graph, rejected, batch_size=batch_size, column=EMAIL)
         width = len(table.header)
+        unnamed = unnamed_columns(table.header)
         read = 0
         for row, cells in table.rows():
             read += 1
             if row % 1024 == 0:
                 bar.update(table.position())
-            width_problem = wrong_width(cells, width)
+            width_problem = wrong_width(cells, width) or unnamed_value(cells, unnamed)
             if width_problem is not None:
                 rejected.add(row, [("", "", width_problem)])
                 continue

@@ -36,6 +36,8 @@ __all__ = [
     "column_key",
     "distinct_keys",
     "is_csv",
+    "unnamed_columns",
+    "unnamed_value",
     "wrong_width",
 ]
 
@@ -188,6 +190,24 @@ class UnreadableRow(list[str]):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+
+
+def unnamed_columns(header: Sequence[str]) -> tuple[int, ...]:
+    """Positions of the header's columns that have no name.  O(columns)."""
+    return tuple(position for position, name in enumerate(header) if not name.strip())
+
+
+def unnamed_value(cells: Sequence[str], unnamed: Sequence[int]) -> str | None:
+    """Why a row of a format whose every column means something cannot be
+    read as written — a value under a column the header leaves unnamed,
+    which no rule could place — or None.  O(len(unnamed))."""
+    for position in unnamed:
+        if position < len(cells) and cells[position].strip():
+            return (
+                f"column {position + 1} has the value {cells[position]!r} but no name in "
+                "the header; name the column or leave it empty"
+            )
+    return None
 
 
 def wrong_width(cells: Sequence[object], width: int) -> str | None:
