@@ -14,6 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph
 from identity_graph.io import FileFormatError, ImportSummary, import_offline_data
@@ -463,3 +465,48 @@ def test_a_value_under_an_unnamed_column_is_a_rejected_row(tmp_path: Path, blank
     assert reasons.keys() == {"2", "6"}
     assert "column 8 has the value 'LOST' but no name" in reasons["2"]
     assert "column 13 has the value 'x' but no name" in reasons["6"]
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tickets=st.lists(st.integers(1, 3), min_size=1, max_size=12),
+    bad=st.integers(0, 40),
+    window=st.integers(1, 6),
+)
+def test_fixing_an_unreadable_row_and_importing_again_gives_the_clean_import(
+    tmp_path: Path, tickets: list[int], bad: int, window: int
+) -> None:
+    """Rows before an unreadable one are recorded, except the tickets still
+    open at it (their lines may go on past it); importing the fixed file
+    then gives exactly what a clean import gives, with nothing rejected."""
+    lines: list[str] = []
+    for number, size in enumerate(tickets):
+        stamp = f"2024-03-01 10:{number:02d}:00"
+        lines.append(f"{stamp},c{number % 3},3,,CALL,1,0,,,,")  # not a ticket line
+        lines += [f"{stamp},c{number % 3},7,Tea,SKU-{i},1,1.00,,,T-{number}," for i in range(size)]
+    bad = min(bad, len(lines))
+    good = write(tmp_path, *lines, name="good.csv")
+    broken = tmp_path / "broken.csv"
+    text = good.read_bytes().split(b"\n")
+    text.insert(bad + 1, b"2024-03-01 10:00:00,c\xff,3,,CALL,1,0,,,,")  # after the header
+    broken.write_bytes(b"\n".join(text))
+
+    clean = IdentityGraph()
+    import_offline_data(clean, good, tz="UTC", ticket_window=window, register_unknown=True)
+    g = IdentityGraph()
+    with pytest.raises(FileFormatError, match=f"row {bad + 2}"):
+        import_offline_data(g, broken, tz="UTC", ticket_window=window, register_unknown=True)
+    recorded = set(ledger(g))
+    assert recorded <= set(ledger(clean))  # no ticket cut short
+    before = lines[:bad]
+    calls = [line for line in before if ",3,,CALL," in line]
+    assert len([e for e in recorded if "CALL" in e[1]]) == len(calls)
+    # A ticket whose last line lies more than `window` rows before the last
+    # row read (the one before the bad one) is closed, hence recorded.
+    last_row = {line.split(",")[9]: row for row, line in enumerate(before) if ",7,Tea," in line}
+    closed = {txn for txn, row in last_row.items() if row < bad - 1 - window}
+    for txn in closed:
+        assert any(f'"{txn}"' in content for _id, content in recorded), txn
+    summary = import_offline_data(g, good, tz="UTC", ticket_window=window, register_unknown=True)
+    assert summary.rejected == 0
+    assert ledger(g) == ledger(clean)

@@ -250,3 +250,18 @@ def test_a_value_under_an_unnamed_column_is_a_rejected_row(tmp_path: Path) -> No
     (reject,) = rejects_of(rejects)
     assert reject["row"] == "2"
     assert "column 6 has the value 'LOST' but no name" in reject["reason"]
+
+
+def test_the_rows_before_an_unreadable_one_are_imported(tmp_path: Path) -> None:
+    """Fix the file and import it again: the rows before the unreadable one
+    are recorded already, so the second import finds them unchanged."""
+    path = write(tmp_path, *GOOD)
+    good = path.read_bytes()
+    path.write_bytes(good + b"plain,Visit,ann@example.com,Spring,2024-03-0\xff 10:00:00,,,,\n")
+    g = members()
+    with pytest.raises(FileFormatError, match="row 6"):
+        import_offline_events(g, path, tz="UTC")
+    path.write_bytes(good)
+    assert import_offline_events(g, path, tz="UTC") == ImportSummary(
+        read=4, imported=0, unchanged=4, rejected=0
+    )

@@ -363,6 +363,23 @@ class _Reader:
     # ------------------------------------------------------------------ reading
 
     def run(self, window: int, bar: Progress) -> None:
+        try:
+            self.read_rows(window, bar)
+        except FileFormatError:
+            # Fix the file and import it again: what was read before the
+            # unreadable row is recorded now, except the tickets still open
+            # (within ticket_window rows of it), whose lines may go on past
+            # it; recorded now, each would come back from the fixed file as
+            # a different ticket under its own id.
+            self.batches.flush()
+            raise
+        while self.open:
+            self.close(self.open.popitem(last=False)[1])
+        self.batches.flush()
+        bar.update(self.table.position())
+
+    def read_rows(self, window: int, bar: Progress) -> None:
+        """Check every row; close each ticket once ``window`` rows have gone by."""
         width = len(self.table.header)
         unnamed = unnamed_columns(self.table.header)
         for row, cells in self.table.rows():
@@ -380,10 +397,6 @@ class _Reader:
                 if first.last_row >= row - window:
                     break
                 self.close(open_tickets.popitem(last=False)[1])
-        while self.open:
-            self.close(self.open.popitem(last=False)[1])
-        self.batches.flush()
-        bar.update(self.table.position())
 
     def time(self, text: str) -> datetime:
         last = self._last_time

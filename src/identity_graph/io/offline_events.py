@@ -34,6 +34,7 @@ from ..events import Event
 from ..ids import Link
 from .cells import parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
+from .errors import FileFormatError
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
 from .tables import column_index, column_key, unnamed_columns, unnamed_value, wrong_width
@@ -114,21 +115,27 @@ def import_offline_events(
         width = len(table.header)
         unnamed = unnamed_columns(table.header)
         read = 0
-        for row, cells in table.rows():
-            read += 1
-            if row % 1024 == 0:
-                bar.update(table.position())
-            width_problem = wrong_width(cells, width) or unnamed_value(cells, unnamed)
-            if width_problem is not None:
-                rejected.add(row, [("", "", width_problem)])
-                continue
-            problems: list[Problem] = []
-            event = _event(graph, cells, index, spelt, extras, zone, problems)
-            if event is None:
-                problems.sort(key=lambda problem: order.get(problem[0], -1))  # file order
-                rejected.add(row, problems)
-            else:
-                batches.add(event, [row])
+        try:
+            for row, cells in table.rows():
+                read += 1
+                if row % 1024 == 0:
+                    bar.update(table.position())
+                width_problem = wrong_width(cells, width) or unnamed_value(cells, unnamed)
+                if width_problem is not None:
+                    rejected.add(row, [("", "", width_problem)])
+                    continue
+                problems: list[Problem] = []
+                event = _event(graph, cells, index, spelt, extras, zone, problems)
+                if event is None:
+                    problems.sort(key=lambda problem: order.get(problem[0], -1))  # file order
+                    rejected.add(row, problems)
+                else:
+                    batches.add(event, [row])
+        except FileFormatError:
+            # Fix the file and import it again: the rows read before the
+            # unreadable one are recorded now.
+            batches.flush()
+            raise
         batches.flush()
         bar.update(table.position())
         return ImportSummary(
