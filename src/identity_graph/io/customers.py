@@ -332,6 +332,7 @@ def import_customers(
         if unreadable is not None:
             raise unreadable
         bar.update(table.position())
+        imported, unchanged = imported + rows.revised, unchanged - rows.revised
         return ImportSummary(read, imported, unchanged, rejected.rows)
 
 
@@ -357,6 +358,10 @@ class _Rows:
         # Changes at this time from this journal entry on are this import's.
         self.started = (at, graph.state.journal.next_seq())
         self.header = ""  # the column whose change is being sent, for errors
+        # Rows counted unchanged whose generate() cells a card held then
+        # served: a later row taking that card makes them change after all.
+        self.quiet_generating: set[int] = set()
+        self.revised = 0  # how many of those did change, later in the file
         self.id_position = None if layout.id_column is None else index[layout.id_column]
         self.attributes = [(header, name, index[header]) for header, name in layout.attributes]
         self.links = [(column, index[column.header]) for column in layout.links]
@@ -631,6 +636,8 @@ class _Rows:
                 wanted_new = sum(1 for cell in row_cells if cell is GENERATE_CELL)
                 if wanted_new:
                     self.seen.note_generate(customer, name, row, wanted_new)
+                    if not changed:
+                        self.quiet_generating.add(row)
         except (IdentityGraphError, ValueError) as error:  # ValueError: generate() gave up
             kept = " (the row's earlier changes were kept)" if changed else ""
             return [(self.header, "", f"{type(error).__name__}: {error}{kept}")]
@@ -649,6 +656,9 @@ class _Rows:
         serving = sum(1 for value in held if self.seen.row_of_link(name, value) != row)
         for _ in range(wanted - serving):
             self.graph.link(owner, self.fresh(name, set()), at=self.at)
+            if row in self.quiet_generating:  # counted unchanged; it changed now
+                self.quiet_generating.discard(row)
+                self.revised += 1
 
     def fresh(self, name: str, avoid: set[str]) -> Link:
         """A value for link ``name`` that no link of that name ever had and
