@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity_graph.errors import InvalidTime
@@ -228,6 +228,39 @@ def test_rejects_are_sorted_guarded_and_counted_by_row(tmp_path: Path) -> None:
     counted.add(1, [("", "", "x")])
     counted.close()
     assert counted.rows == 1
+
+
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text())
+def test_any_rejected_value_is_written_readable(tmp_path: Path, value: str) -> None:
+    """A rejects file holds no raw NUL (which stops many CSV readers), no
+    other control character but tab and line breaks, and no lone surrogate
+    (which UTF-8 cannot hold); any other text is written as it was."""
+    path = tmp_path / "r.csv"
+    with Rejects(path) as rejects:
+        rejects.add(2, [("Col", value, "why")])
+    text = path.read_text(encoding="utf-8")
+    assert not _UNWRITABLE.search(text)
+    with open(path, newline="", encoding="utf-8") as handle:
+        (_header, row) = list(csv.reader(handle))
+    if not _UNWRITABLE.search(value):
+        assert row[2] in (value, "'" + value)  # as it was (a formula gets its ')
+
+
+def test_an_unwritable_character_is_written_as_python_writes_it(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    with Rejects(path) as rejects:
+        rejects.add(2, [("Customer ID", "c\x001\ud800\x7f", "control \x01 character")])
+    with open(path, newline="", encoding="utf-8") as handle:
+        assert list(csv.reader(handle))[1] == [
+            "2",
+            "Customer ID",
+            "c\\x001\\ud800\\x7f",
+            "control \\x01 character",
+        ]
 
 
 def test_progress_is_off_when_stderr_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,6 +124,7 @@ def test_an_undecodable_byte_names_its_row_and_line(tmp_path: Path) -> None:
     [
         ('a,b\n1,2\n"x"y,3\n', 3, "broken quoting"),
         ('a,b\n1,2\n3,"unclosed\n', 3, "broken quoting"),
+        ("a,b\n1,2\n3,x\ry\n", 3, "a carriage return (CR) that does not end a line"),
     ],
 )
 def test_broken_files_name_the_row(tmp_path: Path, text: str, row: int, words: str) -> None:
@@ -377,3 +378,15 @@ def _check_rows_against_the_limit(
             assert isinstance(read, UnreadableRow), (text, read)
         else:
             assert read == row
+
+
+def test_lines_ending_with_a_bare_carriage_return_are_explained(tmp_path: Path) -> None:
+    """Old Mac spreadsheets saved CSV with CR line ends: the message says how
+    to save the file, not Python's "universal-newline mode"."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"a,b\r1,2\r3,4\r")
+    with pytest.raises(FileFormatError) as error:
+        CsvTable(path)
+    message = str(error.value)
+    assert f"{path}: row 1" in message and "old Mac" in message and "LF or CRLF" in message
+    assert "universal-newline" not in message

@@ -259,6 +259,22 @@ def _lines_before(
         yield line + "\n", True
 
 
+def _csv_problem(error: csv.Error) -> str:
+    """The csv module's complaint, said as what to do about the file."""
+    message = str(error)
+    if "new-line character seen in unquoted field" in message:
+        # Python's wording suggests a programming fix ("universal-newline mode").
+        return (
+            "a carriage return (CR) that does not end a line, outside quotes; lines must "
+            "end with LF or CRLF (a file whose lines end with CR alone, as old Mac "
+            "spreadsheets saved CSV, must be saved again, e.g. as 'CSV UTF-8'), and a "
+            'field holding a line break must be quoted ("...")'
+        )
+    if "expected" in message or "end of data" in message:
+        return f'{message} (broken quoting: a field that starts with " must end with ")'
+    return message
+
+
 class CsvTable(ClosesOnExit):
     """A CSV file opened for streaming: its header, then ``rows()``.
 
@@ -399,12 +415,8 @@ class CsvTable(ClosesOnExit):
                 f"is the file {self.encoding}?"
             ) from None
         except csv.Error as error:
-            quoting = "expected" in str(error) or "end of data" in str(error)
-            hint = (
-                ' (broken quoting: a field that starts with " must end with ")' if quoting else ""
-            )
             raise FileFormatError(
-                f"{self.path}: row {row} (line {self._lines.line}): {error}{hint}"
+                f"{self.path}: row {row} (line {self._lines.line}): {_csv_problem(error)}"
             ) from None
         self._row = row
         if self._lines.too_long is not None:

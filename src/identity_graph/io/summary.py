@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -71,6 +72,19 @@ class Reject:
     reason: str
 
 
+# A control character other than tab and line breaks (a raw NUL stops many
+# CSV readers), or a lone surrogate (no UTF-8 encoding exists for it).
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with each character a rejects file cannot show or hold
+    written as Python writes it in a string (``\\x00``, ``\\ud800``), so
+    the file stays readable by any tool and the value stays recognisable.
+    O(len(text))."""
+    return _INVISIBLE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 class Rejects(ClosesOnExit):
     """The rejects file of one import, and the count of rejected rows.
 
@@ -105,7 +119,7 @@ class Rejects(ClosesOnExit):
             return
         for column, value, reason in problems:
             text = value if isinstance(value, str) else cell_text(value)
-            self._buffer.append(Reject(row, column, text, reason))
+            self._buffer.append(Reject(row, _visible(column), _visible(text), _visible(reason)))
         if len(self._buffer) >= self.BUFFER:
             self.flush()
 
