@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -144,10 +145,30 @@ def _freeze(value: Any, path: str) -> Any:
     )
 
 
+#: The tags :meth:`Event.content` writes for the types JSON lacks, and the
+#: keys a one-key data mapping would share with them: ``$decimal``,
+#: ``$$decimal``, ``$$$decimal``… (likewise ``date`` and ``datetime``).
+_TAG_LIKE = re.compile(r"\$+(?:decimal|datetime|date)")
+
+
 def _plain(value: Any) -> Any:
-    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing)."""
+    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing).
+
+    A ``Decimal`` is ``{"$decimal": text}`` (a date ``$date``, a datetime
+    ``$datetime``).  So that no data can spell a tag, a mapping with one key
+    of the form ``$…$decimal`` (``$date``, ``$datetime``) gets one more
+    ``$``: ``{"$decimal": "1"}`` is written ``{"$$decimal": "1"}``, which no
+    tag is.  Reading the text back is then unambiguous, so two different
+    data values never share a content id; and every other mapping is
+    written as before, so the content ids of stored events stay valid.
+    """
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        plain = {key: _plain(item) for key, item in value.items()}
+        if len(plain) == 1:
+            ((key, item),) = plain.items()
+            if key[:1] == "$" and _TAG_LIKE.fullmatch(key):
+                return {"$" + key: item}
+        return plain
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, Decimal):
