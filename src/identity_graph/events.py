@@ -110,19 +110,21 @@ def _freeze(value: Any, path: str, depth: int = 1, limit: int = MAX_DATA_DEPTH) 
         )
     if kind in _SCALARS or kind is FrozenMap:
         return value
-    if kind is dict or isinstance(value, Mapping) or kind is list or kind is tuple:
+    if kind is dict or isinstance(value, Mapping):
         if depth > limit:
             raise InvalidEvent(_too_deep(path))
-        if kind is list or kind is tuple:
-            return tuple(
-                [_freeze(item, f"{path}[{i}]", depth + 1, limit) for i, item in enumerate(value)]
-            )
         frozen = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidEvent(f"event data key {key!r} at {path} is not a string")
             frozen[key] = _freeze(item, f"{path}.{key}", depth + 1, limit)
         return FrozenMap(frozen)
+    if kind is list or kind is tuple:
+        if depth > limit:
+            raise InvalidEvent(_too_deep(path))
+        return tuple(
+            [_freeze(item, f"{path}[{i}]", depth + 1, limit) for i, item in enumerate(value)]
+        )
     # Subclasses (a StrEnum, an IntEnum, a pandas Timestamp…) are kept as
     # their base type: a stored event must read back equal to the recorded
     # one, and a store gives back base types.
@@ -170,38 +172,40 @@ def stored_data(data: Mapping[str, Any]) -> FrozenMap:
 
 def _data_fault(value: Any, depth: int) -> tuple[str, str] | None:
     """``(path, problem)`` of the first text or nesting fault in event data
-    (``value`` is at level ``depth``; the path is relative to it), or None.
-    One pass, no copy: the check of the door.  O(size)."""
+    (``value``, a mapping or a list, is at level ``depth``; the path is
+    relative to it), or None.  One pass, no copy: the check of the door.
+    O(size); on the bulk path, so strings are checked inline and a
+    message is only formatted for a fault."""
+    if depth > MAX_DATA_DEPTH:
+        return "", _TOO_DEEP
     kind = type(value)
-    if kind is str:
-        if "\x00" in value or not value.isascii():
-            problem = text_problem(value)
-            if problem is not None:
-                return "", problem
-        return None
     if kind is tuple or kind is list:
-        if depth > MAX_DATA_DEPTH:
-            return "", _TOO_DEEP
-        for index, item in enumerate(value):
-            if type(item) not in _LEAVES:
-                fault = _data_fault(item, depth + 1)
-                if fault is not None:
-                    return f"[{index}]{fault[0]}", fault[1]
-        return None
-    if kind is FrozenMap or isinstance(value, Mapping):
-        if depth > MAX_DATA_DEPTH:
-            return "", _TOO_DEEP
-        for key, item in value.items():
+        pairs: Iterable[tuple[Any, Any]] = enumerate(value)
+    elif kind is FrozenMap:
+        pairs = value._data.items()
+    else:
+        pairs = value.items()
+    sequence = kind is tuple or kind is list
+    for key, item in pairs:
+        if not sequence:
             if type(key) is not str:
                 return "", f"has the key {key!r}, which is not a string"
             if "\x00" in key or not key.isascii():
                 problem = text_problem(key)
                 if problem is not None:
                     return "", f"has the key {key!r}, which {problem}"
-            if type(item) not in _LEAVES:
-                fault = _data_fault(item, depth + 1)
-                if fault is not None:
-                    return f".{key}{fault[0]}", fault[1]
+        item_kind = type(item)
+        if item_kind is str:
+            if "\x00" in item or not item.isascii():
+                problem = text_problem(item)
+                if problem is not None:
+                    return (f"[{key}]" if sequence else f".{key}"), problem
+        elif item_kind not in _LEAVES and (
+            item_kind is tuple or item_kind is list or isinstance(item, Mapping)
+        ):
+            fault = _data_fault(item, depth + 1)
+            if fault is not None:
+                return (f"[{key}]" if sequence else f".{key}") + fault[0], fault[1]
     return None
 
 
@@ -498,7 +502,7 @@ def prepare(
         problem = text_problem(event_id)
         if problem is not None:
             raise InvalidEvent(f"event id {event_id!r} {problem}")
-    fault = _data_fault(event.data, 1)
+    fault = _data_fault(event.data, 1) if event.data else None
     if fault is not None:
         raise InvalidEvent(f"event {name!r}: data{fault[0]} {fault[1]}")
     keys: list[LinkKey] = []

@@ -89,9 +89,10 @@ class Link:
     """A named pointer to a customer: ``Link("email", "Ann@Example.com")``.
 
     ``name`` matches ``[a-z][a-z0-9_]*``; ``value`` is written as the caller
-    has it.  The graph normalises the value by the link's type before using it
-    as a key (:meth:`IdentityGraph.normalize`); two links with the same name
-    and normalised value are the same identity.
+    has it.  The graph puts the value in NFC and normalises it by the link's
+    type before using it as a key (:meth:`IdentityGraph.normalize`), and
+    refuses control and invisible or bidirectional format characters; two
+    links with the same name and normalised value are the same identity.
 
     Examples
     --------

@@ -20,6 +20,11 @@ What it checks, in two layers:
 - **rows** — head positions, journal order and ranges, rollback dropping a
   transaction's rows, duplicate event ids refused, refusals, checkpoints
   replacing each other, the schema version;
+- **the door** — every input outside the rules for text and nesting
+  (:mod:`identity_graph.text`: lone surrogates, NUL, invisible and
+  bidirectional characters in identifiers, data nested too deep) is refused
+  on the store exactly as in memory, and its refusal is stored and read
+  back; the largest accepted inputs round-trip unchanged;
 - **graph** — the same random operations (registers, links, relinks,
   unlinks, merges, splits, detaches, events, refused calls) applied to an
   in-memory graph and to a graph on the store give equal states, journals,

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, InvalidEvent, Link, UnknownCustomer
-from identity_graph.events import FrozenMap, plain_data, prepare, same_event
+from identity_graph.events import MAX_DATA_DEPTH, FrozenMap, plain_data, prepare, same_event
 from identity_graph.ids import LinkTypes
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
@@ -223,3 +223,37 @@ def test_a_content_id_given_before_the_escape_is_unchanged(tmp_path: Path) -> No
     with IdentityGraph.open(tmp_path / "g.db") as graph:
         assert graph.record(event) is False
         assert [e.id for e in graph.events("c1")] == ["h-8c15451e9f73c6653162a3853dde356a"]
+
+
+# ------------------------------------------------------------------ the door
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"items": [{"sku": "a\x00"}]}, r"data\.items\[0\]\.sku contains NUL"),
+        ({"n": {"k\ud800": 1}}, r"data\.n has the key 'k\\ud800', which contains the surrogate"),
+        (FrozenMap({"t": ("ok", "\udfff")}), r"data\.t\[1\] contains the surrogate"),
+        ({"": ["\x00"]}, r"data\.\[0\] contains NUL"),
+    ],
+)
+def test_the_door_names_where_the_data_breaks_the_text_rule(data: Any, where: str) -> None:
+    graph = IdentityGraph()
+    graph.register("c1", at=T)
+    with pytest.raises(InvalidEvent, match=rf"event 'v1': {where}"):
+        graph.record(Event("visit", at=T, customer_id="c1", data=data, id="v1"))
+    assert graph.refusals()[-1].error == "InvalidEvent"
+
+
+def test_data_nested_at_the_bound_is_accepted_and_one_deeper_refused_when_built() -> None:
+    from identity_graph.testing import nested_data
+
+    graph = IdentityGraph()
+    graph.register("c1", at=T)
+    assert graph.record(Event("visit", at=T, customer_id="c1", data=nested_data(MAX_DATA_DEPTH)))
+    with pytest.raises(InvalidEvent, match=r"more than 32 levels deep"):
+        Event("visit", at=T, customer_id="c1", data=nested_data(MAX_DATA_DEPTH + 1))
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidEvent, match=r"more than 32 levels deep"):
+        Event("visit", at=T, customer_id="c1", data=cyclic)
