@@ -18,6 +18,7 @@ from . import history as hist
 from .errors import LimitExceeded, LinkConflict
 from .ids import CustomerId, LinkKey, LinkTypes
 from .state import GraphState
+from .text import text_problem
 
 __all__ = [
     "attribute_changes",
@@ -43,7 +44,8 @@ def attribute_changes(
 ) -> dict[str, Any]:
     """The attributes a ``register`` at ``at`` changes: each keeps the time it
     was set, and the latest value wins.  ``ValueError`` for a name that is not
-    ``[a-z0-9_]+``, ``TypeError`` for a value of another type.  O(attributes).
+    ``[a-z0-9_]+`` or text that breaks the text rule (:mod:`identity_graph.text`),
+    ``TypeError`` for a value of another type.  O(attributes).
     """
     changed: dict[str, Any] = {}
     known = state.attributes_of(customer)
@@ -57,6 +59,12 @@ def attribute_changes(
                 f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
                 "values are str, int, float, bool, None, date, datetime or Decimal"
             )
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                raise ValueError(
+                    f"attribute {name!r} of customer {customer!r}: {value!r} {problem}"
+                )
         old = known.get(name)
         if (
             # Set later (even to an equal value: its set time moves on, so a

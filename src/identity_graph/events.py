@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,9 +27,11 @@ import attrs
 
 from .errors import IdentityGraphError, InvalidEvent, InvalidLink, UnknownCustomer
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
+from .text import MAX_DATA_DEPTH, text_problem
 from .times import utc
 
 __all__ = [
+    "MAX_DATA_DEPTH",
     "MAX_EVENT_ID_LENGTH",
     "MAX_MONEY",
     "Anchor",
@@ -38,6 +42,7 @@ __all__ = [
     "plain_data",
     "prepare",
     "same_event",
+    "stored_data",
 ]
 
 #: What the ledger files an event under: its customer id, or a link's key.
@@ -93,8 +98,10 @@ class FrozenMap(Mapping[str, Any]):
 _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 
 
-def _freeze(value: Any, path: str) -> Any:
-    """A deep immutable copy of event data: mappings become read-only, lists tuples."""
+def _freeze(value: Any, path: str, depth: int = 1, limit: int = MAX_DATA_DEPTH) -> Any:
+    """A deep immutable copy of event data: mappings become read-only, lists
+    tuples.  ``depth`` is the level ``value`` is at; a mapping or list below
+    level ``limit`` is refused (a cycle too), before recursion runs out."""
     kind = type(value)
     if kind is datetime and (value.tzinfo is None or value.utcoffset() is None):
         raise InvalidEvent(
@@ -104,14 +111,20 @@ def _freeze(value: Any, path: str) -> Any:
     if kind in _SCALARS or kind is FrozenMap:
         return value
     if kind is dict or isinstance(value, Mapping):
+        if depth > limit:
+            raise InvalidEvent(_too_deep(path))
         frozen = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidEvent(f"event data key {key!r} at {path} is not a string")
-            frozen[key] = _freeze(item, f"{path}.{key}")
+            frozen[key] = _freeze(item, f"{path}.{key}", depth + 1, limit)
         return FrozenMap(frozen)
     if kind is list or kind is tuple:
-        return tuple([_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)])
+        if depth > limit:
+            raise InvalidEvent(_too_deep(path))
+        return tuple(
+            [_freeze(item, f"{path}[{i}]", depth + 1, limit) for i, item in enumerate(value)]
+        )
     # Subclasses (a StrEnum, an IntEnum, a pandas Timestamp…) are kept as
     # their base type: a stored event must read back equal to the recorded
     # one, and a store gives back base types.
@@ -144,10 +157,91 @@ def _freeze(value: Any, path: str) -> Any:
     )
 
 
+def _too_deep(path: str) -> str:
+    return f"event data at {path} {_TOO_DEEP}"
+
+
+def stored_data(data: Mapping[str, Any]) -> FrozenMap:
+    """Event data read back from a store, frozen as :class:`Event` freezes it
+    but without the door's limits: what a store holds was accepted when it
+    was written, perhaps by an earlier version with other limits, and must
+    still open.  O(size)."""
+    frozen: FrozenMap = _freeze(data, "data", 1, sys.getrecursionlimit())
+    return frozen
+
+
+def _data_fault(value: Any, depth: int) -> tuple[str, str] | None:
+    """``(path, problem)`` of the first text or nesting fault in event data
+    (``value``, a mapping or a list, is at level ``depth``; the path is
+    relative to it), or None.  One pass, no copy: the check of the door.
+    O(size); on the bulk path, so strings are checked inline and a
+    message is only formatted for a fault."""
+    if depth > MAX_DATA_DEPTH:
+        return "", _TOO_DEEP
+    kind = type(value)
+    if kind is tuple or kind is list:
+        pairs: Iterable[tuple[Any, Any]] = enumerate(value)
+    elif kind is FrozenMap:
+        pairs = value._data.items()
+    else:
+        pairs = value.items()
+    sequence = kind is tuple or kind is list
+    for key, item in pairs:
+        if not sequence:
+            if type(key) is not str:
+                return "", f"has the key {key!r}, which is not a string"
+            if "\x00" in key or not key.isascii():
+                problem = text_problem(key)
+                if problem is not None:
+                    return "", f"has the key {key!r}, which {problem}"
+        item_kind = type(item)
+        if item_kind is str:
+            if "\x00" in item or not item.isascii():
+                problem = text_problem(item)
+                if problem is not None:
+                    return (f"[{key}]" if sequence else f".{key}"), problem
+        elif item_kind not in _LEAVES and (
+            item_kind is tuple or item_kind is list or isinstance(item, Mapping)
+        ):
+            fault = _data_fault(item, depth + 1)
+            if fault is not None:
+                return (f"[{key}]" if sequence else f".{key}") + fault[0], fault[1]
+    return None
+
+
+_TOO_DEEP = (
+    f"nests mappings and lists more than {MAX_DATA_DEPTH} levels deep (the data mapping is level 1)"
+)
+
+
+#: Data values with no text and nothing inside: skipped by the door's walk.
+_LEAVES = frozenset({int, float, bool, Decimal, date, datetime, type(None)})
+
+
+#: The tags :meth:`Event.content` writes for the types JSON lacks, and the
+#: keys a one-key data mapping would share with them: ``$decimal``,
+#: ``$$decimal``, ``$$$decimal``… (likewise ``date`` and ``datetime``).
+_TAG_LIKE = re.compile(r"\$+(?:decimal|datetime|date)")
+
+
 def _plain(value: Any) -> Any:
-    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing)."""
+    """Event data as JSON-ready values, tagging the types JSON lacks (for hashing).
+
+    A ``Decimal`` is ``{"$decimal": text}`` (a date ``$date``, a datetime
+    ``$datetime``).  So that no data can spell a tag, a mapping with one key
+    of the form ``$…$decimal`` (``$date``, ``$datetime``) gets one more
+    ``$``: ``{"$decimal": "1"}`` is written ``{"$$decimal": "1"}``, which no
+    tag is.  Reading the text back is then unambiguous, so two different
+    data values never share a content id; and every other mapping is
+    written as before, so the content ids of stored events stay valid.
+    """
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        plain = {key: _plain(item) for key, item in value.items()}
+        if len(plain) == 1:
+            ((key, item),) = plain.items()
+            if key[:1] == "$" and _TAG_LIKE.fullmatch(key):
+                return {"$" + key: item}
+        return plain
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, Decimal):
@@ -375,8 +469,11 @@ def prepare(
     Invalid or blocked links are dropped, each one passed to ``drop_link``
     (the facade logs it as a refusal).  Raises ``InvalidEvent``,
     ``UnknownCustomer`` (a customer not in ``registered`` unless
-    ``register_unknown``) or ``ValueError`` (a naive time).  The anchor is
-    the customer id, else the link of the highest priority.  O(links + data).
+    ``register_unknown``) or ``ValueError`` (a naive time).  Texts must keep
+    the rules of :mod:`identity_graph.text` and data nest at most
+    ``MAX_DATA_DEPTH`` levels: checked here, once, whoever built the event.
+    The anchor is the customer id, else the link of the highest priority.
+    O(links + data).
     """
     if type(event) is not Event:
         raise InvalidEvent(f"{event!r} is not an Event")
@@ -384,6 +481,9 @@ def prepare(
     name = event_id or kind
     if type(kind) is not str or not kind or kind.isspace():
         raise InvalidEvent(f"event type {kind!r} must be a non-empty string")
+    problem = text_problem(kind)
+    if problem is not None:
+        raise InvalidEvent(f"event type {kind!r} {problem}")
     if not (type(at) is datetime and at.tzinfo is UTC and 1 < at.year < 9999):  # else check it
         if not isinstance(at, datetime):
             raise InvalidEvent(f"event {name!r}: at={at!r} is not a datetime")
@@ -398,6 +498,13 @@ def prepare(
             f"event id {event_id!r} must be a non-empty string of at most "
             f"{MAX_EVENT_ID_LENGTH} characters"
         )
+    if event_id is not None:
+        problem = text_problem(event_id)
+        if problem is not None:
+            raise InvalidEvent(f"event id {event_id!r} {problem}")
+    fault = _data_fault(event.data, 1) if event.data else None
+    if fault is not None:
+        raise InvalidEvent(f"event {name!r}: data{fault[0]} {fault[1]}")
     keys: list[LinkKey] = []
     for link in event.links:
         try:

@@ -45,6 +45,7 @@ from .kpis.definitions import Engine
 from .ledger import Ledger
 from .session import Session, StoreSession
 from .state import GraphState
+from .text import text_problem
 from .times import utc
 
 if TYPE_CHECKING:
@@ -242,6 +243,16 @@ class IdentityGraph:
         if self._read_only:
             raise ReadOnlyGraph(f"{op}() on a read-only view from as_of(); the view never changes")
 
+    def _id(self, customer_id: object) -> CustomerId:
+        """A customer id, registered or not (checked, stripped, NFC).
+
+        A registered id is taken as it is: it passed the door when it was
+        registered, perhaps under an earlier version's rules, and stays
+        addressable as stored."""
+        if type(customer_id) is str and customer_id in self._order:
+            return customer_id
+        return check_customer_id(customer_id)
+
     def _customer(self, customer_id: object) -> CustomerId:
         """A registered customer id (stripped), or UnknownCustomer."""
         if isinstance(customer_id, str) and customer_id in self._order:
@@ -279,7 +290,7 @@ class IdentityGraph:
         """
         self._writable("register")
         at = self._now(at)
-        customer = check_customer_id(customer_id)
+        customer = self._id(customer_id)
         changed = (
             decisions.attribute_changes(self._core, customer, attributes, at) if attributes else {}
         )
@@ -337,7 +348,7 @@ class IdentityGraph:
         self, op: str, customer_id: object, link: Link, call: Mapping[str, Any], at: datetime
     ) -> tuple[CustomerId, LinkKey, hist.History | None, dict[str, Any]]:
         """Validate a claim of ``link`` by a customer: (customer, key, history, args)."""
-        customer = check_customer_id(customer_id)
+        customer = self._id(customer_id)
         key = self._key(link, op, call, at)
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
@@ -386,6 +397,9 @@ class IdentityGraph:
         first, second = self._customer(a), self._customer(b)
         if not isinstance(reason, str):
             raise TypeError(f"merge reason {reason!r} must be a string")
+        problem = text_problem(reason)
+        if problem is not None:
+            raise ValueError(f"merge reason {reason!r} {problem}")
         if decisions.same_profile(self._core, first, second):
             return None
         call = {"a": a, "b": b, "reason": reason}

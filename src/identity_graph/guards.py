@@ -15,6 +15,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from .ids import LinkKey
+from .text import escape_invalid
 
 __all__ = ["Guards", "Limits", "Refusal"]
 
@@ -74,7 +75,10 @@ class Guards:
 
     def refuse(self, at: datetime, op: str, args: Mapping[str, Any], error: _E) -> _E:
         """Log ``error`` as a refusal of ``op`` and return it for raising."""
-        self.log.append(Refusal(at, op, dict(args), str(error), type(error).__name__))
+        # Messages show values by repr, but a refusal must be storable even if
+        # one quoted refused text as it came.
+        reason = escape_invalid(str(error))
+        self.log.append(Refusal(at, op, dict(args), reason, type(error).__name__))
         return error
 
     def record_move(self, link: LinkKey, at: datetime) -> None:

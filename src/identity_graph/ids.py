@@ -17,6 +17,7 @@ import attrs
 import phonenumbers
 
 from .errors import BlockedLink, InvalidCustomerId, InvalidLink
+from .text import format_problem, identifier_problem, nfc, text_problem
 
 __all__ = [
     "DEFAULT_BLOCKLIST",
@@ -39,7 +40,6 @@ BlocklistEntry: TypeAlias = "str | re.Pattern[str] | Callable[[str], bool]"
 
 MAX_CUSTOMER_ID_LENGTH = 256
 MAX_LINK_VALUE_LENGTH = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SPACE = re.compile(r"\s")
 _known_names: set[str] = set()
@@ -49,14 +49,20 @@ _RECENT_LINKS = 65536
 def check_customer_id(value: object) -> CustomerId:
     """Return ``value`` as a customer id, or raise :class:`InvalidCustomerId`.
 
-    A customer id is a string, stripped of surrounding white space, 1 to 256
-    characters long, with no control characters.  O(len(value)).
+    A customer id is a string, stripped of surrounding white space and put
+    in Unicode normalisation form C (so ``josé`` typed with a combining
+    accent is the same customer as with ``é``), 1 to 256 characters long,
+    with no control characters and no invisible or bidirectional format
+    characters (U+200B, U+202E, U+FEFF…), and valid Unicode.  O(len(value)).
     """
     if not isinstance(value, str):
         raise InvalidCustomerId(
             f"customer id {value!r} is a {type(value).__name__}; a customer id is a string"
         )
-    stripped = value.strip()
+    problem = text_problem(value)  # before NFC, which cannot read a lone surrogate
+    if problem is not None:
+        raise InvalidCustomerId(f"customer id {value!r} {problem}")
+    stripped = nfc(value.strip())
     if not stripped:
         raise InvalidCustomerId(f"customer id {value!r} is empty; a customer id is non-empty")
     if len(stripped) > MAX_CUSTOMER_ID_LENGTH:
@@ -64,10 +70,9 @@ def check_customer_id(value: object) -> CustomerId:
             f"customer id {stripped[:40]!r}... has {len(stripped)} characters; "
             f"at most {MAX_CUSTOMER_ID_LENGTH} are allowed"
         )
-    if _CONTROL.search(stripped):
-        raise InvalidCustomerId(
-            f"customer id {stripped!r} contains a control character; none are allowed"
-        )
+    problem = identifier_problem(stripped)
+    if problem is not None:
+        raise InvalidCustomerId(f"customer id {stripped!r} {problem}")
     return stripped
 
 
@@ -84,9 +89,10 @@ class Link:
     """A named pointer to a customer: ``Link("email", "Ann@Example.com")``.
 
     ``name`` matches ``[a-z][a-z0-9_]*``; ``value`` is written as the caller
-    has it.  The graph normalises the value by the link's type before using it
-    as a key (:meth:`IdentityGraph.normalize`); two links with the same name
-    and normalised value are the same identity.
+    has it.  The graph puts the value in NFC and normalises it by the link's
+    type before using it as a key (:meth:`IdentityGraph.normalize`), and
+    refuses control and invisible or bidirectional format characters; two
+    links with the same name and normalised value are the same identity.
 
     Examples
     --------
@@ -397,21 +403,31 @@ class LinkTypes:
                 f"{name} value of {len(raw)} characters is too long; "
                 f"at most {MAX_LINK_VALUE_LENGTH} are allowed"
             )
+        # The raw value is kept in the journal: it must be storable text.
+        # Then NFC, so that every spelling of a visible value is one key.
+        problem = text_problem(raw) or format_problem(raw)
+        if problem is not None:
+            raise InvalidLink(f"{name} {raw!r} {problem}")
+        text = nfc(raw)
         resolved = self._resolved.get(name) or self.get(name)
-        folded = raw.strip().casefold()
+        folded = text.strip().casefold()
         if not folded:
             raise InvalidLink(f"{name} {raw!r} is empty; a link value needs a character")
         rule = resolved.blocklist.match(folded)
         if rule is not None:
             raise BlockedLink(f"{name} {raw!r} is on the {name} blocklist ({rule})")
         try:
-            value = resolved.normalize(raw)
+            value = resolved.normalize(text)
         except InvalidLink:
             raise
         except ValueError as exc:
             raise InvalidLink(f"{name} {raw!r} is not valid: {exc}") from None
-        if _CONTROL.search(value):
-            raise InvalidLink(f"{name} {raw!r} contains a control character")
+        if not isinstance(value, str):
+            raise InvalidLink(f"{name} {raw!r} was normalised to {value!r}, which is not text")
+        problem = identifier_problem(value)
+        if problem is not None:
+            shown = repr(raw) if value == raw else f"{raw!r} (normalised {value!r})"
+            raise InvalidLink(f"{name} {shown} {problem}")
         if value == folded:  # the common case: normalising only trimmed and lower-cased
             return (name, value)
         rule = resolved.blocklist.match(value.casefold())

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from array import array
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import TYPE_CHECKING, Any
 
 from .events import as_decimal, plain_data
@@ -36,6 +36,7 @@ __all__ = [
     "KINDS",
     "WINDOW_KINDS",
     "PurchaseColumns",
+    "exact_unit_price",
     "plain_data",
     "strings",
     "ticket_strings",
@@ -91,6 +92,32 @@ def strings(value: Any) -> tuple[str, ...]:
 def whole(quantity: Any) -> int:
     """A quantity as an int; the ledger checked it is whole when recording."""
     return quantity if type(quantity) is int else int(as_decimal(quantity))
+
+
+#: The precision unit prices are divided at: the 28 significant digits of
+#: ``Decimal``'s default context, which every sum of the indicators uses.
+PRICE_DIGITS = 28
+# Inexact trapped: a quotient that would need rounding raises instead.
+_EXACT = Context(prec=PRICE_DIGITS, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def exact_unit_price(total: Decimal, quantity: int) -> Decimal | None:
+    """``total / quantity`` when that quotient is exact, else None.
+
+    Exact means a finite decimal of at most 28 significant digits, so
+    ``price * quantity == total`` holds with no rounding at all: 1,00 for 7
+    units has no unit price (0.142857…), 10,00 for 4 has 2.50.  A quantity
+    below 1 has none either.  Checking the product afterwards would not do:
+    it is itself rounded to 28 digits and hides the rounding it checks.
+    O(digits).
+    """
+    if quantity < 1:
+        return None
+    try:
+        price = _EXACT.divide(total, Decimal(quantity))
+    except (Inexact, InvalidOperation, Overflow):
+        return None
+    return price
 
 
 def ticket_value(data: Any, items: list[Any]) -> Decimal:

@@ -519,7 +519,7 @@ class StoreSession(Session):
                         r.at.isoformat(),
                         r.op,
                         r.reason,
-                        codec.dumps({"args": r.args, "error": r.error}),
+                        codec.dumps_refused({"args": r.args, "error": r.error}),
                     )
                     for r in new
                 ]

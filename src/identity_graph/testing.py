@@ -20,6 +20,11 @@ What it checks, in two layers:
 - **rows** — head positions, journal order and ranges, rollback dropping a
   transaction's rows, duplicate event ids refused, refusals, checkpoints
   replacing each other, the schema version;
+- **the door** — every input outside the rules for text and nesting
+  (:mod:`identity_graph.text`: lone surrogates, NUL, invisible and
+  bidirectional characters in identifiers, data nested too deep) is refused
+  on the store exactly as in memory, and its refusal is stored and read
+  back; the largest accepted inputs round-trip unchanged;
 - **graph** — the same random operations (registers, links, relinks,
   unlinks, merges, splits, detaches, events, refused calls) applied to an
   in-memory graph and to a graph on the store give equal states, journals,
@@ -31,20 +36,36 @@ What it checks, in two layers:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from .errors import IdentityGraphError, StoreError
-from .events import Event
+from .errors import (
+    IdentityGraphError,
+    InvalidCustomerId,
+    InvalidEvent,
+    InvalidLink,
+    StoreError,
+)
+from .events import Event, FrozenMap, same_event
 from .graph import IdentityGraph
 from .ids import Link
 from .stores.base import Store
 from .stores.schema import LATEST
+from .text import MAX_DATA_DEPTH
 
-__all__ = ["StoreContract", "random_operations"]
+__all__ = [
+    "ALLOWED_CONTROLS",
+    "FORMAT_CHARACTERS",
+    "REFUSED_INPUTS",
+    "StoreContract",
+    "largest_accepted",
+    "nested_data",
+    "random_operations",
+]
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -130,6 +151,185 @@ def snapshot(graph: IdentityGraph) -> dict[str, Any]:
         "refusals": [(r.at, r.op, r.reason, r.error) for r in graph.refusals()],
         "kpis": graph.kpis(as_of),
     }
+
+
+# ------------------------------------------------------------------ the door
+
+
+def nested_data(depth: int, frozen: bool = False) -> Any:
+    """Event data nesting mappings and lists ``depth`` levels deep (the data
+    mapping is level 1); ``frozen``: mappings as ``FrozenMap``, as the
+    importers build them."""
+    wrap: Callable[[dict[str, Any]], Any] = FrozenMap if frozen else dict
+    value: Any = "deep"
+    for level in range(depth - 1):
+        value = (value,) if level % 2 else wrap({"k": value})
+    return wrap({"k": value})
+
+
+#: Every character a text may hold besides the printable ones: the control
+#: characters but NUL (event data and attributes keep them; identifiers
+#: refuse them), and invisible and bidirectional format characters.
+ALLOWED_CONTROLS = "".join(chr(c) for c in [*range(1, 32), *range(0x7F, 0xA0)])
+FORMAT_CHARACTERS = "\u00ad\u200b\u200c\u200d\u200e\u200f\u202a\u202e\u2060\u2066\u2069\ufeff"
+
+
+def nested_lists(depth: int) -> Any:
+    """``depth`` lists, one inside the other, around a number."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _visit(**fields: Any) -> Event:
+    values: dict[str, Any] = {"at": T0, "customer_id": "c1"}
+    values.update(fields)
+    return Event(values.pop("type", "visit"), **values)
+
+
+#: ``(label, error, call)``: calls with input outside the rules for text
+#: and nesting, which every graph, in memory or on any store, refuses the
+#: same way (customers c1 and c2 are registered first).
+REFUSED_INPUTS: list[tuple[str, type[Exception], Callable[[IdentityGraph], object]]] = [
+    ("customer id, surrogate", InvalidCustomerId, lambda g: g.register("c\ud800")),
+    ("customer id, NUL", InvalidCustomerId, lambda g: g.register("c\x00")),
+    ("customer id, zero-width space", InvalidCustomerId, lambda g: g.register("c\u200b1")),
+    ("customer id, right-to-left override", InvalidCustomerId, lambda g: g.register("c\u202e1")),
+    ("customer id, byte order mark", InvalidCustomerId, lambda g: g.register("\ufeffc1")),
+    (
+        "link customer, surrogate",
+        InvalidCustomerId,
+        lambda g: g.link("\udc80", Link("email", "a@example.com"), at=T0),
+    ),
+    (
+        "attribute, surrogate",
+        ValueError,
+        lambda g: g.register("c1", {"city": "O\ud800"}, at=T0),
+    ),
+    ("attribute, NUL", ValueError, lambda g: g.register("c1", {"city": "O\x00"}, at=T0)),
+    (
+        "link value, surrogate",
+        InvalidLink,
+        lambda g: g.link("c1", Link("email", "ann\ud800@example.com"), at=T0),
+    ),
+    (
+        "link value, zero-width space",
+        InvalidLink,
+        lambda g: g.link("c1", Link("email", "ann\u200b@example.com"), at=T0),
+    ),
+    (
+        "link value, right-to-left override",
+        InvalidLink,
+        lambda g: g.link("c1", Link("crm_id", "\u202e1234"), at=T0),
+    ),
+    ("link value, NUL", InvalidLink, lambda g: g.link("c1", Link("crm_id", "a\x00b"), at=T0)),
+    (
+        "unlink, surrogate",
+        InvalidLink,
+        lambda g: g.unlink(Link("crm_id", "\ud800"), at=T0),
+    ),
+    (
+        "merge reason, surrogate",
+        ValueError,
+        lambda g: g.merge("c1", "c2", reason="same\ud800", at=T0),
+    ),
+    ("merge reason, NUL", ValueError, lambda g: g.merge("c1", "c2", reason="x\x00", at=T0)),
+    ("event type, NUL", InvalidEvent, lambda g: g.record(_visit(type="visit\x00"))),
+    ("event type, surrogate", InvalidEvent, lambda g: g.record(_visit(type="visit\ud800"))),
+    ("event id, NUL", InvalidEvent, lambda g: g.record(_visit(id="v\x00"))),
+    ("event id, surrogate", InvalidEvent, lambda g: g.record(_visit(id="v\udfff"))),
+    (
+        "event customer, surrogate",
+        InvalidEvent,
+        lambda g: g.record(_visit(customer_id="c\ud800")),
+    ),
+    (
+        "event link, surrogate (dropped, then nothing left)",
+        InvalidEvent,
+        lambda g: g.record(_visit(customer_id=None, links=(Link("email", "a\ud800@x.com"),))),
+    ),
+    (
+        "event data string, surrogate",
+        InvalidEvent,
+        lambda g: g.record(_visit(data={"note": ["ok", "\ud800"]})),
+    ),
+    (
+        "event data key, surrogate",
+        InvalidEvent,
+        lambda g: g.record(_visit(data={"a": {"k\udc00": 1}})),
+    ),
+    ("event data string, NUL", InvalidEvent, lambda g: g.record(_visit(data={"n": "a\x00"}))),
+    ("event data key, NUL", InvalidEvent, lambda g: g.record(_visit(data={"\x00n": "1"}))),
+    (
+        "event data one level too deep",
+        InvalidEvent,
+        lambda g: g.record(_visit(data=nested_data(MAX_DATA_DEPTH + 1))),
+    ),
+    (
+        "event data one level too deep, built frozen",
+        InvalidEvent,
+        lambda g: g.record(_visit(data=nested_data(MAX_DATA_DEPTH + 1, frozen=True))),
+    ),
+    (
+        "event data, 990 nested mappings",
+        InvalidEvent,
+        lambda g: g.record(_visit(data=nested_data(990))),
+    ),
+    (
+        "event data, 500 nested lists",
+        InvalidEvent,
+        lambda g: g.record(_visit(data={"k": nested_lists(500)})),
+    ),
+    (
+        "purchase, surrogate in a frozen item",
+        InvalidEvent,
+        lambda g: g.record(
+            _visit(
+                type="purchase",
+                data=FrozenMap({"items": (FrozenMap({"sku": "\ud800", "quantity": 1}),)}),
+            )
+        ),
+    ),
+]
+
+
+def _registered(graph: IdentityGraph) -> IdentityGraph:
+    graph.register("c1", at=T0)
+    graph.register("c2", at=T0)
+    return graph
+
+
+def largest_accepted(graph: IdentityGraph) -> None:
+    """Calls at the edges of what the rules accept: longest ids and values,
+    astral-plane characters, every allowed control and format character,
+    data nested exactly as deep as allowed."""
+    emoji = "\U0001f600"
+    customer = "\U0001d49c" + "\u00e9" * 254 + emoji  # 256 characters, in NFC
+    graph.register(
+        customer,
+        {"note": ALLOWED_CONTROLS + FORMAT_CHARACTERS + emoji, "long": "x" * 100_000},
+        at=T0,
+    )
+    graph.link(customer, Link("crm_id", "\u00fc" * 1000 + emoji * 24), at=T0)
+    graph.link(customer, Link("email", "jos\u00e9@example.com"), at=T0)
+    graph.link("c2", Link("phone", "+358 40 123 4567"), at=T0)
+    graph.merge(customer, "c2", reason="same person " + ALLOWED_CONTROLS + emoji, at=T0)
+    data = {
+        "deep": nested_data(MAX_DATA_DEPTH - 1),
+        "controls": ALLOWED_CONTROLS + FORMAT_CHARACTERS,
+        ALLOWED_CONTROLS + FORMAT_CHARACTERS: emoji,
+        "long": "y" * 100_000,
+        "look-alike": {"$decimal": "1"},
+        "amount": Decimal("1.10"),
+    }
+    assert graph.record(
+        Event(
+            "v" + ALLOWED_CONTROLS + emoji, at=T0, customer_id=customer, data=data, id=emoji * 256
+        )
+    )
+    frozen = nested_data(MAX_DATA_DEPTH, frozen=True)
+    assert graph.record(Event("visit", at=T0, customer_id="c2", data=frozen, id="frozen"))
 
 
 class StoreContract:
@@ -335,6 +535,63 @@ class StoreContract:
         assert snapshot(fresh) == snapshot(reader)
         assert [e.op for e in fresh.journal()] == ["link", "register"]
         assert [r.op for r in fresh.refusals()] == ["link"]
+
+    # ---------------------------------------------------------------- the door
+
+    @pytest.mark.parametrize(
+        ("label", "error", "call"), REFUSED_INPUTS, ids=[case[0] for case in REFUSED_INPUTS]
+    )
+    def test_an_input_outside_the_rules_is_refused_alike(
+        self,
+        store: Store,
+        label: str,
+        error: type[Exception],
+        call: Callable[[IdentityGraph], object],
+    ) -> None:
+        memory, stored = _registered(IdentityGraph()), _registered(IdentityGraph.open(store))
+        messages = []
+        for graph in (memory, stored):
+            with pytest.raises(error) as caught:
+                call(graph)
+            messages.append(str(caught.value))
+        assert messages[0] == messages[1], label
+        assert snapshot(stored) == snapshot(memory)
+        # The refusal log (holding the refused input) was stored, and the
+        # store takes the next call.
+        for graph in (memory, stored):
+            graph.link("c1", Link("email", "after@example.com"), at=T0)
+        second = self.reopen(store)
+        reopened = IdentityGraph.open(second) if second is not None else stored
+        assert snapshot(reopened) == snapshot(memory)
+        assert [r.args for r in reopened.refusals()] == [r.args for r in memory.refusals()]
+
+    def test_a_dropped_link_with_invalid_text_is_logged_on_every_store(self, store: Store) -> None:
+        memory, stored = _registered(IdentityGraph()), _registered(IdentityGraph.open(store))
+        bad = Link("email", "ann\ud800@example.com")
+        for graph in (memory, stored):
+            assert graph.record(_visit(links=(bad,), id="v1")) is True
+        assert snapshot(stored) == snapshot(memory)
+        second = self.reopen(store)
+        reopened = IdentityGraph.open(second) if second is not None else stored
+        assert [r.args for r in reopened.refusals()] == [{"event": "v1", "link": bad}]
+
+    def test_the_largest_accepted_inputs_round_trip(self, store: Store) -> None:
+        memory, stored = _registered(IdentityGraph()), _registered(IdentityGraph.open(store))
+        largest_accepted(memory)
+        largest_accepted(stored)
+        assert snapshot(stored) == snapshot(memory)
+        second = self.reopen(store)
+        reopened = IdentityGraph.open(second) if second is not None else stored
+        assert snapshot(reopened) == snapshot(memory)
+        assert list(reopened.journal()) == list(memory.journal())
+        for profile in memory.profiles():
+            expected = memory.events(profile.id)
+            got = reopened.events(profile.id)
+            assert [e.id for e in got] == [e.id for e in expected]
+            assert all(same_event(a, b) for a, b in zip(got, expected, strict=True))
+        profile = reopened.profile("c2")
+        assert Link("email", "jos\u00e9@example.com") in profile.links
+        assert profile.attributes["long"] == "x" * 100_000
 
     def test_an_exception_leaving_a_batch_rolls_it_back(self, store: Store) -> None:
         stored = IdentityGraph.open(store)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from identity_graph import (
     DEFAULT_BLOCKLIST,
@@ -55,7 +58,7 @@ def test_customer_id_length_counted_after_strip() -> None:
 
 @pytest.mark.parametrize("value", ["c\x001", "c\n1", "c\x7f1", "c\x851"])
 def test_customer_id_control_character(value: str) -> None:
-    with pytest.raises(InvalidCustomerId, match=r"customer id .* control character"):
+    with pytest.raises(InvalidCustomerId, match=r"customer id .* (control character|NUL)"):
         check_customer_id(value)
 
 
@@ -220,7 +223,9 @@ def test_value_too_long() -> None:
 
 
 def test_normalised_value_with_control_character() -> None:
-    with pytest.raises(InvalidLink, match=r"crm_id 'a\\x00b' contains a control character"):
+    with pytest.raises(InvalidLink, match=r"crm_id 'a\\x01b' contains a control character"):
+        norm("crm_id", "a\x01b")
+    with pytest.raises(InvalidLink, match=r"crm_id 'a\\x00b' contains NUL"):
         norm("crm_id", "a\x00b")
 
 
@@ -450,3 +455,86 @@ def test_priority_key_orders_configured_before_rest() -> None:
 def test_normalize_of_non_link() -> None:
     with pytest.raises(InvalidLink, match=r"'email:a@b.fi' is not a Link"):
         IdentityGraph().normalize("email:a@b.fi")  # type: ignore[arg-type]
+
+
+# --- Unicode: one spelling per visible identity -----------------------------------
+
+NFC_JOSE = "jos\u00e9@example.com"
+NFD_JOSE = "jose\u0301@example.com"
+
+
+def test_link_values_are_nfc_before_their_type_normalises_them() -> None:
+    # The two spellings of josé@… were two identities.
+    assert NFC_JOSE != NFD_JOSE
+    assert norm("email", NFD_JOSE) == norm("email", NFC_JOSE) == NFC_JOSE
+    g = IdentityGraph()
+    g.link("c1", Link("email", NFD_JOSE), at=T)
+    assert g.resolve(Link("email", NFC_JOSE)) == "c1"
+    assert g.links("c1") == [Link("email", NFC_JOSE)]
+
+
+@given(st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")), min_size=4))
+def test_every_normalisation_form_of_a_value_is_one_key(text: str) -> None:
+    types = LinkTypes(None, None)
+    keys = set()
+    for form in ("NFC", "NFD"):
+        try:
+            keys.add(types.key(Link("crm_id", unicodedata.normalize(form, text))))
+        except InvalidLink:  # blocked or empty: then so are the other forms
+            keys.add(None)  # type: ignore[arg-type]
+    assert len(keys) == 1
+
+
+def test_a_custom_normaliser_is_given_nfc_text() -> None:
+    seen: list[str] = []
+
+    def keep(value: str) -> str:
+        seen.append(value)
+        return value
+
+    norm("crm_id", "e\u0301x", link_types={"crm_id": LinkType(normalize=keep)})
+    assert seen == ["\u00e9x"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "character"),
+    [
+        ("email", "ann\u200b@example.com", "U+200B"),  # zero-width space
+        ("email", "ann@example.com\ufeff", "U+FEFF"),  # byte order mark
+        ("email", "\u202eann@example.com", "U+202E"),  # right-to-left override
+        ("crm_id", "ab\u00adcd", "U+00AD"),  # soft hyphen
+        ("crm_id", "ab\u2066cd\u2069", "U+2066"),  # bidi isolate
+        ("loyalty_card", "7001\u200d2345", "U+200D"),  # zero-width joiner
+        ("phone", "+358 40\u200b123 4567", "U+200B"),  # even where parsing would drop it
+    ],
+)
+def test_invisible_and_bidi_format_characters_are_refused_in_links(
+    name: str, value: str, character: str
+) -> None:
+    with pytest.raises(InvalidLink, match=rf"{name} .*{re.escape(character)}.*look the same"):
+        norm(name, value, default_region="FI")
+
+
+@pytest.mark.parametrize("value", ["c\u200b1", "\u202ec1", "c1\u2060", "\ufeffc1", "c\x851"])
+def test_invisible_bidi_and_c1_characters_are_refused_in_customer_ids(value: str) -> None:
+    with pytest.raises(InvalidCustomerId, match=r"customer id .*(format|control) character"):
+        check_customer_id(value)
+
+
+def test_customer_ids_are_nfc() -> None:
+    assert check_customer_id(" jose\u0301 ") == "jos\u00e9"
+    g = IdentityGraph()
+    g.register("jose\u0301", at=T)
+    assert g.customers() == ["jos\u00e9"]
+    assert g.resolve("jose\u0301") == "jos\u00e9"
+    g.link("jose\u0301", Link("email", "a@example.com"), at=T)
+    assert g.customers() == ["jos\u00e9"]
+
+
+def test_surrogates_and_nul_are_refused_in_links_and_customer_ids() -> None:
+    with pytest.raises(InvalidLink, match=r"surrogate code point U\+D800"):
+        norm("email", "ann\ud800@example.com")
+    with pytest.raises(InvalidCustomerId, match=r"surrogate code point U\+DC80"):
+        check_customer_id("c\udc80")
+    with pytest.raises(InvalidLink, match=r"contains NUL"):
+        norm("crm_id", "ab\x00")  # even at the end, where trimming would not remove it

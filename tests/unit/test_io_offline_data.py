@@ -510,3 +510,22 @@ def test_fixing_an_unreadable_row_and_importing_again_gives_the_clean_import(
     summary = import_offline_data(g, good, tz="UTC", ticket_window=window, register_unknown=True)
     assert summary.rejected == 0
     assert ledger(g) == ledger(clean)
+
+
+def test_a_unit_price_is_kept_only_when_it_is_exact(tmp_path: Path) -> None:
+    # 1.00 / 7 and 10.00 / 6 have no finite decimal: they were stored rounded
+    # to 28 digits, and the check price * quantity == total, itself rounded,
+    # hid it.  10.00 / 4 is exactly 2.50.
+    lines = [
+        "2024-03-01 10:15:00,c1,7,,SKU-1,7,1.00,,,T-1,",
+        "2024-03-01 10:15:00,c1,7,,SKU-2,6,10.00,,,T-1,",
+        "2024-03-01 10:15:00,c1,7,,SKU-3,4,10.00,,,T-1,",
+    ]
+    g = IdentityGraph()
+    import_offline_data(g, write(tmp_path, *lines), tz=HELSINKI)
+    (ticket,) = g.events("c1", types=["purchase"])
+    items = {item["sku"]: item for item in ticket.data["items"]}
+    assert "unit_price" not in items["SKU-1"]
+    assert "unit_price" not in items["SKU-2"]
+    assert str(items["SKU-3"]["unit_price"]) == "2.50"
+    assert items["SKU-1"]["line_total"] == Decimal("1.00")

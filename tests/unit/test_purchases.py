@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, Link
-from identity_graph.purchases import BRANDS, ITEMS, KINDS, SELLERS, STORES, _unscaled
+from identity_graph.purchases import (
+    BRANDS,
+    ITEMS,
+    KINDS,
+    PRICE_DIGITS,
+    SELLERS,
+    STORES,
+    _unscaled,
+    exact_unit_price,
+)
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -150,3 +160,61 @@ def test_money_beyond_any_purchase_is_refused(data: dict[str, object]) -> None:
         g.record(Event("purchase", at=T, customer_id="c1", id="X", data=data))
     g.record(Event("purchase", at=T, customer_id="c1", id="ok", data={"amount": 10**24 - 1}))
     assert g.kpis(T, ref="c1")["Total_Purchases"] == 1
+
+
+# ------------------------------------------------------------------ unit prices
+
+
+def _exact_digits(value: Fraction) -> int | None:
+    """Significant digits of ``value`` as a finite decimal, or None if it has none."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return None
+    scale = 0
+    while (value * 10**scale).denominator != 1:
+        scale += 1
+    digits = str(abs(value.numerator * 10**scale // value.denominator)).rstrip("0")
+    return max(len(digits), 1)
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**24), max_value=10**24),
+    st.integers(min_value=-2, max_value=10**6) | st.sampled_from([3, 6, 7, 8, 64, 625]),
+)
+def test_a_unit_price_is_kept_exactly_when_the_quotient_is_exact(
+    total: Decimal, quantity: int
+) -> None:
+    price = exact_unit_price(total, quantity)
+    if quantity < 1:
+        assert price is None
+        return
+    quotient = Fraction(total) / quantity
+    digits = _exact_digits(quotient)
+    kept = digits is not None and digits <= PRICE_DIGITS
+    assert (price is not None) == kept
+    if price is not None:
+        assert Fraction(price) * quantity == Fraction(total)  # exactly, in rationals
+
+
+@pytest.mark.parametrize(
+    ("total", "quantity", "expected"),
+    [
+        ("1.00", 7, None),  # 0.142857…: was kept rounded to 28 digits
+        ("10.00", 6, None),  # 1.666…: likewise
+        ("10.00", 3, None),
+        ("10.00", 4, Decimal("2.50")),
+        ("1.00", 8, Decimal("0.125")),
+        ("7.80", 2, Decimal("3.90")),
+        ("3.20", 1, Decimal("3.20")),
+        ("0.00", 5, Decimal("0.00")),
+        ("5", 0, None),
+    ],
+)
+def test_exact_unit_prices(total: str, quantity: int, expected: Decimal | None) -> None:
+    price = exact_unit_price(Decimal(total), quantity)
+    assert price == expected
+    if expected is not None:
+        assert str(price) == str(expected)  # the scale too: 2.50, not 2.5

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import IdentityGraphError
 from ..events import MAX_EVENT_ID_LENGTH, Event, FrozenMap
 from ..ids import check_customer_id
+from ..purchases import exact_unit_price
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError
@@ -608,12 +609,9 @@ class _Reader:
     def item(self, cells: list[str], name: str, quantity: int, total: Decimal) -> FrozenMap:
         """One purchase line as an item of its ticket."""
         item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
-        if quantity == 1:
-            item["unit_price"] = total
-        elif quantity:
-            price = total / quantity
-            if price * quantity == total:  # only an exact unit price; amounts stay exact
-                item["unit_price"] = price
+        price = exact_unit_price(total, quantity)  # only an exact one: amounts stay exact
+        if price is not None:
+            item["unit_price"] = price
         category = "" if self.p_category is None else cells[self.p_category].strip()
         if category:
             item["category"] = category

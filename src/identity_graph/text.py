@@ -1,0 +1,126 @@
+"""The rules every text the library takes must keep, checked once at the door.
+
+Every store must be able to keep what memory accepts, so one rule holds for
+all text — customer ids, link names and values, attribute names and values,
+event types, ids and data (keys and strings), merge reasons:
+
+- **valid Unicode**: no surrogate code point (U+D800–U+DFFF).  A Python
+  string may hold one alone (from ``surrogateescape`` decoding or a
+  mis-sliced UTF-16 pair), but it has no UTF-8 form, so no store could write
+  it;
+- **no NUL** (U+0000): PostgreSQL's text type cannot hold it.
+
+An **identifier** — a customer id or a link value, text that decides who
+is who — must besides be NFC-normalised by the library and hold no
+control character (Unicode category Cc) and no *format* character
+(category Cf: the invisible U+200B–U+200F, U+2060–U+2064, U+FEFF, soft
+hyphen, and the bidirectional controls U+202A–U+202E, U+2066–U+2069…).
+Two identifiers that look the same must be the same, or be refused: the
+idea of Unicode's security mechanisms (UTS #39) and of the PRECIS
+identifier class (RFC 8264), which also normalise to NFC and disallow such
+characters in identifiers.
+
+Event data may nest mappings and lists at most :data:`MAX_DATA_DEPTH`
+levels deep (the data mapping itself is level 1).
+
+Every check is O(len(text)); ASCII text without NUL (the common case) is
+answered by two C calls.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = [
+    "MAX_DATA_DEPTH",
+    "escape_invalid",
+    "format_problem",
+    "identifier_problem",
+    "nfc",
+    "text_problem",
+]
+
+#: How deep event data may nest mappings and lists (the data mapping is level 1).
+MAX_DATA_DEPTH = 32
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INVALID = re.compile("[\x00\ud800-\udfff]")
+
+
+def _name(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
+def text_problem(text: str) -> str | None:
+    """What breaks the text rule in ``text`` (a phrase such as "contains NUL
+    (U+0000)"), or None.  O(len(text))."""
+    if "\x00" in text:
+        return f"contains NUL (U+0000) at position {text.index(chr(0))}; text may not hold NUL"
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains the surrogate code point U+{ord(found.group()):04X} at position "
+        f"{found.start()}, which is not valid Unicode (it has no UTF-8 form)"
+    )
+
+
+def identifier_problem(text: str) -> str | None:
+    """What breaks the identifier rule in ``text``: the text rule, a control
+    character (Cc) or a format character (Cf); or None.  O(len(text))."""
+    found = _ASCII_CONTROL.search(text)
+    if found is not None:
+        return (
+            f"contains a control character ({_name(found.group())}) at position "
+            f"{found.start()}; identifiers may hold none"
+        )
+    if text.isascii():
+        return None
+    problem = text_problem(text)
+    if problem is not None:
+        return problem
+    return format_problem(text)
+
+
+def format_problem(text: str) -> str | None:
+    """A format character (Cf: invisible or bidirectional) in ``text``, as a
+    phrase, or None.  O(len(text)); ASCII text has none."""
+    if text.isascii():
+        return None
+    category = unicodedata.category
+    for position, char in enumerate(text):
+        if char >= "\x80":
+            kind = category(char)
+            if kind == "Cc":
+                return (
+                    f"contains a control character ({_name(char)}) at position {position}; "
+                    "identifiers may hold none"
+                )
+            if kind == "Cf":
+                return (
+                    f"contains the invisible or bidirectional format character {_name(char)} "
+                    f"at position {position}; identifiers may hold none, so that two that "
+                    "look the same are the same"
+                )
+    return None
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode normalisation form C (composed: one ``é``, not
+    ``e`` and a combining accent).  O(len(text)); ASCII text as it is."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
+def escape_invalid(text: str) -> str:
+    """``text`` with NUL and surrogates written as ``\\uXXXX`` escapes: for
+    messages and logs about refused text, which must be storable themselves."""
+    if "\x00" not in text and text.isascii():
+        return text
+    return _INVALID.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
