@@ -209,7 +209,7 @@ def test_a_guard_refusing_a_later_link_says_what_was_kept(tmp_path: Path) -> Non
 BAD = [
     # (row, column, value, words)
     (["", "Ann", "", "", "", "", "", ""], "Customer ID", "", "mandatory"),
-    (["c\x07", "Ann", "", "", "", "", "", ""], "Customer ID", "c\x07", "control character"),
+    (["c\x07", "Ann", "", "", "", "", "", ""], "Customer ID", "c\\x07", "control character"),
     (["c9", "Ann", "", "ann@", "", "", "", ""], "Email", "ann@", "domain"),
     (["c9", "Ann", "", "null", "", "", "", ""], "Email", "null", "blocklist"),
     (["c9", "Ann", "", "", "12", "", "", ""], "phoneNumber:1", "12", "phone"),
@@ -500,14 +500,14 @@ _ANY_TEXT = st.lists(
 
 def test_one_control_character_does_not_stop_the_xlsx_export(tmp_path: Path) -> None:
     g = IdentityGraph()
-    names = ["Ann", "An\x00n", "line1\r\nline2", "\r=1", "_x000D_", "\x1f\ufffe"]
+    names = ["Ann", "An\x01n", "line1\r\nline2", "\r=1", "_x000D_", "\x1f\ufffe"]
     for i, name in enumerate(names):
         g.register(f"c{i}", attributes={"first_name": name}, at=T0)
     path = tmp_path / "out.xlsx"
     assert export_customers(g, path, **MAPPING) == len(names)
     with zipfile.ZipFile(path) as archive:
         sheet = archive.read("xl/worksheets/sheet1.xml").decode()
-    assert "An_x0000_n" in sheet and "line1_x000D_\nline2" in sheet and "\r" not in sheet
+    assert "An_x0001_n" in sheet and "line1_x000D_\nline2" in sheet and "\r" not in sheet
     fresh = IdentityGraph()
     import_customers(fresh, path, **MAPPING, at=T1)
     assert [fresh.attributes(c)["first_name"] for c in fresh.customers()] == names
@@ -538,7 +538,7 @@ def test_export_and_import_are_a_fixed_point_for_every_accepted_text(
         try:
             g.register(customer, attributes={"note": note}, at=T0)
             g.link(customer, Link("member_no", member), at=T0)
-        except IdentityGraphError:
+        except (IdentityGraphError, ValueError):  # refused at the door: not accepted
             continue
     assume(g.customers())
     mapping: dict[str, Any] = {"attributes": {"Note": "note"}, "links": {"Member": "member_no"}}

@@ -220,7 +220,7 @@ BAD = {
     "2024-03-31 03:30:00,c1,3,,X,1,0,,,,": ("Time Stamp", "2024-03-31 03:30:00", "skipped"),
     ",c1,3,,X,1,0,,,,": ("Time Stamp", "", "mandatory"),
     "2024-03-01 10:00:00,,3,,X,1,0,,,,": ("Customer ID", "", "mandatory"),
-    "2024-03-01 10:00:00,c\x01,3,,X,1,0,,,,": ("Customer ID", "c\x01", "control character"),
+    "2024-03-01 10:00:00,c\x01,3,,X,1,0,,,,": ("Customer ID", "c\\x01", "control character"),
     "2024-03-01 10:00:00,c1,call,,X,1,0,,,,": ("Event Type", "call", "code number"),
     "2024-03-01 10:00:00,c1,,,X,1,0,,,,": ("Event Type", "", "mandatory"),
     "2024-03-01 10:00:00,c1,3,,,1,0,,,,": ("Event Name", "", "mandatory"),

@@ -334,7 +334,7 @@ def test_any_text_is_written_to_xlsx_and_reads_back(tmp_path: Path) -> None:
     """A control character or a carriage return stops nothing: the cell is
     escaped as Office escapes it, and reads back as it was."""
     g = IdentityGraph()
-    names = ["An\x00n", "line1\r\nline2", "\r=1", "_x000D_", "fine"]
+    names = ["An\x01n", "line1\r\nline2", "\r=1", "_x000D_", "fine"]
     for i, name in enumerate(names):
         g.register(f"c{i}", attributes={"first_name": name}, at=T0)
     path = tmp_path / "p.xlsx"

@@ -590,7 +590,7 @@ class _Rows:
         link never trips a cap on how many links a customer may hold.
         """
         graph, at = self.graph, self.at
-        changed = False
+        changed = generating = False
         self.header = ""
         try:
             try:
@@ -636,11 +636,12 @@ class _Rows:
                 wanted_new = sum(1 for cell in row_cells if cell is GENERATE_CELL)
                 if wanted_new:
                     self.seen.note_generate(customer, name, row, wanted_new)
-                    if not changed:
-                        self.quiet_generating.add(row)
+                    generating = True
         except (IdentityGraphError, ValueError) as error:  # ValueError: generate() gave up
             kept = " (the row's earlier changes were kept)" if changed else ""
             return [(self.header, "", f"{type(error).__name__}: {error}{kept}")]
+        if generating and not changed:
+            self.quiet_generating.add(row)
         return changed
 
     def refill(self, owner: str, name: str) -> None:
