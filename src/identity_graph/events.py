@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from .errors import IdentityGraphError, InvalidEvent, InvalidLink, UnknownCustomer
+from .errors import IdentityGraphError, InvalidEvent, InvalidLink, InvalidTime, UnknownCustomer
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
 from .text import MAX_DATA_DEPTH, text_problem
 from .times import utc
@@ -98,16 +98,29 @@ class FrozenMap(Mapping[str, Any]):
 _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 
 
+def _check_data_time(value: datetime, path: str) -> None:
+    """InvalidEvent for an aware time in event data outside the supported
+    range (its content id is computed in UTC, which near the calendar's ends
+    does not exist)."""
+    try:
+        utc(value, f"event data value at {path}")
+    except InvalidTime as error:
+        raise InvalidEvent(str(error)) from None
+
+
 def _freeze(value: Any, path: str, depth: int = 1, limit: int = MAX_DATA_DEPTH) -> Any:
     """A deep immutable copy of event data: mappings become read-only, lists
     tuples.  ``depth`` is the level ``value`` is at; a mapping or list below
     level ``limit`` is refused (a cycle too), before recursion runs out."""
     kind = type(value)
-    if kind is datetime and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidEvent(
-            f"event data value at {path} is a naive datetime ({value.isoformat()}); give a "
-            "time zone (the library never guesses one)"
-        )
+    if kind is datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidEvent(
+                f"event data value at {path} is a naive datetime ({value.isoformat()}); give a "
+                "time zone (the library never guesses one)"
+            )
+        if not 1 < value.year < 9999:  # near the calendar's ends: check it properly
+            _check_data_time(value, path)
     if kind in _SCALARS or kind is FrozenMap:
         return value
     if kind is dict or isinstance(value, Mapping):

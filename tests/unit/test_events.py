@@ -257,3 +257,34 @@ def test_data_nested_at_the_bound_is_accepted_and_one_deeper_refused_when_built(
     cyclic["self"] = cyclic
     with pytest.raises(InvalidEvent, match=r"more than 32 levels deep"):
         Event("visit", at=T, customer_id="c1", data=cyclic)
+
+
+_ZONES = st.timezones() | st.builds(
+    timezone, st.integers(-23 * 60 + 1, 23 * 60 - 1).map(lambda m: timedelta(minutes=m))
+)
+_NEAR_THE_ENDS = (
+    st.datetimes(max_value=datetime(1, 1, 3))
+    | st.datetimes(min_value=datetime(9998, 12, 30))
+    | st.datetimes()
+)
+
+
+@given(when=_NEAR_THE_ENDS.flatmap(lambda naive: _ZONES.map(lambda z: naive.replace(tzinfo=z))))
+def test_a_time_in_event_data_is_recorded_or_refused_as_an_event(when: datetime) -> None:
+    """Any aware time in data: recorded, or, near the calendar's ends where no
+    UTC instant exists for it, InvalidEvent naming the range — never Python's
+    OverflowError."""
+    g = IdentityGraph()
+    event = None
+    try:
+        event = Event(
+            "visit",
+            at=datetime(2024, 1, 1, tzinfo=UTC),
+            links=[Link("email", "a@b.co")],
+            data={"when": when},
+        )
+    except InvalidEvent as error:
+        assert "0002-01-01 to 9999-01-01" in str(error)
+        assert not (datetime(2, 1, 1, tzinfo=UTC) <= when <= datetime(9999, 1, 1, tzinfo=UTC))
+        return
+    assert g.record(event) is not None
