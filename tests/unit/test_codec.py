@@ -145,7 +145,11 @@ tagged_data = st.recursive(
     | st.text(max_size=4)
     | st.decimals()
     | st.dates()
-    | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=3))])),
+    | st.datetimes(
+        datetime(2, 1, 2),
+        datetime(9998, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=3))]),
+    ),
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.dictionaries(tag_keys, inner, max_size=3)
