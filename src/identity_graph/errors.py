@@ -7,7 +7,7 @@ every one also subclasses the builtin a generic handler would catch, so
     IdentityGraphError
     ├── InvalidLink (ValueError)          a link value that is not a valid identity
     │   └── BlockedLink                   a placeholder value on the type's blocklist
-    ├── InvalidCustomerId (ValueError)    an empty, too long or control-character id
+    ├── InvalidCustomerId (ValueError)    an empty or too long id, or one with an invisible character
     ├── UnknownCustomer (KeyError)        a customer id that was never registered
     ├── UnknownMerge (KeyError)           a merge id the graph never issued
     ├── LinkConflict (ValueError)         a link owned by another customer, policy "reject"
@@ -63,7 +63,9 @@ class BlockedLink(InvalidLink):
 
 
 class InvalidCustomerId(IdentityGraphError, ValueError):
-    """A customer id that is empty, longer than 256 characters or has control characters."""
+    """A customer id that is empty, longer than 256 characters, or holds a
+    control, invisible or bidirectional format character, a NUL or a lone
+    surrogate."""
 
 
 class UnknownCustomer(IdentityGraphError, KeyError):
