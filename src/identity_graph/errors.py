@@ -7,7 +7,7 @@ every one also subclasses the builtin a generic handler would catch, so
     IdentityGraphError
     ├── InvalidLink (ValueError)          a link value that is not a valid identity
     │   └── BlockedLink                   a placeholder value on the type's blocklist
-    ├── InvalidCustomerId (ValueError)    an empty or too long id, or one with an invisible character
+    ├── InvalidCustomerId (ValueError)    an empty or too long id, or one with a hidden character
     ├── UnknownCustomer (KeyError)        a customer id that was never registered
     ├── UnknownMerge (KeyError)           a merge id the graph never issued
     ├── LinkConflict (ValueError)         a link owned by another customer, policy "reject"

@@ -57,6 +57,7 @@ import attrs
 
 from ..errors import IdentityGraphError, UnknownCustomer
 from ..ids import Link, check_customer_id
+from ..text import text_problem
 from ..times import utc
 from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
@@ -408,6 +409,9 @@ class _Rows:
                 problems.append((header, raw.text, "the cell holds a formula, not a value"))
             elif isinstance(raw, time | timedelta):
                 problems.append((header, str(raw), "a time of day or duration is not supported"))
+            elif isinstance(raw, str) and (problem := text_problem(raw)) is not None:
+                # The graph would refuse it too, but without the column's name.
+                problems.append((header, raw, f"the value {problem}"))
             else:
                 wanted[name] = raw
         found: list[tuple[LinkColumn, Link]] = []
