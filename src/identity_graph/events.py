@@ -34,6 +34,7 @@ __all__ = [
     "MAX_DATA_DEPTH",
     "MAX_EVENT_ID_LENGTH",
     "MAX_MONEY",
+    "MONEY_DIGITS",
     "Anchor",
     "Event",
     "FrozenMap",
@@ -430,15 +431,36 @@ def check_purchase(event: Event) -> None:
 MAX_MONEY = 10**24
 
 
+#: The significant digits an amount may have: ``Decimal``'s default
+#: precision, which the indicators add at; a longer amount would be rounded.
+MONEY_DIGITS = 28
+
+
 def _money(value: Any, where: str, rule: str) -> None:
-    if type(value) is int:  # the bulk path: no Decimal built
+    if type(value) is int:  # the bulk path: no Decimal built (and below 10**24, few digits)
         if -MAX_MONEY < value < MAX_MONEY:
             return
     else:
         number = _number(value, where, rule)
         if -MAX_MONEY < number < MAX_MONEY:
-            return
+            digits = number.as_tuple().digits
+            if len(digits) <= MONEY_DIGITS or significant_digits(number) <= MONEY_DIGITS:
+                return
+            raise InvalidEvent(
+                f"{where} {value!r} has more than {MONEY_DIGITS} significant digits, the "
+                "precision amounts are added at; it could not be kept exactly"
+            )
     raise InvalidEvent(f"{where} {value!r} is beyond ±10**24, which no purchase reaches")
+
+
+def significant_digits(number: Decimal) -> int:
+    """The digits of ``number``'s coefficient without its trailing zeros
+    (``1.2300`` has 3): what an exact sum must keep of it.  O(digits)."""
+    digits = number.as_tuple().digits
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+    return end
 
 
 #: Purchase fields that hold one string or a list of them.

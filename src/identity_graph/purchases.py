@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from typing import TYPE_CHECKING, Any
 
-from .events import as_decimal, plain_data
+from .events import MONEY_DIGITS, as_decimal, plain_data
 
 if TYPE_CHECKING:
     from .events import Anchor, Event
@@ -36,6 +36,7 @@ __all__ = [
     "KINDS",
     "WINDOW_KINDS",
     "PurchaseColumns",
+    "exact_sum",
     "exact_unit_price",
     "plain_data",
     "strings",
@@ -96,7 +97,7 @@ def whole(quantity: Any) -> int:
 
 #: The precision unit prices are divided at: the 28 significant digits of
 #: ``Decimal``'s default context, which every sum of the indicators uses.
-PRICE_DIGITS = 28
+PRICE_DIGITS = MONEY_DIGITS
 # Inexact trapped: a quotient that would need rounding raises instead.
 _EXACT = Context(prec=PRICE_DIGITS, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
@@ -118,6 +119,15 @@ def exact_unit_price(total: Decimal, quantity: int) -> Decimal | None:
     except (Inexact, InvalidOperation, Overflow):
         return None
     return price
+
+
+def exact_sum(total: Decimal, amount: Decimal) -> Decimal | None:
+    """``total + amount`` when that sum needs no rounding at 28 significant
+    digits (the precision the indicators add at), else None.  O(digits)."""
+    try:
+        return _EXACT.add(total, amount)
+    except (Inexact, InvalidOperation, Overflow):
+        return None
 
 
 def ticket_value(data: Any, items: list[Any]) -> Decimal:

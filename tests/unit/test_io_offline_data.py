@@ -229,6 +229,12 @@ BAD = {
     "2024-03-01 10:00:00,c1,3,,X,1,1e3,,,,": ("Num2", "1e3", "not a number"),
     "2024-03-01 10:00:00,c1,7,,X,-1,-3.00,,,T-9,": ("Num1", "-1", "whole number >= 0"),
     "2024-03-01 10:00:00,c1,7,,X,1.5,3.00,,,T-9,": ("Num1", "1.5", "whole number"),
+    # 29 significant digits: amounts are added at 28, so it would be rounded.
+    "2024-03-01 10:00:00,c1,7,,X,1,1.0000000000000000000000000001,,,T-9,": (
+        "Num2",
+        "1.0000000000000000000000000001",
+        "more than 28 significant digits",
+    ),
     "2024-03-01 10:00:00,c1,3,,X,1,0,,,": ("", "", "10 cells but the header has 11"),
     "2024-03-01 10:00:00,c1,3,,X,1,0,,,,,": ("", "", "12 cells but the header has 11"),
     # Outside the supported range once moved to UTC (never an OverflowError).

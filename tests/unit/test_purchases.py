@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity_graph import Event, IdentityGraph, Link
+from identity_graph import Event, IdentityGraph, InvalidEvent, Link
 from identity_graph.purchases import (
     BRANDS,
     ITEMS,
@@ -19,6 +19,7 @@ from identity_graph.purchases import (
     SELLERS,
     STORES,
     _unscaled,
+    exact_sum,
     exact_unit_price,
 )
 
@@ -218,3 +219,48 @@ def test_exact_unit_prices(total: str, quantity: int, expected: Decimal | None) 
     assert price == expected
     if expected is not None:
         assert str(price) == str(expected)  # the scale too: 2.50, not 2.5
+
+
+_AMOUNTS = st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**24), max_value=10**24)
+
+
+@given(_AMOUNTS, _AMOUNTS)
+def test_a_sum_is_given_only_when_it_is_exact(a: Decimal, b: Decimal) -> None:
+    """A ticket's amount is the exact sum of its lines, or there is none."""
+    total = exact_sum(a, b)
+    exact = Fraction(a) + Fraction(b)
+    digits = _exact_digits(exact)
+    assert digits is not None  # a sum of two decimals is a decimal
+    assert (total is not None) == (digits <= PRICE_DIGITS)
+    if total is not None:
+        assert Fraction(total) == exact
+
+
+@given(_AMOUNTS)
+def test_a_purchase_amount_is_kept_exactly_or_refused(amount: Decimal) -> None:
+    """An amount of more than 28 significant digits would be rounded by
+    every sum the indicators make: it is refused when recorded."""
+    g = IdentityGraph()
+    g.register("c1", at=T)
+    event = Event("purchase", at=T, customer_id="c1", data={"amount": amount})
+    digits = _exact_digits(Fraction(amount))
+    if digits is not None and digits <= PRICE_DIGITS and abs(amount) < 10**24:
+        assert g.record(event) is not None
+        (stored,) = g.events(g.resolve("c1"))
+        assert stored.data["amount"] == amount
+    else:
+        with pytest.raises(InvalidEvent):
+            g.record(event)
+
+
+def test_trailing_zeros_are_not_significant() -> None:
+    g = IdentityGraph()
+    g.register("c1", at=T)
+    long_zeros = Decimal("1." + "0" * 40)
+    assert g.record(Event("purchase", at=T, customer_id="c1", data={"amount": long_zeros}))
+    with pytest.raises(InvalidEvent, match="more than 28 significant digits"):
+        g.record(
+            Event(
+                "purchase", at=T, customer_id="c1", data={"amount": Decimal("1." + "0" * 27 + "1")}
+            )
+        )

@@ -39,9 +39,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IdentityGraphError
-from ..events import MAX_EVENT_ID_LENGTH, Event, FrozenMap
+from ..events import MAX_EVENT_ID_LENGTH, MONEY_DIGITS, Event, FrozenMap
 from ..ids import check_customer_id
-from ..purchases import exact_unit_price
+from ..purchases import exact_sum, exact_unit_price
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError
@@ -553,8 +553,20 @@ class _Reader:
         if problems or quantity is None or total is None:
             ticket.problems[row] = problems
             return
+        amount = exact_sum(ticket.amount, total)
+        if amount is None:
+            problems.append(
+                (
+                    self.spelt[NUM2],
+                    cells[self.p_num2],
+                    f"the ticket's amount would need more than {MONEY_DIGITS} significant "
+                    "digits, the precision amounts are added at; it could not be kept exactly",
+                )
+            )
+            ticket.problems[row] = problems
+            return
         ticket.items.append(self.item(cells, name, quantity, total))
-        ticket.amount += total
+        ticket.amount = amount
 
     def ticket(
         self, row: int, txn: str, customer: str | None, at: datetime | None
