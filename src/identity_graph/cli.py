@@ -287,6 +287,14 @@ def _report(file: str, summary: Any, rejects: Path) -> None:
     click.echo(line)
 
 
+#: The offline-data importer's arguments as this command's options name them.
+_OFFLINE_DATA_OPTIONS = {
+    "event_types": "--event-type",
+    "ticket_fields": "--ticket-field",
+    "item_fields": "--item-field",
+}
+
+
 @import_group.command("offline-data")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--tz", required=True, help="Time zone of the time stamps, e.g. Europe/Helsinki.")
@@ -334,16 +342,24 @@ def import_offline_data_command(
 ) -> None:
     """Import an offline-data CSV (store purchases, call-centre events)."""
     from .io import import_offline_data
+    from .io.offline_data import check_options
 
+    types = _pairs(event_types, "--event-type")
+    tickets = _pairs(ticket_fields, "--ticket-field")
+    items = _pairs(item_fields, "--item-field")
+    try:  # before any file is opened, in the options' own names
+        check_options(types, tickets, items, names=_OFFLINE_DATA_OPTIONS)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     target = _rejects_path(file, rejects)
     with _graph(db, region, must_exist=False) as graph:
         summary = import_offline_data(
             graph,
             file,
             tz=tz,
-            event_types=_pairs(event_types, "--event-type"),
-            ticket_fields=_pairs(ticket_fields, "--ticket-field"),
-            item_fields=_pairs(item_fields, "--item-field"),
+            event_types=types,
+            ticket_fields=tickets,
+            item_fields=items,
             register_unknown=register,
             rejects=target,
             encoding=encoding,

@@ -300,6 +300,7 @@ def test_errors_are_one_line(store: Path) -> None:
         "UTC",
         "--event-type",
         "3=purchase",
+        code=2,
     )
 
 

@@ -312,7 +312,7 @@ def test_missing_and_unknown_columns_are_file_errors(tmp_path: Path) -> None:
     path = write(tmp_path, header=HEADER + ",Comment")
     with pytest.raises(FileFormatError, match=r"\['Comment'\].*does not define"):
         import_offline_data(IdentityGraph(), path, tz="UTC")
-    with pytest.raises(FileFormatError, match="ticket_fields names"):
+    with pytest.raises(FileFormatError, match=r"the ticket field\(s\) Var2=store name"):
         import_offline_data(
             IdentityGraph(), write(tmp_path, *GOOD), tz="UTC", ticket_fields={"Var2": "store"}
         )

@@ -60,7 +60,7 @@ from .tables import (
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
 
-__all__ = ["PURCHASE_CODE", "import_offline_data"]
+__all__ = ["ARGUMENT_NAMES", "PURCHASE_CODE", "check_options", "import_offline_data"]
 
 TIME, CUSTOMER, TYPE, CATEGORY = "Time Stamp", "Customer ID", "Event Type", "Category"
 NAME, NUM1, NUM2 = "Event Name", "Num1", "Num2"
@@ -206,22 +206,7 @@ def import_offline_data(
     Cost: O(rows × log n) time, O(ticket_window + batch_size) memory.
     """
     zone = time_zone(tz)
-    types = {str(code).strip(): kind for code, kind in (event_types or {}).items()}
-    for code, kind in types.items():
-        if not _CODE.fullmatch(code) or int(code) == PURCHASE_CODE:
-            raise ValueError(f"event_types: code {code!r} must be a number other than 7")
-        if not isinstance(kind, str) or not kind.strip():
-            raise ValueError(f"event_types: the type of code {code!r} must be a non-empty string")
-        if kind.strip() == "purchase":
-            # A purchase is a ticket of code-7 lines, with its amount and
-            # items; a bare event typed "purchase" would count in the
-            # indicators as a ticket of nothing.
-            raise ValueError(
-                f"event_types: code {code!r} cannot be typed 'purchase'; "
-                "purchases are the lines of code 7"
-            )
-    fields = _mapping(ticket_fields, "ticket_fields", _RESERVED, transaction=True)
-    items = _mapping(item_fields, "item_fields", _ITEM_RESERVED, transaction=False)
+    types, fields, items = check_options(event_types, ticket_fields, item_fields)
     if not isinstance(ticket_window, int) or ticket_window < 1:
         raise ValueError(f"ticket_window={ticket_window!r} must be a whole number >= 1")
     with (
@@ -239,6 +224,44 @@ def import_offline_data(
             unchanged=reader.batches.unchanged,
             rejected=rejected.rows,
         )
+
+
+#: How :func:`check_options` names the arguments in its messages by default.
+ARGUMENT_NAMES = {
+    "event_types": "event_types",
+    "ticket_fields": "ticket_fields",
+    "item_fields": "item_fields",
+}
+
+
+def check_options(
+    event_types: Mapping[str, str] | None = None,
+    ticket_fields: Mapping[str, str] | None = None,
+    item_fields: Mapping[str, str] | None = None,
+    names: Mapping[str, str] = ARGUMENT_NAMES,
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """The mappings of :func:`import_offline_data`, checked before any file
+    is read: ``ValueError`` names the argument as ``names`` calls it (a
+    command line passes its options' names, ``--item-field``…) and the rule.
+    O(entries)."""
+    types = {str(code).strip(): kind for code, kind in (event_types or {}).items()}
+    what = names["event_types"]
+    for code, kind in types.items():
+        if not _CODE.fullmatch(code) or int(code) == PURCHASE_CODE:
+            raise ValueError(f"{what}: code {code!r} must be a number other than 7")
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(f"{what}: the type of code {code!r} must be a non-empty string")
+        if kind.strip() == "purchase":
+            # A purchase is a ticket of code-7 lines, with its amount and
+            # items; a bare event typed "purchase" would count in the
+            # indicators as a ticket of nothing.
+            raise ValueError(
+                f"{what}: code {code!r} cannot be typed 'purchase'; "
+                "purchases are the lines of code 7"
+            )
+    fields = _mapping(ticket_fields, names["ticket_fields"], _RESERVED, transaction=True)
+    items = _mapping(item_fields, names["item_fields"], _ITEM_RESERVED, transaction=False)
+    return types, fields, items
 
 
 def _mapping(
@@ -307,12 +330,15 @@ class _Reader:
         # Every column is one name however spelt (column_index refused two
         # spellings of one), so a key finds one position.
         at_key = {key: position for _, key, position in columns.items()}
-        for what, mapping in (("ticket_fields", fields), ("item_fields", items)):
+        for what, mapping in (("ticket", fields), ("item", items)):
             # A mapped column the file lacks would leave its field empty without a word.
             missing = [column for key, (column, _) in mapping.items() if key not in at_key]
             if missing:
+                fills = ", ".join(
+                    f"{column}={mapping[column_key(column)][1]}" for column in missing
+                )
                 raise FileFormatError(
-                    f"{table.path}: row 1: {what} names column(s) {missing} that the "
+                    f"{table.path}: row 1: the {what} field(s) {fills} name column(s) that the "
                     f"header lacks; it has {[name for name, _, _ in columns.items()]} "
                     f"({SPELLING_RULE})"
                 )
