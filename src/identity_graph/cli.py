@@ -129,15 +129,16 @@ def parse_time(text: str, end_of_day: bool = False, option: str | None = None) -
     return at
 
 
-def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+def _pairs(values: Sequence[str], option: str, form: str = "COLUMN=NAME") -> dict[str, str]:
     """``COLUMN=NAME`` options as a dict (split at the last ``=``).  A column
-    given twice is refused: which of its two names was meant cannot be told."""
+    given twice is refused: which of its two names was meant cannot be told.
+    ``form`` is how the option's help writes a value (``CODE=TYPE``)."""
     found: dict[str, str] = {}
     for value in values:
         column, equals, name = value.rpartition("=")
         column, name = column.strip(), name.strip()
         if not equals or not column or not name:
-            raise click.BadParameter(f"{value!r} must be COLUMN=NAME", param_hint=option)
+            raise click.BadParameter(f"{value!r} must be {form}", param_hint=option)
         if column in found:
             raise click.BadParameter(
                 f"column {column!r} is given twice ({found[column]!r} and {name!r})",
@@ -145,6 +146,27 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
             )
         found[column] = name
     return found
+
+
+def _check_tz(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A usage error for a name that is no time zone, before any file is read."""
+    if value is None:
+        return None
+    from .io.cells import time_zone
+
+    try:
+        time_zone(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+_tz_option = click.option(
+    "--tz",
+    required=True,
+    callback=_check_tz,
+    help="Time zone of the time stamps, e.g. Europe/Helsinki.",
+)
 
 
 # ------------------------------------------------------------------ the graph
@@ -297,7 +319,7 @@ _OFFLINE_DATA_OPTIONS = {
 
 @import_group.command("offline-data")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--tz", required=True, help="Time zone of the time stamps, e.g. Europe/Helsinki.")
+@_tz_option
 @click.option(
     "--event-type", "event_types", multiple=True, metavar="CODE=TYPE", help="e.g. 3=call."
 )
@@ -344,7 +366,7 @@ def import_offline_data_command(
     from .io import import_offline_data
     from .io.offline_data import check_options
 
-    types = _pairs(event_types, "--event-type")
+    types = _pairs(event_types, "--event-type", "CODE=TYPE")
     tickets = _pairs(ticket_fields, "--ticket-field")
     items = _pairs(item_fields, "--item-field")
     try:  # before any file is opened, in the options' own names
@@ -370,7 +392,7 @@ def import_offline_data_command(
 
 @import_group.command("offline-events")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--tz", required=True, help="Time zone of the time stamps, e.g. Europe/Helsinki.")
+@_tz_option
 @_rejects_option
 @_csv_options
 @_graph_options
@@ -939,18 +961,17 @@ def _one_line(message: str) -> str:
 
 
 def _describe(error: Exception) -> str:
-    """An error for people: a file the system refused is named with the
-    system's reason (``out/x.csv: No such file or directory``), without
-    Python's class name and errno; anything else keeps its class name, which
-    tells the kind of refusal (``LinkConflict: …``)."""
-    if (
-        isinstance(error, OSError)
-        and not isinstance(error, IdentityGraphError)
-        and error.filename is not None
-        and error.strerror
-    ):
+    """An error for people: the library's errors keep their class name, which
+    tells the kind of refusal (``LinkConflict: …``); a file the system
+    refused is named with the system's reason (``out/x.csv: No such file or
+    directory``), and any other error is its message, without Python's
+    class name and errno."""
+    if isinstance(error, IdentityGraphError):
+        return f"{type(error).__name__}: {error}"
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return f"{type(error).__name__}: {error}"
+    # A bare ValueError or LookupError: its class says nothing the message does not.
+    return str(error) or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from .times import utc
 __all__ = [
     "MAX_DATA_DEPTH",
     "MAX_EVENT_ID_LENGTH",
+    "MAX_INT_DIGITS",
     "MAX_MONEY",
     "MONEY_DIGITS",
     "Anchor",
@@ -96,6 +97,11 @@ class FrozenMap(Mapping[str, Any]):
         return f"FrozenMap({self._data!r})"
 
 
+#: The most digits a whole number in event data may have: far beyond any
+#: quantity or id, and within what Python, JSON and every store print and
+#: read back (Python refuses to print an int of more than 4,300 digits).
+MAX_INT_DIGITS = 1_000
+_INT_BOUND = 10**MAX_INT_DIGITS
 _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 
 
@@ -122,6 +128,11 @@ def _freeze(value: Any, path: str, depth: int = 1, limit: int = MAX_DATA_DEPTH) 
             )
         if not 1 < value.year < 9999:  # near the calendar's ends: check it properly
             _check_data_time(value, path)
+    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+        raise InvalidEvent(
+            f"event data value at {path} has more than {MAX_INT_DIGITS:,} digits; "
+            "a whole number in data may have at most that many"
+        )
     if kind in _SCALARS or kind is FrozenMap:
         return value
     if kind is dict or isinstance(value, Mapping):

@@ -252,8 +252,28 @@ def test_errors_are_one_line(store: Path) -> None:
         store, "import", "offline-data", "offline_data.csv", code=2
     )
     assert "does not exist" in quick_fails(store, "import", "customers", "nothere.csv", code=2)
-    assert "not a time zone" in quick_fails(
-        store, "import", "offline-events", "offline_events.csv", "--tz", "Mars/Base"
+    # Usage errors, before any file is read:
+    assert "'--tz': time zone 'Mars/Base' is not a name" in quick_fails(
+        store, "import", "offline-events", "offline_events.csv", "--tz", "Mars/Base", code=2
+    )
+    for zone in ("", "localtime"):
+        line = quick_fails(store, "import", "offline-data", "x.csv", "--tz", zone, code=2)
+        assert "'--tz': time zone" in line and "tz=" not in line, line
+    assert "'3' must be CODE=TYPE" in quick_fails(
+        store,
+        "import",
+        "offline-data",
+        "offline_data.csv",
+        "--tz",
+        "UTC",
+        "--event-type",
+        "3",
+        code=2,
+    )
+    # A plain ValueError is its message: Python's class name says nothing more.
+    assert quick_fails(store, "export", "customers", "x.json") == (
+        "identity-graph: error: x.json: the file name must end in .csv or .xlsx "
+        "(it decides the format)"
     )
     assert "no UTC offset" in quick_fails(store, "kpis", "--as-of", "2024-06-30T10:00", code=2)
     assert "COLUMN=NAME" in quick_fails(

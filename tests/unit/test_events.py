@@ -288,3 +288,15 @@ def test_a_time_in_event_data_is_recorded_or_refused_as_an_event(when: datetime)
         assert not (datetime(2, 1, 1, tzinfo=UTC) <= when <= datetime(9999, 1, 1, tzinfo=UTC))
         return
     assert g.record(event) is not None
+
+
+def test_a_whole_number_in_data_has_at_most_a_thousand_digits() -> None:
+    """Python will not print an int of more than 4,300 digits (so no store or
+    content id could hold one): the library's bound is said as a rule."""
+    g = IdentityGraph()
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    big = 10**1000 - 1
+    assert g.record(Event("visit", at=at, links=[Link("email", "a@b.co")], data={"n": [-big]}))
+    for huge in (10**1000, -(10**5000)):
+        with pytest.raises(InvalidEvent, match=r"data\.n\[0\] has more than 1,000 digits"):
+            Event("visit", at=at, links=[Link("email", "a@b.co")], data={"n": [huge]})

@@ -93,9 +93,11 @@ def test_the_ends_of_the_calendar_are_invalid_times(text: str, zone: str) -> Non
 def test_time_zones_are_names_or_tzinfo_never_a_default() -> None:
     assert time_zone("Europe/Helsinki") == HELSINKI
     assert time_zone(UTC) is UTC
-    for bad in ("", "Not/AZone", "../etc/passwd", 3):
-        with pytest.raises(ValueError):
+    # "localtime" is the machine's zone (a guess); "Factory" means "not set".
+    for bad in ("", "Not/AZone", "../etc/passwd", 3, "localtime", "Factory", " "):
+        with pytest.raises(ValueError, match="time zone") as error:
             time_zone(bad)  # type: ignore[arg-type]
+        assert "tz=" not in str(error.value)  # the API's and the command line's words
 
 
 # ------------------------------------------------------------------ numbers
@@ -113,6 +115,25 @@ def test_numbers_are_decimal_and_plain() -> None:
         parse_decimal("12,5")
 
 
+@pytest.mark.parametrize(
+    ("text", "decimal_comma", "hint"),
+    [
+        ("1,5e3", True, "exponents are not read"),
+        ("1.5E3", False, "exponents are not read"),
+        ("1.000,50", True, "thousands separators"),
+        ("1,000.50", False, "thousands separators"),
+        ("1,000,000", True, "thousands separators"),
+        ("12,50", False, "use '.' as the decimal separator"),
+    ],
+)
+def test_a_number_not_read_says_why(text: str, decimal_comma: bool, hint: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_decimal(text, decimal_comma)
+    assert hint in str(error.value)
+    if decimal_comma:  # the comma is right there: the hint must not blame it
+        assert "decimal separator" not in str(error.value)
+
+
 def test_whole_numbers() -> None:
     assert parse_whole("3") == 3 and parse_whole("3.0") == 3 and parse_whole("-2") == -2
     for digit in ("٣", "３"):  # Arabic-Indic and full-width digits are not plain digits
@@ -126,6 +147,12 @@ def test_whole_numbers() -> None:
         parse_whole("2.5")
     with pytest.raises(ValueError, match="less than 1"):
         parse_whole("0", minimum=1)
+    # Python will not even print an int of 4,301 digits: said as a rule.
+    assert parse_whole("9" * 1000) == 10**1000 - 1
+    for many in ("1" * 1001, "1" * 5000, "-" + "1" * 5000):
+        with pytest.raises(ValueError, match="more than 1,000 digits") as error:
+            parse_whole(many)
+        assert "sys.set_int_max_str_digits" not in str(error.value)
 
 
 # ------------------------------------------------------------------ formula guard

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import InvalidTime
+from ..events import MAX_INT_DIGITS
 from ..times import RANGE_RULE, utc
 
 __all__ = [
@@ -40,6 +41,10 @@ _NUMBER_POINT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _NUMBER_COMMA = re.compile(r"[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)")
 
 
+#: Names the zoneinfo database knows that are no time zone of a place.
+_NOT_ZONES = frozenset({"localtime", "Factory"})
+
+
 def time_zone(tz: str | tzinfo) -> tzinfo:
     """``tz`` as a ``tzinfo``: an IANA name (``"Europe/Helsinki"``) or a tzinfo.
 
@@ -50,11 +55,20 @@ def time_zone(tz: str | tzinfo) -> tzinfo:
     if isinstance(tz, tzinfo):
         return tz
     if not isinstance(tz, str) or not tz.strip():
-        raise ValueError(f"tz={tz!r} must be a time zone name such as 'Europe/Helsinki'")
+        raise ValueError(f"time zone {tz!r}: give a name such as 'Europe/Helsinki' or 'UTC'")
+    name = tz.strip()
+    if name in _NOT_ZONES:
+        # "localtime" is this machine's zone, a guess; "Factory" means "not set".
+        raise ValueError(
+            f"time zone {tz!r} names no place; give one such as 'Europe/Helsinki' or 'UTC'"
+        )
     try:
-        return ZoneInfo(tz.strip())
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"tz={tz!r} is not a time zone name the zoneinfo database knows") from None
+        raise ValueError(
+            f"time zone {tz!r} is not a name the zoneinfo database knows "
+            "(such as 'Europe/Helsinki' or 'UTC')"
+        ) from None
 
 
 def parse_time(text: str, tz: tzinfo) -> datetime:
@@ -101,14 +115,32 @@ def parse_decimal(text: str, decimal_comma: bool = False) -> Decimal:
     stripped = text.strip()
     pattern = _NUMBER_COMMA if decimal_comma else _NUMBER_POINT
     if not pattern.fullmatch(stripped):
-        hint = " (use '.' as the decimal separator)" if "," in stripped else ""
-        raise ValueError(f"{text!r} is not a number{hint}")
+        raise ValueError(f"{text!r} is not a number{_number_hint(stripped, decimal_comma)}")
     return Decimal(stripped.replace(",", ".") if decimal_comma else stripped)
+
+
+def _number_hint(text: str, decimal_comma: bool) -> str:
+    """Why a number's text was not read, when a common habit explains it."""
+    if "e" in text.lower() and any(c.isdigit() for c in text):
+        return " (exponents are not read: write the digits)"
+    separators = sum(text.count(c) for c in ".,")
+    if separators > 1 or (not decimal_comma and "," in text and "." in text):
+        return " (thousands separators are not read: write 1000.50, not 1,000.50 or 1.000,50)"
+    if "," in text and not decimal_comma:
+        return " (with ',' between columns, use '.' as the decimal separator)"
+    return ""
+
+
+#: The most digits a whole number read from a file may have: the rule of
+#: event data (:data:`identity_graph.events.MAX_INT_DIGITS`).
+MAX_WHOLE_DIGITS = MAX_INT_DIGITS
 
 
 def parse_whole(text: str, minimum: int | None = None, decimal_comma: bool = False) -> int:
     """A whole number (``3`` or ``3.0``), at least ``minimum``; ``ValueError`` otherwise."""
     stripped = text.strip()
+    if len(stripped) > MAX_WHOLE_DIGITS and stripped.lstrip("+-0").isdigit():
+        raise ValueError(f"{text[:20]!r}… has more than {MAX_WHOLE_DIGITS:,} digits")
     if stripped.isdigit() and stripped.isascii():  # the common case, without a Decimal
         whole = int(stripped)
     else:
