@@ -315,13 +315,6 @@ def test_a_codec_that_is_not_a_text_encoding_is_refused(tmp_path: Path, codec: s
         CsvTable(path, encoding=codec)
 
 
-def test_a_utf_16_file_without_its_mark_is_a_file_error(tmp_path: Path) -> None:
-    path = tmp_path / "f.csv"
-    path.write_bytes("a,b\n1,2\n".encode("utf-16-le"))
-    with pytest.raises(FileFormatError, match=r"row 1: UTF-16 stream does not start with BOM"):
-        CsvTable(path, encoding="utf-16")
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     limit=st.integers(8, 60),
@@ -390,3 +383,32 @@ def test_lines_ending_with_a_bare_carriage_return_are_explained(tmp_path: Path) 
     message = str(error.value)
     assert f"{path}: row 1" in message and "old Mac" in message and "LF or CRLF" in message
     assert "universal-newline" not in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_wide_file_without_its_mark_is_named_with_its_encoding(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Read as UTF-8 it would be NUL bytes and nonsense (it was blamed on a
+    carriage return); the message names the encoding to give, which reads it."""
+    path = tmp_path / "wide.csv"
+    path.write_bytes("Customer ID,Email\r\nc1,a@b.co\r\nc2,ä@b.co\r\n".encode(encoding))
+    with pytest.raises(FileFormatError, match=f"looks like {encoding} text without a byte-order"):
+        CsvTable(path)
+    _, rows = table(path, encoding=encoding)
+    assert rows == [(2, ["c1", "a@b.co"]), (3, ["c2", "ä@b.co"])]
+
+
+def test_utf_16_without_a_mark_asks_for_the_byte_order(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-16-le"))
+    with pytest.raises(FileFormatError, match="give utf-16-le or utf-16-be"):
+        CsvTable(path, encoding="utf-16")
+
+
+def test_an_encoding_that_overrides_the_files_mark_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "marked.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-16"))  # with its byte-order mark
+    with pytest.raises(FileFormatError, match="starts with a utf-16 byte-order mark") as error:
+        list(table(path, encoding="utf-8")[1])
+    assert "cp1252" not in str(error.value)

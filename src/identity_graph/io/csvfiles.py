@@ -203,6 +203,26 @@ class _Lines:
         return '"\n' if inside else "\n"
 
 
+def _wide_without_mark(head: bytes) -> str | None:
+    """The UTF-16 or UTF-32 byte order that ``head`` (no byte-order mark)
+    plainly is, or None: mostly ASCII text in it is one non-zero byte per
+    code unit and zeros.  O(len(head)), on at most 4 KiB."""
+    sample = head[:4096]
+    if b"\x00" not in sample:
+        return None
+    for name, width, at in (
+        ("utf-32-le", 4, 0),
+        ("utf-32-be", 4, 3),
+        ("utf-16-le", 2, 0),
+        ("utf-16-be", 2, 1),
+    ):
+        units = [sample[i : i + width] for i in range(0, len(sample) - width + 1, width)]
+        plain = sum(1 for unit in units if unit[at] != 0 and unit.count(0) == width - 1)
+        if units and plain >= 0.9 * len(units):
+            return name
+    return None
+
+
 def _ascii_pieces(
     readline: Callable[[], bytes], decoder: codecs.IncrementalDecoder
 ) -> Iterator[tuple[str, bool]]:
@@ -322,7 +342,16 @@ class CsvTable(ClosesOnExit):
         try:
             self.size = os.fstat(self._handle.fileno()).st_size
             head = self._handle.read(SNIFF_BYTES)
-            self.encoding = encoding or self._declared_encoding(head)
+            self._marked = self._declared_encoding(head)
+            if encoding is None and self._marked == "utf-8":
+                wide = _wide_without_mark(head)
+                if wide is not None:  # read as UTF-8, it would be NUL bytes and nonsense
+                    raise FileFormatError(
+                        f"{self.path}: row 1: the file looks like {wide} text without a "
+                        f"byte-order mark (most characters are one byte and zeros); give "
+                        f"its encoding: {wide}"
+                    )
+            self.encoding = encoding or self._marked
             sample = self._sample(head)
             self.delimiter = delimiter or self._sniff(sample, required)
             self._handle.seek(0)
@@ -357,6 +386,12 @@ class CsvTable(ClosesOnExit):
         try:
             text = codecs.getincrementaldecoder(self.encoding)("replace").decode(head)
         except UnicodeError as error:  # "UTF-16 stream does not start with BOM"
+            if "BOM" in str(error):
+                raise FileFormatError(
+                    f"{self.path}: row 1: the file has no byte-order mark, so "
+                    f"{self.encoding!r} cannot tell its byte order; give "
+                    f"{self.encoding}-le or {self.encoding}-be"
+                ) from None
             raise FileFormatError(
                 f"{self.path}: row 1: {error}; is the file {self.encoding}?"
             ) from None
@@ -404,10 +439,17 @@ class CsvTable(ClosesOnExit):
         except UnicodeDecodeError as error:
             bad = error.object[error.start : max(error.end, error.start + 1)]
             what = f"byte{'s' if len(bad) > 1 else ''} 0x{bad.hex()}"
+            # A byte-order mark the caller's encoding overrode explains the error.
+            marked = None if self._marked == "utf-8" else self._marked
+            advice = (
+                f"the file starts with a {marked} byte-order mark: leave the encoding out "
+                "to read it so"
+                if marked is not None and marked != self.encoding
+                else "save the file as UTF-8 or give its encoding (for example cp1252 or latin-1)"
+            )
             raise FileFormatError(
                 f"{self.path}: row {row} (line {self._lines.line}): {what} is not "
-                f"valid {self.encoding}; save the file as UTF-8 or give its encoding "
-                "(for example cp1252 or latin-1)"
+                f"valid {self.encoding}; {advice}"
             ) from None
         except UnicodeError as error:  # not a bad byte: "UTF-16 stream does not start with BOM"
             raise FileFormatError(
