@@ -64,7 +64,9 @@ def test_any_cells_written_by_the_csv_module_read_back(
         writer.writerows(cells)
     opened, found = table(path)
     assert opened.delimiter == delimiter
-    assert found == list(enumerate(cells, start=2))
+    # Every row but the blank ones (empty cells only), with its row number.
+    rows = enumerate(cells, start=2)
+    assert found == [(row, given) for row, given in rows if any(c.strip() for c in given)]
 
 
 def test_blank_lines_are_skipped_but_keep_their_row_numbers(tmp_path: Path) -> None:
@@ -72,6 +74,10 @@ def test_blank_lines_are_skipped_but_keep_their_row_numbers(tmp_path: Path) -> N
     path.write_text("a,b\n1,2\n\n3,4\n", encoding="utf-8")
     with CsvTable(path) as opened:
         assert list(opened.rows()) == [(2, ["1", "2"]), (4, ["3", "4"])]
+    # Rows of empty cells only are what a spreadsheet saves for empty rows.
+    path.write_text('a;b;c\n1;2;3\n;;\n ; ;\n"";;\n4;5;6\n;;;;;;\n', encoding="utf-8")
+    with CsvTable(path) as opened:
+        assert list(opened.rows()) == [(2, ["1", "2", "3"]), (6, ["4", "5", "6"])]
 
 
 def test_a_quoted_line_break_is_one_row(tmp_path: Path) -> None:
@@ -365,8 +371,14 @@ def _check_rows_against_the_limit(
         path, delimiter=delimiter, encoding=None if encoding == "utf-8" else "utf-16"
     ) as opened:
         found = list(opened.rows())
-    assert [row for row, _ in found] == list(range(2, len(cells) + 2))
-    for (_, read), row, text in zip(found, cells, texts[1:], strict=True):
+    # Blank rows (empty cells only) are skipped, unless too long to be read.
+    kept = [
+        (number, row, text)
+        for number, (row, text) in enumerate(zip(cells, texts[1:], strict=True), start=2)
+        if len(text) > limit or any(cell.strip() for cell in row)
+    ]
+    assert [row for row, _ in found] == [number for number, _, _ in kept]
+    for (_, read), (_, row, text) in zip(found, kept, strict=True):
         if len(text) > limit:
             assert isinstance(read, UnreadableRow), (text, read)
         else:

@@ -471,14 +471,16 @@ class CsvTable(ClosesOnExit):
         return record
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """``(row number, cells)`` of each data row; blank lines are skipped
-        (their row numbers are not reused).  A row too long to read is an
-        empty :class:`UnreadableRow` saying why.  O(1) memory per row."""
+        """``(row number, cells)`` of each data row; blank rows are skipped
+        (their row numbers are not reused): empty lines, and rows of empty
+        cells only (``;;;;``), which spreadsheets write for the empty rows of
+        a sheet.  A row too long to read is an empty :class:`UnreadableRow`
+        saying why.  O(1) memory per row."""
         while True:
             record = self._next()
             if record is None:
                 return
-            if record or isinstance(record, UnreadableRow):
+            if isinstance(record, UnreadableRow) or any(cell.strip() for cell in record):
                 yield self._row, record
 
     def position(self) -> int:
