@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import re
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -264,8 +265,10 @@ _UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 @given(value=st.text())
 def test_any_rejected_value_is_written_readable(tmp_path: Path, value: str) -> None:
     """A rejects file holds no raw NUL (which stops many CSV readers), no
-    other control character but tab and line breaks, and no lone surrogate
-    (which UTF-8 cannot hold); any other text is written as it was."""
+    other control character but tab and line breaks, no invisible or
+    bidirectional format character (which would hide why an identifier was
+    refused) and no lone surrogate (which UTF-8 cannot hold); any other text
+    is written as it was."""
     path = tmp_path / "r.csv"
     with Rejects(path) as rejects:
         rejects.add(2, [("Col", value, "why")])
@@ -273,7 +276,9 @@ def test_any_rejected_value_is_written_readable(tmp_path: Path, value: str) -> N
     assert not _UNWRITABLE.search(text)
     with open(path, newline="", encoding="utf-8") as handle:
         (_header, row) = list(csv.reader(handle))
-    if not _UNWRITABLE.search(value):
+    hidden = any(c > "\x7f" and unicodedata.category(c) in ("Cc", "Cf") for c in value)
+    assert not any(c > "\x7f" and unicodedata.category(c) in ("Cc", "Cf") for c in row[2])
+    if not _UNWRITABLE.search(value) and not hidden:
         assert row[2] in (value, "'" + value)  # as it was (a formula gets its ')
 
 

@@ -216,8 +216,8 @@ BAD = [
     (["c9", "Ann", "", "", "", "", "AB", ""], "customerId", "AB", "at least 4"),
     # The text rule, said with the column (NUL, an invisible or bidi character).
     (["c9", "An\x00n", "", "", "", "", "", ""], "Firstname", "An\\x00n", "NUL"),
-    (["c\u202e9", "Ann", "", "", "", "", "", ""], "Customer ID", "c\u202e9", "U+202E"),
-    (["c9", "Ann", "", "ann\u200b@x.fi", "", "", "", ""], "Email", "ann\u200b@x.fi", "U+200B"),
+    (["c\u202e9", "Ann", "", "", "", "", "", ""], "Customer ID", "c\\u202e9", "U+202E"),
+    (["c9", "Ann", "", "ann\u200b@x.fi", "", "", "", ""], "Email", "ann\\u200b@x.fi", "U+200B"),
 ]
 
 

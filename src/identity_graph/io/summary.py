@@ -7,6 +7,7 @@ import csv
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -77,12 +78,25 @@ class Reject:
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
+#: Unicode categories written escaped: controls, and format characters.
+_HIDDEN = frozenset({"Cc", "Cf"})
+
+
 def _visible(text: str) -> str:
-    """``text`` with each character a rejects file cannot show or hold
-    written as Python writes it in a string (``\\x00``, ``\\ud800``), so
-    the file stays readable by any tool and the value stays recognisable.
-    O(len(text))."""
-    return _INVISIBLE.sub(lambda match: repr(match.group())[1:-1], text)
+    """``text`` with each character a rejects file cannot show or hold —
+    a control or format (invisible, bidirectional) character, a lone
+    surrogate — written as Python writes it in a string (``\\x00``,
+    ``\\u202e``, ``\\ud800``), so the file stays readable by any tool and
+    the value shows what was refused.  Tab and line breaks stay.  O(len(text))."""
+    text = _INVISIBLE.sub(lambda match: repr(match.group())[1:-1], text)
+    if text.isascii():
+        return text
+    # Invisible and bidirectional characters (U+200B, U+202E…) would hide
+    # the very thing a rejected identifier was refused for.
+    return "".join(
+        repr(char)[1:-1] if char > "\x7f" and unicodedata.category(char) in _HIDDEN else char
+        for char in text
+    )
 
 
 class Rejects(ClosesOnExit):
