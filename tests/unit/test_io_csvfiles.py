@@ -321,6 +321,15 @@ def test_a_codec_that_is_not_a_text_encoding_is_refused(tmp_path: Path, codec: s
         CsvTable(path, encoding=codec)
 
 
+def test_a_codec_that_cannot_read_a_file_is_refused(tmp_path: Path) -> None:
+    """idna encodes one domain name at a time; reading a file with it failed
+    with "Unsupported error handling replace"."""
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^encoding 'idna' is not an encoding of text files"):
+        CsvTable(path, encoding="idna")
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     limit=st.integers(8, 60),
