@@ -84,7 +84,8 @@ def check_encoding(encoding: object, what: str = "encoding") -> str:
             "into str); give one such as utf-8, utf-16, cp1252 or latin-1"
         ) from None
     try:  # what reading does: incrementally, and (to sniff) with a replacement
-        codecs.getincrementaldecoder(str(encoding))("replace").decode(b"a,b\n", final=True)
+        sample = "ab".encode(str(encoding))
+        codecs.getincrementaldecoder(str(encoding))("replace").decode(sample, final=True)
     except UnicodeError:  # idna: one domain name at a time, strict only
         raise ValueError(
             f"{what} {encoding!r} is not an encoding of text files; give one such as "
