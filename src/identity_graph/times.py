@@ -26,7 +26,7 @@ identity_graph.errors.InvalidTime: as_of=2024-06-01T00:00:00 is a naive datetime
 >>> check_range(datetime(9999, 12, 31, tzinfo=timezone.utc), "--as-of")
 Traceback (most recent call last):
 ...
-identity_graph.errors.InvalidTime: --as-of 9999-12-31T00:00:00+00:00: times must be from ...
+identity_graph.errors.InvalidTime: --as-of 9999-12-31T00:00:00+00:00: times must lie from ...
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = ["EARLIEST", "LATEST", "RANGE_RULE", "check_range", "utc"]
 EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
 #: The last instant the library supports (leaves a year for zones and day ends).
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-RANGE_RULE = "times must be from 0002-01-01 to 9999-01-01 (UTC)"
+RANGE_RULE = "times must lie from 0002-01-01 00:00 to 9999-01-01 00:00 UTC, both instants included"
 
 
 def check_range(at: datetime, what: str) -> None:

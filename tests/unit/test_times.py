@@ -45,9 +45,9 @@ def test_anything_but_a_datetime_is_a_type_error(value: object) -> None:
 def test_the_range_ends_are_inside_and_one_microsecond_beyond_is_not() -> None:
     check_range(EARLIEST, "t")
     check_range(LATEST, "t")
-    with pytest.raises(ValueError, match="times must be from"):
+    with pytest.raises(ValueError, match="times must lie from"):
         check_range(LATEST + timedelta(microseconds=1), "t")
-    with pytest.raises(ValueError, match="times must be from"):
+    with pytest.raises(ValueError, match="times must lie from"):
         check_range(EARLIEST - timedelta(microseconds=1), "t")
 
 
@@ -175,9 +175,9 @@ def test_utc_refuses_exactly_the_times_outside_the_range(at: datetime) -> None:
 )
 def test_the_issue_s_times_are_invalid_time_not_overflow_error(at: datetime) -> None:
     g, _ = _graph()
-    with pytest.raises(InvalidTime, match=r"^at=.*times must be from 0002-01-01"):
+    with pytest.raises(InvalidTime, match=r"^at=.*times must lie from 0002-01-01"):
         g.link("c1", CARD, at=at)
-    with pytest.raises(InvalidTime, match=r"^event 'v-1': at=.*times must be from 0002-01-01"):
+    with pytest.raises(InvalidTime, match=r"^event 'v-1': at=.*times must lie from 0002-01-01"):
         g.record(Event("visit", at=at, customer_id="c1", id="v-1"))
 
 
