@@ -458,10 +458,15 @@ def _money(value: Any, where: str, rule: str) -> None:
             if len(digits) <= MONEY_DIGITS or significant_digits(number) <= MONEY_DIGITS:
                 return
             raise InvalidEvent(
-                f"{where} {value!r} has more than {MONEY_DIGITS} significant digits, the "
+                f"{where} {_shown(value)} has more than {MONEY_DIGITS} significant digits, the "
                 "precision amounts are added at; it could not be kept exactly"
             )
-    raise InvalidEvent(f"{where} {value!r} is beyond ±10**24, which no purchase reaches")
+    raise InvalidEvent(f"{where} {_shown(value)} is beyond ±10**24, which no purchase reaches")
+
+
+def _shown(value: Any) -> str:
+    """An amount as a person writes it (``1E+30``, not ``Decimal('1E+30')``)."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
 
 
 def significant_digits(number: Decimal) -> int:
