@@ -448,14 +448,44 @@ def _layout(
     }
 
 
+def _only_for_its_format(
+    file: str, *, csv_only: Sequence[str] = (), xlsx_only: Sequence[str] = (), writing: bool = False
+) -> None:
+    """A usage error for an option given that does not apply to FILE's format
+    (``--sheet`` for a CSV file, ``--encoding`` for a workbook), which would
+    otherwise be ignored without a word.  ``csv_only`` and ``xlsx_only`` name
+    the command's parameters; a suffix of neither format is left to the
+    command's own call, whose error names the suffixes."""
+    from click.core import ParameterSource
+
+    from .io.tables import is_csv  # io loads lazily
+
+    try:
+        csv_file = is_csv(Path(file), writing=writing)
+    except ValueError:
+        return
+    ctx = click.get_current_context()
+    for name in xlsx_only if csv_file else csv_only:
+        if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        option = next(param.opts[0] for param in ctx.command.params if param.name == name)
+        kind, other = ("XLSX", "a CSV file") if csv_file else ("CSV", "an XLSX workbook")
+        raise click.UsageError(f"{option} applies to {kind} files only; {file} is {other}", ctx)
+
+
 @import_group.command("customers")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @_mapping_options
 @click.option("--at", "at_text", default=None, help="When the import takes effect [default: now].")
-@click.option("--sheet", default=None, help="XLSX sheet [default: the first].")
-@click.option("--max-rows", type=click.IntRange(min=1), default=None, help="XLSX row limit.")
+@click.option("--sheet", default=None, help="XLSX only: the sheet [default: the first].")
 @click.option(
-    "--max-bytes", type=click.IntRange(min=1), default=None, help="XLSX uncompressed size limit."
+    "--max-rows", type=click.IntRange(min=1), default=None, help="XLSX only: the row limit."
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="XLSX only: the uncompressed size limit.",
 )
 @_rejects_option
 @_csv_options
@@ -478,6 +508,10 @@ def import_customers_command(
 ) -> None:
     """Import customers from a CSV or XLSX file through a column mapping."""
     from .io import XlsxLimits, import_customers
+
+    _only_for_its_format(
+        file, csv_only=("encoding", "delimiter"), xlsx_only=("sheet", "max_rows", "max_bytes")
+    )
 
     limits = XlsxLimits()
     if max_rows is not None or max_bytes is not None:
@@ -510,7 +544,7 @@ def export_group() -> None:
 @export_group.command("customers")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_mapping_options
-@click.option("--sheet", default="Customers", show_default=True, help="XLSX sheet name.")
+@click.option("--sheet", default="Customers", show_default=True, help="XLSX only: the sheet name.")
 @_graph_options
 def export_customers_command(
     file: str,
@@ -525,6 +559,8 @@ def export_customers_command(
     """Write every customer to FILE (.csv or .xlsx) in the mapping's layout."""
     from .io import export_customers
 
+    _only_for_its_format(file, xlsx_only=("sheet",), writing=True)
+
     with _graph(db, region) as graph:
         written = export_customers(
             graph, file, **_layout(id_column, no_id_column, attributes, links), sheet=sheet
@@ -535,7 +571,7 @@ def export_customers_command(
 @export_group.command("profiles")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--as-of", "as_of_text", required=True, help="Date or time of the indicators.")
-@click.option("--sheet", default="Profiles", show_default=True, help="XLSX sheet name.")
+@click.option("--sheet", default="Profiles", show_default=True, help="XLSX only: the sheet name.")
 @_graph_options
 def export_profiles_command(
     file: str, as_of_text: str, sheet: str, db: str, region: str | None
@@ -544,6 +580,7 @@ def export_profiles_command(
     the indicators under the omnichannel platform's names (ICOMMKT_...)."""
     from .io import export_profiles
 
+    _only_for_its_format(file, xlsx_only=("sheet",), writing=True)
     as_of = parse_time(as_of_text, end_of_day=True, option="--as-of")
     with _graph(db, region) as graph:
         written = export_profiles(graph, file, as_of, sheet=sheet)

@@ -18,7 +18,7 @@ from . import history as hist
 from .errors import LimitExceeded, LinkConflict
 from .ids import CustomerId, LinkKey, LinkTypes
 from .state import GraphState
-from .text import text_problem
+from .text import attribute_problem
 
 __all__ = [
     "attribute_changes",
@@ -39,13 +39,23 @@ def _span(delta: timedelta) -> str:
     return str(delta)
 
 
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: its repr, cut short when long."""
+    text = repr(value)
+    if len(text) <= 80:
+        return text
+    return f"{value[:40]!r}…" if isinstance(value, str) else f"{text[:60]}…"
+
+
 def attribute_changes(
     state: GraphState, customer: CustomerId, attributes: Mapping[str, Any], at: datetime
 ) -> dict[str, Any]:
     """The attributes a ``register`` at ``at`` changes: each keeps the time it
     was set, and the latest value wins.  ``ValueError`` for a name that is not
-    ``[a-z0-9_]+`` or text that breaks the text rule (:mod:`identity_graph.text`),
-    ``TypeError`` for a value of another type.  O(attributes).
+    ``[a-z0-9_]+``, text that breaks the text rule or is longer than
+    ``MAX_ATTRIBUTE_LENGTH``, or a number that is not finite
+    (:func:`identity_graph.text.attribute_problem`), ``TypeError`` for a
+    value of another type.  O(attributes + their text).
     """
     changed: dict[str, Any] = {}
     known = state.attributes_of(customer)
@@ -59,12 +69,11 @@ def attribute_changes(
                 f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
                 "values are str, int, float, bool, None, date, datetime or Decimal"
             )
-        if isinstance(value, str):
-            problem = text_problem(value)
-            if problem is not None:
-                raise ValueError(
-                    f"attribute {name!r} of customer {customer!r}: {value!r} {problem}"
-                )
+        problem = attribute_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"attribute {name!r} of customer {customer!r}: {_shown(value)} {problem}"
+            )
         old = known.get(name)
         if (
             # Set later (even to an equal value: its set time moves on, so a

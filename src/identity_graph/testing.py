@@ -22,7 +22,8 @@ What it checks, in two layers:
   replacing each other, the schema version;
 - **the door** — every input outside the rules for text and nesting
   (:mod:`identity_graph.text`: lone surrogates, NUL, invisible and
-  bidirectional characters in identifiers, data nested too deep) is refused
+  bidirectional characters in identifiers, data nested too deep, attribute
+  text past its length bound, numbers that are not finite) is refused
   on the store exactly as in memory, and its refusal is stored and read
   back; the largest accepted inputs round-trip unchanged;
 - **graph** — the same random operations (registers, links, relinks,
@@ -55,7 +56,7 @@ from .graph import IdentityGraph
 from .ids import Link
 from .stores.base import Store
 from .stores.schema import LATEST
-from .text import MAX_DATA_DEPTH
+from .text import MAX_ATTRIBUTE_LENGTH, MAX_DATA_DEPTH
 
 __all__ = [
     "ALLOWED_CONTROLS",
@@ -209,6 +210,17 @@ REFUSED_INPUTS: list[tuple[str, type[Exception], Callable[[IdentityGraph], objec
     ),
     ("attribute, NUL", ValueError, lambda g: g.register("c1", {"city": "O\x00"}, at=T0)),
     (
+        "attribute, one character too long",
+        ValueError,
+        lambda g: g.register("c1", {"note": "x" * (MAX_ATTRIBUTE_LENGTH + 1)}, at=T0),
+    ),
+    ("attribute, NaN", ValueError, lambda g: g.register("c1", {"score": float("nan")}, at=T0)),
+    (
+        "attribute, infinite Decimal",
+        ValueError,
+        lambda g: g.register("c1", {"score": Decimal("-Infinity")}, at=T0),
+    ),
+    (
         "link value, surrogate",
         InvalidLink,
         lambda g: g.link("c1", Link("email", "ann\ud800@example.com"), at=T0),
@@ -308,7 +320,11 @@ def largest_accepted(graph: IdentityGraph) -> None:
     customer = "\U0001d49c" + "\u00e9" * 254 + emoji  # 256 characters, in NFC
     graph.register(
         customer,
-        {"note": ALLOWED_CONTROLS + FORMAT_CHARACTERS + emoji, "long": "x" * 100_000},
+        {
+            "note": ALLOWED_CONTROLS + FORMAT_CHARACTERS + emoji,
+            "long": "x" * (MAX_ATTRIBUTE_LENGTH - 1) + emoji,
+            "huge": 1.7976931348623157e308,
+        },
         at=T0,
     )
     graph.link(customer, Link("crm_id", "\u00fc" * 1000 + emoji * 24), at=T0)
@@ -591,7 +607,7 @@ class StoreContract:
             assert all(same_event(a, b) for a, b in zip(got, expected, strict=True))
         profile = reopened.profile("c2")
         assert Link("email", "jos\u00e9@example.com") in profile.links
-        assert profile.attributes["long"] == "x" * 100_000
+        assert profile.attributes["long"] == "x" * (MAX_ATTRIBUTE_LENGTH - 1) + "\U0001f600"
 
     def test_an_exception_leaving_a_batch_rolls_it_back(self, store: Store) -> None:
         stored = IdentityGraph.open(store)

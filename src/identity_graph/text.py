@@ -23,17 +23,27 @@ characters in identifiers.
 Event data may nest mappings and lists at most :data:`MAX_DATA_DEPTH`
 levels deep (the data mapping itself is level 1).
 
+An **attribute value** that is text may hold at most
+:data:`MAX_ATTRIBUTE_LENGTH` characters, and one that is a number (a
+``float`` or a ``Decimal``) must be finite (:func:`attribute_problem`): so
+that every value a graph holds can be written to a spreadsheet and read
+back as it was.
+
 Every check is O(len(text)); ASCII text without NUL (the common case) is
 answered by two C calls.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from decimal import Decimal
 
 __all__ = [
+    "MAX_ATTRIBUTE_LENGTH",
     "MAX_DATA_DEPTH",
+    "attribute_problem",
     "escape_invalid",
     "format_problem",
     "identifier_problem",
@@ -43,6 +53,12 @@ __all__ = [
 
 #: How deep event data may nest mappings and lists (the data mapping is level 1).
 MAX_DATA_DEPTH = 32
+#: The most characters an attribute's text value may hold.  Any such value
+#: fits one spreadsheet cell (Excel's limit is 32,767 characters) even when
+#: an XLSX file must write every one of its characters as a seven-character
+#: ``_xHHHH_`` escape: 4,096 x 7 = 28,672.  Customer ids (256) and link
+#: values (1,024) are shorter still.
+MAX_ATTRIBUTE_LENGTH = 4096
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -68,6 +84,30 @@ def text_problem(text: str) -> str | None:
         f"contains the surrogate code point U+{ord(found.group()):04X} at position "
         f"{found.start()}, which is not valid Unicode (it has no UTF-8 form)"
     )
+
+
+def attribute_problem(value: object) -> str | None:
+    """What keeps ``value`` from being an attribute's value, as a phrase that
+    follows the value ("is 40,000 characters long; …", "contains NUL …"), or
+    None: text must keep the text rule and hold at most
+    :data:`MAX_ATTRIBUTE_LENGTH` characters; a ``float`` or ``Decimal`` must
+    be finite (NaN and infinities have no spreadsheet cell: XLSX writes
+    them as nothing, CSV as the text ``nan``).  Other types are not looked
+    at.  O(len(value)) for text, else O(1).
+    """
+    if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTE_LENGTH:
+            return (
+                f"is {len(value):,} characters long; an attribute's text may hold at most "
+                f"{MAX_ATTRIBUTE_LENGTH:,} characters (so that any value fits one "
+                "spreadsheet cell)"
+            )
+        return text_problem(value)
+    if (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, Decimal) and not value.is_finite()
+    ):
+        return "is not a finite number; a number attribute may not be NaN or infinite"
+    return None
 
 
 def identifier_problem(text: str) -> str | None:

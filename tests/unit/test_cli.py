@@ -482,3 +482,45 @@ def test_an_encoding_that_is_no_text_encoding_is_one_line_naming_the_option(
     assert line.startswith(
         f"identity-graph: error: Invalid value for '--encoding': '{codec}' is not"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "fmt"),
+    [
+        ("c.xlsx", ["--encoding", "cp1252"], "CSV"),
+        ("c.xlsx", ["--delimiter", ";"], "CSV"),
+        ("c.csv", ["--max-rows", "5"], "XLSX"),
+        ("c.csv", ["--max-bytes", "1000"], "XLSX"),
+        ("c.csv", ["--sheet", "S"], "XLSX"),
+        ("c.tsv", ["--sheet", "S"], "XLSX"),
+    ],
+)
+def test_an_import_option_of_the_other_format_is_a_usage_error(
+    tmp_path: Path, name: str, option: list[str], fmt: str
+) -> None:
+    """An option that does not apply to the file's format would be ignored
+    without a word: it is refused, naming the option and its format."""
+    path = tmp_path / name
+    path.write_bytes(
+        sample("customers.xlsx").read_bytes() if fmt == "CSV" else b"Customer ID\nc1\n"
+    )
+    line = quick_fails(tmp_path, "import", "customers", name, *option, code=2)
+    assert f"{option[0]} applies to {fmt} files only" in line and name in line
+    assert not (tmp_path / "identity-graph.db").exists()  # refused before the store is opened
+
+
+@pytest.mark.parametrize("command", [["customers"], ["profiles", "--as-of", "2024-06-30"]])
+def test_an_export_sheet_for_a_csv_target_is_a_usage_error(store: Path, command: list[str]) -> None:
+    target = f"sheetless-{command[0]}.csv"
+    line = quick_fails(store, "export", *command, target, "--sheet", "S", code=2)
+    assert "--sheet applies to XLSX files only" in line and target in line
+    assert not (store / target).exists()
+    # Without --sheet, and with it for a workbook, the exports run.
+    quick(store, "export", *command, target)
+    quick(store, "export", *command, f"sheeted-{command[0]}.xlsx", "--sheet", "S")
+    assert (store / target).exists()
+
+
+def test_the_row_limit_is_named_as_the_command_line_names_it(store: Path) -> None:
+    line = quick_fails(store, "import", "customers", "customers.xlsx", *MAPPING, "--max-rows", "2")
+    assert "the sheet has more than 2 data rows, the limit" in line and "--max-rows" in line

@@ -115,6 +115,45 @@ def test_attribute_value_type_refused() -> None:
     assert g.customers() == []
 
 
+@pytest.mark.parametrize("length", [4095, 4096, 4097, 40_000])
+def test_an_attribute_text_holds_at_most_4096_characters(length: int) -> None:
+    """The bound that lets any value, even with every character escaped as
+    ``_xHHHH_``, fit one spreadsheet cell (4,096 x 7 < 32,767)."""
+    g = IdentityGraph()
+    note = "\U0001f600" + "x" * (length - 1)  # an astral character counts as one
+    if length <= 4096:
+        g.register("c1", {"note": note}, at=d(1))
+        assert g.attributes("c1") == {"note": note}
+        return
+    with pytest.raises(ValueError) as caught:
+        g.register("c1", {"note": note}, at=d(1))
+    message = str(caught.value)
+    assert "attribute 'note' of customer 'c1'" in message
+    assert f"{length:,} characters" in message and "at most 4,096" in message
+    assert note not in message  # the message stays short: not the whole value
+    assert g.customers() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), Decimal("NaN"), Decimal("-Infinity")],
+    ids=["nan", "inf", "-inf", "decimal-nan", "decimal-inf"],
+)
+def test_an_attribute_number_must_be_finite(value: float | Decimal) -> None:
+    """NaN and the infinities have no spreadsheet cell (XLSX wrote them as
+    nothing, CSV as the text ``nan``), and NaN is not even equal to itself."""
+    g = IdentityGraph()
+    with pytest.raises(ValueError) as caught:
+        g.register("c1", {"score": value}, at=d(1))
+    assert str(caught.value) == (
+        f"attribute 'score' of customer 'c1': {value!r} is not a finite number; "
+        "a number attribute may not be NaN or infinite"
+    )
+    assert g.customers() == []
+    g.register("c1", {"score": 1e308, "tiny": -5e-324}, at=d(1))  # finite, however large
+    assert g.attributes("c1") == {"score": 1e308, "tiny": -5e-324}
+
+
 def test_register_invalid_id() -> None:
     g = IdentityGraph()
     with pytest.raises(InvalidCustomerId, match=r"customer id '' is empty"):

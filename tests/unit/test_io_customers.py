@@ -425,6 +425,29 @@ def test_export_then_import_into_a_new_graph_gives_the_values_back(
     assert fresh.links("c1") == [Link("loyalty_card", "70012345")]
 
 
+def test_what_a_spreadsheet_cannot_type_exactly_still_changes_nothing(tmp_path: Path) -> None:
+    """A spreadsheet number has no int/float kind (``3.0`` reads back as
+    ``3``) and a date-time keeps milliseconds only: an XLSX export imported
+    into the graph it came from must change nothing all the same, and a
+    time with microseconds is written exactly, as text."""
+    g = IdentityGraph()
+    values: list[Any] = [3.0, -0.0, 1e16, datetime(2024, 1, 2, 3, 4, 5, 123456)]
+    values += [datetime(2024, 1, 2, 3, 4, 5, 123000)]  # whole milliseconds: a typed cell
+    for i, value in enumerate(values):
+        g.register(f"c{i}", attributes={"v": value}, at=T0)
+    path = tmp_path / "out.xlsx"
+    export_customers(g, path, attributes={"V": "v"})
+    journal = list(g.journal())
+    assert import_customers(g, path, attributes={"V": "v"}, at=T1).unchanged == len(values)
+    assert list(g.journal()) == journal
+    fresh = IdentityGraph()
+    import_customers(fresh, path, attributes={"V": "v"}, at=T1)
+    back = [fresh.attributes(f"c{i}")["v"] for i in range(len(values))]
+    assert back[:3] == values[:3]  # equal numbers (3 for 3.0: a spreadsheet has one kind)
+    assert back[3] == "2024-01-02T03:04:05.123456"
+    assert back[4] == values[4] and isinstance(back[4], datetime)
+
+
 def test_xlsx_export_stores_formula_looking_text_as_text(tmp_path: Path) -> None:
     path = tmp_path / "out.xlsx"
     export_customers(graph_with_values(), path, **MAPPING)
@@ -560,6 +583,110 @@ def test_export_and_import_are_a_fixed_point_for_every_accepted_text(
     again = tmp_path / f"again.{kind}"
     export_customers(fresh, again, **mapping)
     assert read_rows(again) == read_rows(exported)
+
+
+def test_a_note_longer_than_an_attribute_may_be_is_rejected_not_cut(tmp_path: Path) -> None:
+    """A 40,000-character note came back from an XLSX export 32,767 long
+    (Excel's cell limit): now the door refuses it, as a rejects row naming
+    its column, and the file's other rows are imported."""
+    header = ["Customer ID", "Note"]
+    path = write_csv(tmp_path / "long.csv", [["c1", "n" * 40_000], ["c2", "short"]], header)
+    g, rejects = IdentityGraph(), tmp_path / "r.csv"
+    summary = import_customers(g, path, attributes={"Note": "note"}, at=T0, rejects=rejects)
+    assert summary == ImportSummary(read=2, imported=1, unchanged=0, rejected=1)
+    (reject,) = rejects_of(rejects)
+    assert (reject["row"], reject["column"]) == ("2", "Note")
+    assert "40,000 characters" in reject["reason"] and "at most 4,096" in reject["reason"]
+    assert g.customers() == ["c2"]
+
+
+@pytest.mark.parametrize("length", [4096, 4097])
+def test_the_attribute_length_rule_holds_for_both_formats(
+    tmp_path: Path, suffix: str, length: int
+) -> None:
+    row = ["c9", "\x01" * length, "", "", "", "", "", ""]
+    g, rejects = IdentityGraph(), tmp_path / "r.csv"
+    summary = import_customers(g, write(tmp_path, suffix, [row]), **MAPPING, at=T0, rejects=rejects)
+    if length == 4096:
+        assert summary.imported == 1 and g.attributes("c9") == {"first_name": "\x01" * length}
+    else:
+        assert summary.rejected == 1 and g.customers() == []
+        assert [r["column"] for r in rejects_of(rejects)] == ["Firstname"]
+
+
+def test_a_float_that_is_not_finite_is_rejected_naming_its_column(tmp_path: Path) -> None:
+    """A workbook's number cell may overflow to infinity (``1E999``, which
+    openpyxl reads as a float); no export could write it back as a number."""
+    path = write_xlsx(
+        tmp_path / "nan.xlsx",
+        [["c1", 1, 2], ["c2", 3, 4], ["c3", 5, 6.5]],
+        ["Customer ID", "Score", "Rank"],
+    )
+    member = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(path) as archive:
+        sheet = archive.read(member).decode()
+    sheet = sheet.replace("<v>1</v>", "<v>1E999</v>").replace("<v>4</v>", "<v>-1E999</v>")
+    with zipfile.ZipFile(path) as source:
+        items = [(info.filename, source.read(info.filename)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w") as target:
+        for name, content in items:
+            target.writestr(name, sheet.encode() if name == member else content)
+    g, rejects = IdentityGraph(), tmp_path / "r.csv"
+    mapping = {"attributes": {"Score": "score", "Rank": "rank"}}
+    summary = import_customers(g, path, **mapping, at=T0, rejects=rejects)
+    assert summary == ImportSummary(read=3, imported=1, unchanged=0, rejected=2)
+    assert [(r["row"], r["column"]) for r in rejects_of(rejects)] == [("2", "Score"), ("3", "Rank")]
+    assert all("finite" in r["reason"] for r in rejects_of(rejects))
+    assert g.attributes("c3") == {"score": 5, "rank": 6.5}
+
+
+def test_a_stored_value_too_long_for_a_cell_stops_the_xlsx_export_never_cut(
+    tmp_path: Path,
+) -> None:
+    """A store from before the length rule may hold a longer attribute: the
+    XLSX export stops naming its row and column and leaves the previous file;
+    CSV writes it whole."""
+    g = IdentityGraph()
+    g.register("c0", attributes={"note": "fine"}, at=T0)
+    # Written past the door, as a store from before the rule may hold it.
+    g.state.commit("register", {"customer_id": "c1", "attributes": {"note": "n" * 40_000}}, T0)
+    path = tmp_path / "out.xlsx"
+    path.write_text("the previous export")
+    with pytest.raises(ValueError) as caught:
+        export_customers(g, path, attributes={"Note": "note"})
+    assert str(caught.value).startswith(f"{path}: row 3, column 'Note': the text takes 40,000")
+    assert path.read_text() == "the previous export"
+    export_customers(g, tmp_path / "out.csv", attributes={"Note": "note"})
+    assert read_rows(tmp_path / "out.csv")[2] == ["c1", "n" * 40_000]
+
+
+#: Pieces whose repetition, cut to 4,096 characters, makes the longest values
+#: an attribute may hold, most of them escaped in a workbook (``\x01`` is
+#: written as the 7 characters ``_x0001_``), or two UTF-16 units (``😀``).
+_LONG_PIECES = ["\x01", "\r", "_x0041_", "_", "\U0001f600", "a", "=", "\x1f\ufffe"]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pieces=st.lists(st.sampled_from(_LONG_PIECES), min_size=1, max_size=6),
+    kind=st.sampled_from(["csv", "xlsx"]),
+)
+def test_the_longest_attribute_values_survive_a_round_trip(
+    tmp_path: Path, pieces: list[str], kind: str
+) -> None:
+    """Every attribute value the door accepts fits one spreadsheet cell, even
+    with each of its characters escaped: export then import gives it back."""
+    note = ("".join(pieces) * 4096)[:4096]
+    assume(note.strip())
+    g = IdentityGraph()
+    g.register("c1", attributes={"note": note}, at=T0)
+    path = tmp_path / f"long.{kind}"
+    export_customers(g, path, attributes={"Note": "note"})
+    fresh = IdentityGraph()
+    assert import_customers(fresh, path, attributes={"Note": "note"}, at=T0).imported == 1
+    assert fresh.attributes("c1") == {"note": note}
 
 
 def test_generate_gives_up_on_a_row_not_on_the_file(tmp_path: Path) -> None:

@@ -330,6 +330,30 @@ def test_a_failed_export_leaves_the_old_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no partial file
 
 
+def test_a_joined_cell_too_long_for_excel_stops_the_xlsx_export_whole(tmp_path: Path) -> None:
+    """A profile with very many links joins them into one cell, which may
+    pass Excel's 32,767 characters: the XLSX export stops naming the row and
+    column (never a cut cell) and the previous file stays; CSV writes it."""
+    g = IdentityGraph()
+    g.register("c0", attributes={"first_name": "fine"}, at=T0)
+    g.register("c1", at=T0)
+    held = [f"{i:03d}" + "x" * 1000 for i in range(40)]  # 40 x 1,003 characters
+    for value in held:
+        g.link("c1", Link("crm_id", value), at=T0)
+    path = tmp_path / "p.xlsx"
+    path.write_text("the previous export")
+    with pytest.raises(ValueError) as caught:
+        export_profiles(g, path, AS_OF)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: row 3, column 'crm_id': ")
+    assert "more than 32,767" in message and "CSV has no such limit" in message
+    assert path.read_text() == "the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no partial file
+    export_profiles(g, tmp_path / "p.csv", AS_OF)
+    rows = by_id(read_csv(tmp_path / "p.csv"))
+    assert split_values(rows["c1"]["crm_id"]) == held
+
+
 def test_any_text_is_written_to_xlsx_and_reads_back(tmp_path: Path) -> None:
     """A control character or a carriage return stops nothing: the cell is
     escaped as Office escapes it, and reads back as it was."""

@@ -4,6 +4,7 @@ sheet declares, and text escaped as Office escapes it, both ways."""
 
 from __future__ import annotations
 
+import csv
 import re
 import zipfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from openpyxl import Workbook
 
 from identity_graph import IdentityGraph
 from identity_graph.io import FileFormatError, FileTooLarge, XlsxLimits, import_customers
+from identity_graph.io.csvfiles import MAX_ROW_CHARACTERS
+from identity_graph.io.tables import UnreadableRow
 from identity_graph.io.xlsxfiles import (
     XlsxTable,
     XlsxWriter,
@@ -119,10 +122,14 @@ def test_the_uncompressed_size_is_checked_before_parsing(tmp_path: Path) -> None
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/padding.bin", b"\0" * (20 * 2**20))  # 20 MiB, compresses to ~20 KiB
     assert path.stat().st_size < 2**20
-    with pytest.raises(FileTooLarge, match="max_uncompressed_bytes is 10,485,760"):
+    with pytest.raises(FileTooLarge) as caught:
         import_customers(
             IdentityGraph(), path, limits=XlsxLimits(max_uncompressed_bytes=10 * 2**20)
         )
+    # The limit is named as the API and the command line call it.
+    assert "more than 10,485,760, the limit max_uncompressed_bytes (--max-bytes)" in str(
+        caught.value
+    )
     check_archive(path, XlsxLimits())  # the default allows it
 
 
@@ -215,8 +222,11 @@ def test_the_row_limit_holds_whatever_the_sheet_declares(tmp_path: Path, ref: st
     path = workbook(tmp_path / "a.xlsx", rows=10)
     declare(path, ref)
     g = IdentityGraph()
-    with pytest.raises(FileTooLarge, match="row 7: the sheet has more than 5 data rows"):
+    with pytest.raises(FileTooLarge) as caught:
         import_customers(g, path, limits=XlsxLimits(max_rows=5))
+    assert str(caught.value).endswith(
+        "a.xlsx: row 7: the sheet has more than 5 data rows, the limit max_rows (--max-rows)"
+    )
     assert len(g.customers()) == 5  # the rows before the limit were imported
     assert import_customers(g, path, limits=XlsxLimits(max_rows=10)).read == 10
 
@@ -241,9 +251,17 @@ def test_cells_right_of_the_header_are_not_read(tmp_path: Path) -> None:
 #: Text built to hit the escaping's edge cases: pieces that look like escapes,
 #: underscores, carriage returns and characters XML cannot carry.
 PIECES = ["_x000D_", "_x005F_", "_x0041_", "_x", "_", "x0041", "00e9_", "\r", "\r\n", "\n"]
-TRICKY_TEXT = st.lists(
-    st.one_of(st.sampled_from(PIECES), st.characters(blacklist_categories=())), max_size=12
-).map("".join)
+#: A high surrogate followed by a low one, as two code points: such a
+#: string (which the graph refuses) is written as the two halves of a
+#: character, and reads back as that character.
+SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+TRICKY_TEXT = (
+    st.lists(
+        st.one_of(st.sampled_from(PIECES), st.characters(blacklist_categories=())), max_size=12
+    )
+    .map("".join)
+    .filter(lambda text: SURROGATE_PAIR.search(text) is None)
+)
 #: XML 1.0's characters, less CR (which a parser turns into LF).
 XML_CHAR = re.compile("[\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 
@@ -264,6 +282,18 @@ def test_escapes_are_those_office_writes() -> None:
     assert escape_text("_x0041\x01") == "_x005F_x0041_x0001_"
     assert escape_text("snake_case x0041_ _x41_ \t tab") == "snake_case x0041_ _x41_ \t tab"
     assert unescape_text("_x000d_ _x005f_x000D_ _x41_") == "\r _x000D_ _x41_"
+
+
+def test_an_escaped_surrogate_pair_is_the_character_it_encodes() -> None:
+    """Office writes a character outside the Basic Multilingual Plane that
+    it escapes as its two UTF-16 halves; a half without its partner stays
+    alone (and the graph's door then refuses it)."""
+    assert unescape_text("_xD83D__xDE00_") == "\U0001f600"
+    assert unescape_text("a_xd83d__xde00_b_xDBFF__xDFFF_") == "a\U0001f600b\U0010ffff"
+    assert unescape_text("_xD83D_") == "\ud83d"
+    assert unescape_text("_xDE00__xD83D_") == "\ude00\ud83d"  # the wrong order: no pair
+    assert unescape_text("_xD83D_x_xDE00_") == "\ud83dx\ude00"
+    assert unescape_text("_xD83D__xD83D__xDE00_") == "\ud83d\U0001f600"
 
 
 def shared_strings_workbook(path: Path, texts: list[str]) -> Path:
@@ -310,8 +340,9 @@ def test_excel_s_escapes_are_read_in_shared_and_inline_strings(tmp_path: Path) -
         "<t>ax005F_b</t>",  # not an escape: openpyxl alone would drop x005F_
         "<r><t>A_x0009_</t></r><r><rPr><b/></rPr><t>n_x0001_n</t></r>",  # rich text runs
         '<t xml:space="preserve"> _x0000_ </t>',
+        "<t>_xD83D__xDE00_</t>",  # an emoji, as two escaped UTF-16 halves
     ]
-    expected = ["line1\r\nline2", "_x000D_", "ax005F_b", "A\tn\x01n", " \x00 "]
+    expected = ["line1\r\nline2", "_x000D_", "ax005F_b", "A\tn\x01n", " \x00 ", "\U0001f600"]
     path = shared_strings_workbook(tmp_path / "excel.xlsx", written)
     with XlsxTable(path) as table:
         assert table.header == ("Firstname",)
@@ -349,3 +380,110 @@ def test_every_string_is_written_and_read_back(tmp_path: Path, texts: list[str])
     with XlsxTable(path) as table:
         assert list(table.header) == [name.strip() for name in header]
         assert [values for _, values in table.rows()] == [texts, [f"={t}" for t in texts]]
+
+
+# ------------------------------------------------------------------ sizes of cells and rows
+
+
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [
+        ("a" * 32_767, True),
+        ("a" * 32_768, False),
+        ("\x01" * 4681, True),  # written _x0001_ each: 32,767 characters
+        ("\x01" * 4682, False),
+        ("\U0001f600" * 16_383 + "a", True),  # an emoji is two UTF-16 units, as Excel counts
+        ("\U0001f600" * 16_384, False),
+        ("=" + "a" * 32_767, False),  # text that starts like a formula, too
+    ],
+    ids=[
+        "32767",
+        "32768",
+        "escaped-32767",
+        "escaped-32774",
+        "emoji-32767",
+        "emoji-32768",
+        "formula",
+    ],
+)
+def test_a_text_too_long_for_an_excel_cell_stops_the_export_never_cut(
+    tmp_path: Path, text: str, fits: bool
+) -> None:
+    path = tmp_path / "long.xlsx"
+    writer = XlsxWriter(path, ["Customer ID", "Note"], "Sheet", name="customers.xlsx")
+    writer.append(["c1", "short"])
+    if fits:
+        writer.append(["c2", text])
+        writer.save()
+        with XlsxTable(path) as table:
+            assert [values for _, values in table.rows()][-1] == ["c2", text]
+        return
+    with pytest.raises(ValueError) as caught:
+        writer.append(["c2", text])
+    message = str(caught.value)
+    assert message.startswith("customers.xlsx: row 3, column 'Note': ")
+    assert "more than 32,767" in message and "CSV has no such limit" in message
+    assert text[:50] not in message  # named by its place, not repeated
+
+
+def test_a_header_too_long_for_an_excel_cell_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"a.xlsx: row 1, column 2: .*more than 32,767"):
+        XlsxWriter(tmp_path / "a.xlsx", ["id", "\r" * 5000], "Sheet")
+
+
+def rows_sheet(path: Path, rows: list[list[str]]) -> Path:
+    """A workbook whose sheet holds ``rows`` as inline strings, written by
+    hand: openpyxl itself cuts a cell at 32,767 characters, another tool may not."""
+    workbook(path, rows=0)
+    xml = "".join(
+        f'<row r="{n}">'
+        + "".join(
+            f'<c r="{chr(65 + i)}{n}" t="inlineStr"><is><t>{text}</t></is></c>'
+            for i, text in enumerate(row)
+        )
+        + "</row>"
+        for n, row in enumerate(rows, start=1)
+    )
+    sheet = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f"<sheetData>{xml}</sheetData></worksheet>"
+    )
+    replace_member(path, "xl/worksheets/sheet1.xml", sheet.encode())
+    return path
+
+
+def test_a_row_longer_than_a_csv_row_may_be_is_rejected_and_the_import_goes_on(
+    tmp_path: Path,
+) -> None:
+    """One size rule for both formats: a row holds at most 1,048,576
+    characters (its cells' text together), CSV or XLSX."""
+    assert MAX_ROW_CHARACTERS == 1_048_576
+    # Counted as read (an escape is one character): 2 + 2 + 1,048,571 + 1.
+    at_limit = "x" * (MAX_ROW_CHARACTERS - 5) + "_x0001_"
+    rows = [
+        ["Customer ID", "Firstname", "Note"],
+        ["c0", "Ann", "a"],
+        ["c1", "Bob", "y" * 2_000_000],  # one 2 MB cell
+        ["c2", "Cid", "b"],
+        ["c3", "_x0001__x0001_", at_limit],
+        ["c4", "Dan", "z" * (MAX_ROW_CHARACTERS // 2), "ignored: right of the header"],
+        ["c5", "Eve" + "e" * (MAX_ROW_CHARACTERS // 2), "z" * (MAX_ROW_CHARACTERS // 2)],
+    ]
+    path = rows_sheet(tmp_path / "big.xlsx", rows)
+    with XlsxTable(path) as table:
+        read = list(table.rows())
+    assert [row for row, _ in read] == [2, 3, 4, 5, 6, 7]
+    assert read[0][1] == ["c0", "Ann", "a"] and read[2][1] == ["c2", "Cid", "b"]
+    assert sum(map(len, read[3][1])) == MAX_ROW_CHARACTERS  # at the limit: read
+    assert len(read[4][1]) == 3  # cells right of the header do not count
+    for row, values in (read[1], read[5]):
+        assert isinstance(values, UnreadableRow) and values == [], row
+        assert "more than 1,048,576 characters, the most a row may hold" in values.reason
+    g, rejects = IdentityGraph(), tmp_path / "r.csv"
+    summary = import_customers(g, path, attributes={"Firstname": "first_name"}, rejects=rejects)
+    assert (summary.read, summary.imported, summary.rejected) == (6, 4, 2)
+    assert g.customers() == ["c0", "c2", "c3", "c4"]
+    with open(rejects, newline="", encoding="utf-8") as handle:
+        rejected = list(csv.DictReader(handle))
+    assert [(r["row"], r["column"]) for r in rejected] == [("3", ""), ("7", "")]
+    assert "1,048,576" in rejected[0]["reason"]

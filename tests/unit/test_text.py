@@ -4,8 +4,10 @@ stricter rule of identifiers (no control or format characters, NFC)."""
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import attrs
@@ -16,7 +18,9 @@ from hypothesis import strategies as st
 from identity_graph import Event, IdentityGraph, InvalidEvent, Link, codec
 from identity_graph.stores import SQLiteStore
 from identity_graph.text import (
+    MAX_ATTRIBUTE_LENGTH,
     MAX_DATA_DEPTH,
+    attribute_problem,
     escape_invalid,
     format_problem,
     identifier_problem,
@@ -59,6 +63,24 @@ def test_format_problem_finds_format_and_c1_control_characters(text: str) -> Non
         for char in text
     )
     assert (format_problem(text) is not None) == found
+
+
+@given(any_text, st.integers(min_value=0, max_value=8200))
+def test_an_attribute_text_keeps_the_text_rule_and_the_length_bound(
+    text: str, padding: int
+) -> None:
+    value = text + "x" * padding
+    fits = len(value) <= MAX_ATTRIBUTE_LENGTH
+    assert (attribute_problem(value) is None) == (fits and _storable(value))
+    if not fits:
+        assert f"is {len(value):,} characters long" in (attribute_problem(value) or "")
+
+
+@given(st.floats() | st.decimals() | st.integers() | st.booleans())
+def test_an_attribute_number_must_be_finite(number: float | Decimal | int) -> None:
+    # Told by how the number prints: "nan", "-inf", "sNaN12", "-Infinity".
+    finite = re.fullmatch(r"[-+]?(s?nan\d*|inf(inity)?)", str(number).lower()) is None
+    assert (attribute_problem(number) is None) == finite
 
 
 @given(any_text.filter(lambda t: text_problem(t) is None))

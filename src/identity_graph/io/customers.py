@@ -57,7 +57,7 @@ import attrs
 
 from ..errors import IdentityGraphError, UnknownCustomer
 from ..ids import Link, check_customer_id
-from ..text import text_problem
+from ..text import attribute_problem
 from ..times import utc
 from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
@@ -178,15 +178,23 @@ def _text(value: Any) -> str:
     return cell_text(value)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _same(cell: Any, stored: Any) -> bool:
     """Whether a file's cell says what the customer already has.
 
-    Equal values of the same type are the same (``1`` is not ``True``); a
-    text cell is also the same as a stored value written as that text —
-    what a CSV export made of a date or a ``Decimal``.
+    Equal values of the same type are the same (``1`` is not ``True``), and
+    so are equal numbers (a spreadsheet has one kind of number: the ``3.0``
+    an XLSX export wrote reads back as ``3``); a text cell is also the same
+    as a stored value written as that text — what a CSV export made of a
+    date or a ``Decimal``.
     """
     if type(cell) is type(stored) and cell == stored:
         return True
+    if _number(cell) and _number(stored):
+        return bool(cell == stored)
     return isinstance(cell, str) and cell == cell_text(stored)
 
 
@@ -310,7 +318,9 @@ def import_customers(
                     read += 1
                     if row % 256 == 0:
                         bar.update(table.position())
-                    width_problem = wrong_width(values, width) if csv_file else None
+                    # An XLSX row is as wide as its header, so the check only
+                    # finds a row too long to read (an UnreadableRow), as in CSV.
+                    width_problem = wrong_width(values, width)
                     problems = (
                         [("", "", width_problem)] if width_problem else rows.apply(values, row)
                     )
@@ -409,9 +419,9 @@ class _Rows:
                 problems.append((header, raw.text, "the cell holds a formula, not a value"))
             elif isinstance(raw, time | timedelta):
                 problems.append((header, str(raw), "a time of day or duration is not supported"))
-            elif isinstance(raw, str) and (problem := text_problem(raw)) is not None:
+            elif (problem := attribute_problem(raw)) is not None:
                 # The graph would refuse it too, but without the column's name.
-                problems.append((header, raw, f"the value {problem}"))
+                problems.append((header, cell_text(raw), f"the value {problem}"))
             else:
                 wanted[name] = raw
         found: list[tuple[LinkColumn, Link]] = []
@@ -702,6 +712,10 @@ def export_customers(
     text) and text that starts like a formula gets Excel's quote prefix; a
     character XML cannot hold (a control character, a carriage return) is
     escaped as Office escapes it, ``_xHHHH_``, so no value stops the export.
+    Every value the graph accepts fits one cell, escaped (an attribute's
+    text holds at most 4,096 characters); a longer one, kept by a store
+    from before that rule, is never cut: the export raises ``ValueError``
+    naming its row and column, and writes nothing (CSV has no such limit).
     ``.csv``: UTF-8, ``,``; a cell that starts like a formula (or with
     ``'``) gets a leading ``'`` that ``import_customers`` removes again.
     Either way, importing the file back gives the values written.

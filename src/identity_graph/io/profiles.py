@@ -251,7 +251,10 @@ def export_profiles(
     ------
     ValueError
         A naive ``as_of``, a suffix other than .csv / .xlsx, or (CSV) a
-        text that UTF-8 cannot encode (a lone surrogate).
+        text that UTF-8 cannot encode (a lone surrogate), or (XLSX) a cell
+        whose text (a profile's joined links, say) is longer than an Excel
+        cell holds (32,767 characters, escapes included): it is never cut,
+        and CSV has no such limit.
     StoreError
         Another process changed the store during the export in a way that
         would break the file (a listed profile merged into another, a new
@@ -288,7 +291,7 @@ def export_profiles(
         if csv_file:
             written = _write_csv(partial, columns.header, rows, bar)
         else:
-            written = _write_xlsx(partial, columns.header, sheet, rows, bar)
+            written = _write_xlsx(partial, target, columns.header, sheet, rows, bar)
         bar.update(written)
     return written
 
@@ -314,9 +317,11 @@ def _write_csv(path: Path, header: list[str], rows: _Rows, bar: Progress) -> int
     return written
 
 
-def _write_xlsx(path: Path, header: list[str], sheet: str, rows: _Rows, bar: Progress) -> int:
+def _write_xlsx(
+    path: Path, target: Path, header: list[str], sheet: str, rows: _Rows, bar: Progress
+) -> int:
     written = 0
-    book = XlsxWriter(path, header, sheet)
+    book = XlsxWriter(path, header, sheet, name=target)  # messages name the target
     for _profile, cells, indicators in rows:
         values = [None if cell == "" else cell for cell in cells]
         values += [_xlsx_value(indicators[name]) for name in _INDICATORS]

@@ -26,7 +26,11 @@ Text is escaped as Office escapes it (:func:`escape_text`): a character XML
 cannot carry, or a carriage return, is written ``_xHHHH_``; reading undoes it
 (:func:`unescape_text`), for our files and Excel's alike.  So every string
 can be written — one odd value never stops an export — and reads back as it
-was.
+was.  A cell holds at most 32,767 characters (Excel's limit, :data:`CELL_LIMIT`),
+escapes included: a longer text is never cut, the export stops naming its
+row and column.  Reading applies the rule of CSV rows: a row whose text
+passes 1,048,576 characters is handed to the importer as unreadable, and
+rejected.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ from typing import Any
 import attrs
 
 from .cells import FORMULA_TRIGGERS
+from .csvfiles import MAX_ROW_CHARACTERS
 from .errors import FileFormatError, FileTooLarge
-from .tables import ClosesOnExit
+from .tables import ClosesOnExit, UnreadableRow
 
 __all__ = [
+    "CELL_LIMIT",
     "Formula",
     "XlsxLimits",
     "XlsxTable",
@@ -62,6 +68,16 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object)
         raise ValueError(f"XlsxLimits.{attribute.name} = {value!r} must be a whole number >= 1")
 
 
+#: Each limit's command-line option, which messages name beside the keyword.
+_OPTIONS = {"max_uncompressed_bytes": "--max-bytes", "max_rows": "--max-rows"}
+
+
+def _limit(name: str) -> str:
+    """A limit as messages name it, for callers of the API and of the command
+    line alike: ``max_rows (--max-rows)``."""
+    return f"{name} ({_OPTIONS[name]})"
+
+
 @attrs.frozen
 class XlsxLimits:
     """How large an XLSX file the importers agree to read.
@@ -69,6 +85,9 @@ class XlsxLimits:
     - ``max_uncompressed_bytes`` (512 MiB): the sum of the archive members'
       uncompressed sizes — about 2 million rows of ten short columns;
     - ``max_rows`` (1,048,576, Excel's own limit): data rows read from the sheet.
+
+    The command line's ``--max-bytes`` and ``--max-rows`` set them; a file
+    past one is a ``FileTooLarge`` naming both spellings.
     """
 
     max_uncompressed_bytes: int = attrs.field(default=512 * 2**20, validator=_positive)
@@ -95,8 +114,8 @@ def check_archive(path: Path, limits: XlsxLimits) -> None:
     total = sum(member.file_size for member in members)
     if total > limits.max_uncompressed_bytes:
         raise FileTooLarge(
-            f"{path}: the workbook holds {total:,} bytes uncompressed; "
-            f"max_uncompressed_bytes is {limits.max_uncompressed_bytes:,}"
+            f"{path}: the workbook holds {total:,} bytes uncompressed, more than "
+            f"{limits.max_uncompressed_bytes:,}, the limit {_limit('max_uncompressed_bytes')}"
         )
 
 
@@ -122,6 +141,8 @@ _HEX4 = "[0-9A-Fa-f]{4}"
 #: An unsafe character, or an ``_`` that would read as the start of an escape.
 _TO_ESCAPE = re.compile(f"{_UNSAFE}|_(?=x{_HEX4}(?:_|{_UNSAFE}))")
 _ESCAPED = re.compile(f"_x({_HEX4})_")
+#: A high surrogate followed by a low one: the two UTF-16 halves of a character.
+_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
 def escape_text(text: str) -> str:
@@ -152,12 +173,26 @@ def unescape_text(text: str) -> str:
     character with that code (Excel writes them; openpyxl leaves them as
     they are).  The inverse of :func:`escape_text`.  O(len(text)).
 
+    A character beyond U+FFFF is escaped as its two UTF-16 halves
+    (``_xD83D__xDE00_`` is 😀): an escaped high surrogate followed by a low
+    one is the character they make; a half without its partner stays alone
+    (and the graph refuses it).  So :func:`escape_text` is undone for every
+    string but one that holds such a pair as two code points, which no
+    valid Unicode text does.
+
     >>> unescape_text("line1_x000D_\nline2"), unescape_text("_x005F_x0041_")
     ('line1\r\nline2', '_x0041_')
+    >>> unescape_text("_xD83D__xDE00_") == "\U0001f600"
+    True
     """
     if "_x" not in text:
         return text
-    return _ESCAPED.sub(_unescape_one, text)
+    text = _ESCAPED.sub(_unescape_one, text)
+    if _PAIR.search(text) is None:
+        return text
+    # UTF-16 joins each high-low pair into its character and, with
+    # surrogatepass, keeps a lone half as it is.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _unescape_one(match: re.Match[str]) -> str:
@@ -214,6 +249,18 @@ def _cell_value(cell: Any) -> Any:
         if is_datetime(cell.number_format) == "date" and value.time() == time(0):
             return value.date()
     return value
+
+
+def _characters(values: Sequence[Any]) -> int:
+    """How many characters of text a row's values hold (text and formula
+    cells; a number or a date is a few characters at most).  O(cells)."""
+    total = 0
+    for value in values:
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, Formula):
+            total += len(value.text)
+    return total
 
 
 class XlsxTable(ClosesOnExit):
@@ -300,8 +347,11 @@ class XlsxTable(ClosesOnExit):
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         """``(row number, values)`` of each data row, padded or cut to the
-        header's width; empty rows are skipped.  Raises ``FileTooLarge``
-        past ``max_rows`` and ``FileFormatError`` for unreadable XML."""
+        header's width; empty rows are skipped.  A row whose text passes
+        :data:`~identity_graph.io.csvfiles.MAX_ROW_CHARACTERS` (the rule of
+        CSV rows) is an empty :class:`UnreadableRow` saying why, which the
+        importer rejects.  Raises ``FileTooLarge`` past ``max_rows`` and
+        ``FileFormatError`` for unreadable XML."""
         width = self._width
         limit = self.limits.max_rows + 1
         while True:
@@ -311,12 +361,21 @@ class XlsxTable(ClosesOnExit):
             if self._row > limit:
                 raise FileTooLarge(
                     f"{self.path}: row {self._row}: the sheet has more than "
-                    f"{self.limits.max_rows:,} data rows (max_rows)"
+                    f"{self.limits.max_rows:,} data rows, the limit {_limit('max_rows')}"
                 )
             values = [_cell_value(cell) for cell in cells]
             if len(values) < width:
                 values.extend([None] * (width - len(values)))
-            if any(value is not None and value != "" for value in values):
+            if not any(value is not None and value != "" for value in values):
+                continue
+            size = _characters(values)
+            if size > MAX_ROW_CHARACTERS:
+                reason = (
+                    f"the row's cells hold {size:,} characters together, more than "
+                    f"{MAX_ROW_CHARACTERS:,} characters, the most a row may hold; it was skipped"
+                )
+                yield self._row, UnreadableRow(reason)
+            else:
                 yield self._row, values
 
     def position(self) -> int:
@@ -329,15 +388,45 @@ class XlsxTable(ClosesOnExit):
 
 #: Integers beyond this lose digits in a spreadsheet (a double has 15-16).
 _EXACT_INT = 10**15
+#: The most characters an Excel cell holds, counted as Excel counts them: in
+#: UTF-16 units (a character beyond U+FFFF, such as an emoji, is two).
+CELL_LIMIT = 32_767
+
+
+def _units(text: str) -> int:
+    """``len(text)`` in UTF-16 units, as Excel counts a cell.  O(len(text))."""
+    if len(text) * 2 <= CELL_LIMIT or text.isascii():
+        return len(text)  # short enough either way, or one unit a character
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 class XlsxWriter:
-    """A one-sheet workbook written row by row (openpyxl's write-only mode)."""
+    """A one-sheet workbook written row by row (openpyxl's write-only mode).
 
-    def __init__(self, path: str | os.PathLike[str], header: Sequence[str], sheet: str) -> None:
+    Text cells are escaped (:func:`escape_text`) and never cut: a text
+    longer, once escaped, than an Excel cell holds (:data:`CELL_LIMIT`)
+    raises ``ValueError`` naming the row and the column, where openpyxl
+    would silently keep the first 32,767 characters.  ``name`` is how
+    messages name the file (default: ``path``, which may be a temporary
+    file that replaces the target when complete).  Nothing is written to
+    ``path`` before :meth:`save`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        header: Sequence[str],
+        sheet: str,
+        *,
+        name: str | os.PathLike[str] | None = None,
+    ) -> None:
         from openpyxl import Workbook
 
         self.path = Path(path)
+        self.name = str(self.path if name is None else name)
+        self._header = [str(column) for column in header]
+        self._row = 0
+        self._column = 0
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(sheet)
         self.append(list(header))
@@ -348,8 +437,9 @@ class XlsxWriter:
         if isinstance(value, int):
             return value if -_EXACT_INT < value < _EXACT_INT else self._text(str(value))
         if isinstance(value, datetime):
-            if value.tzinfo is not None:
-                return self._text(value.isoformat())  # a spreadsheet has no time zones
+            # A spreadsheet has no time zones, and keeps whole milliseconds.
+            if value.tzinfo is not None or value.microsecond % 1000:
+                return self._text(value.isoformat())
             return value
         if isinstance(value, date):
             return value
@@ -358,13 +448,31 @@ class XlsxWriter:
         text = str(value)
         if text[:1] in FORMULA_TRIGGERS or text.startswith("#"):
             return self._text(text)
-        return escape_text(text)
+        return self._escaped(text)
+
+    def _escaped(self, text: str) -> str:
+        """``text`` escaped, checked to fit one cell whole."""
+        escaped = escape_text(text)
+        units = _units(escaped)
+        if units > CELL_LIMIT:
+            column = (
+                f"column {self._header[self._column]!r}"
+                if self._row > 1 and self._column < len(self._header)
+                else f"column {self._column + 1}"
+            )
+            raise ValueError(
+                f"{self.name}: row {self._row}, {column}: the text takes {units:,} characters "
+                f"in the workbook (its _xHHHH_ escapes included), more than {CELL_LIMIT:,}, "
+                "the most an Excel cell holds; an XLSX export never cuts a value: write a "
+                ".csv file instead (CSV has no such limit)"
+            )
+        return escaped
 
     def _text(self, text: str) -> Any:
         """A string cell holding ``text`` (escaped), whatever it starts with."""
         from openpyxl.cell import WriteOnlyCell
 
-        cell = WriteOnlyCell(self._sheet, value=escape_text(text))
+        cell = WriteOnlyCell(self._sheet, value=self._escaped(text))
         # openpyxl types "=…" as a formula and "#N/A" as an error: a string it is.
         cell.data_type = "s"
         if text[:1] in FORMULA_TRIGGERS:
@@ -372,7 +480,20 @@ class XlsxWriter:
         return cell
 
     def append(self, values: Sequence[Any]) -> None:
-        self._sheet.append([self._cell(value) for value in values])
+        """Write one row (the first is the header); ``ValueError`` for a text
+        too long for a cell, before anything of the row is written."""
+        self._row += 1
+        cells = []
+        try:
+            for column, value in enumerate(values):
+                self._column = column  # for the message of a text too long
+                cells.append(self._cell(value))
+        except ValueError:
+            # The export stops: close the sheet's stream now, while its file
+            # is open, rather than leave it to the garbage collector.
+            self._sheet.close()
+            raise
+        self._sheet.append(cells)
 
     def save(self) -> None:
         self._book.save(self.path)
