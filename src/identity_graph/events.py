@@ -27,7 +27,7 @@ import attrs
 
 from .errors import IdentityGraphError, InvalidEvent, InvalidLink, InvalidTime, UnknownCustomer
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
-from .text import MAX_DATA_DEPTH, text_problem
+from .text import MAX_DATA_DEPTH, MAX_INT_DIGITS, text_problem
 from .times import utc
 
 __all__ = [
@@ -97,10 +97,6 @@ class FrozenMap(Mapping[str, Any]):
         return f"FrozenMap({self._data!r})"
 
 
-#: The most digits a whole number in event data may have: far beyond any
-#: quantity or id, and within what Python, JSON and every store print and
-#: read back (Python refuses to print an int of more than 4,300 digits).
-MAX_INT_DIGITS = 1_000
 _INT_BOUND = 10**MAX_INT_DIGITS
 _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 

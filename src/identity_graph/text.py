@@ -43,6 +43,7 @@ from decimal import Decimal
 __all__ = [
     "MAX_ATTRIBUTE_LENGTH",
     "MAX_DATA_DEPTH",
+    "MAX_INT_DIGITS",
     "attribute_problem",
     "escape_invalid",
     "format_problem",
@@ -86,6 +87,14 @@ def text_problem(text: str) -> str | None:
     )
 
 
+#: The most digits a whole number (in event data, an attribute, a file's
+#: cell) may have: far beyond any quantity or id, and within what Python,
+#: JSON and every store print and read back (Python will not print an int
+#: of more than 4,300 digits).
+MAX_INT_DIGITS = 1_000
+_INT_BOUND = 10**MAX_INT_DIGITS
+
+
 def attribute_problem(value: object) -> str | None:
     """What keeps ``value`` from being an attribute's value, as a phrase that
     follows the value ("is 40,000 characters long; …", "contains NUL …"), or
@@ -107,6 +116,13 @@ def attribute_problem(value: object) -> str | None:
         isinstance(value, Decimal) and not value.is_finite()
     ):
         return "is not a finite number; a number attribute may not be NaN or infinite"
+    if (type(value) is int and not -_INT_BOUND < value < _INT_BOUND) or (
+        isinstance(value, Decimal) and len(value.as_tuple().digits) > MAX_INT_DIGITS
+    ):
+        return (
+            f"has more than {MAX_INT_DIGITS:,} digits; a number attribute may have at most "
+            "that many"
+        )
     return None
 
 

@@ -20,7 +20,7 @@ leaves = (
     | st.text()
     | st.decimals(allow_nan=False, allow_infinity=False)
     | st.dates()
-    | st.datetimes(timezones=st.just(UTC))
+    | st.datetimes(datetime(2, 1, 2), datetime(9998, 12, 31), timezones=st.just(UTC))
     | st.timedeltas()
     | st.builds(Link, st.sampled_from(["email", "crm_id"]), st.text(min_size=1))
 )
@@ -88,7 +88,7 @@ event_data = st.recursive(
     | st.text()
     | st.decimals(allow_nan=False, allow_infinity=False)
     | st.dates()
-    | st.datetimes(timezones=st.just(UTC)),
+    | st.datetimes(datetime(2, 1, 2), datetime(9998, 12, 31), timezones=st.just(UTC)),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
     max_leaves=12,
 )

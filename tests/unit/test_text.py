@@ -195,3 +195,13 @@ def test_the_codec_reads_data_well_beyond_the_depth_bound() -> None:
     assert codec.loads(codec.dumps(event)) == event
     assert codec.loads_event("T" + codec.dumps(event)) == event
     assert event.content_id().startswith("h-")
+
+
+def test_a_number_attribute_has_at_most_a_thousand_digits() -> None:
+    """Python will not print an int of more than 4,300 digits (so no file or
+    store could hold one), and a longer Decimal could not fit a cell."""
+    assert attribute_problem(10**1000 - 1) is None
+    assert attribute_problem(Decimal("9" * 1000)) is None
+    for huge in (10**1000, -(10**5000), Decimal("1" * 1001)):
+        problem = attribute_problem(huge)
+        assert problem is not None and "more than 1,000 digits" in problem
