@@ -37,11 +37,15 @@ if TYPE_CHECKING:
     from .ids import LinkKey
     from .state import GraphState
 
-__all__ = ["FORMAT", "capture", "dumps", "loads", "restore"]
+__all__ = ["FORMAT", "OLDER", "capture", "dumps", "loads", "restore"]
 
-#: Bumped whenever the layout below changes; a checkpoint of another format is
-#: ignored (the journal is replayed instead), so an upgrade never misreads one.
+#: Bumped whenever the layout below changes.  A checkpoint of an older format
+#: (:data:`OLDER`) is skipped and the journal replayed instead, so an upgrade
+#: never misreads one; any other format is damage (or the work of a newer
+#: library) and refuses to open.
 FORMAT = 2
+#: The formats earlier versions wrote.
+OLDER = range(1, FORMAT)
 
 _PLAIN = (str, int, bool, type(None))
 

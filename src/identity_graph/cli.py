@@ -176,11 +176,29 @@ def _is_url(db: str) -> bool:
     return "://" in db or db == "memory:"
 
 
+def _empty(path: Path) -> bool:
+    """Whether ``path`` is an empty file (``: > graph.db``), which SQLite would
+    take for an empty database.  (A store's file never is: switching it to
+    WAL writes its first page.  An empty file beside a non-empty ``-wal``
+    is left for SQLite to judge all the same.)"""
+    wal = path.with_name(path.name + "-wal")
+    return (
+        path.is_file()
+        and path.stat().st_size == 0
+        and not (wal.is_file() and wal.stat().st_size > 0)
+    )
+
+
 @contextmanager
 def _graph(db: str, region: str | None, must_exist: bool = True) -> Iterator[IdentityGraph]:
-    """The stored graph at ``db``, closed afterwards."""
-    if must_exist and not _is_url(db) and not Path(db).exists():
-        raise _Fatal(f"no store at {db}; import a file first, or pass --db")
+    """The stored graph at ``db``, closed afterwards.  ``must_exist`` (the
+    read commands): a missing or empty file is no store, and opening it
+    would write one, so it is refused instead."""
+    if must_exist and not _is_url(db):
+        if not Path(db).exists():
+            raise _Fatal(f"no store at {db}; import a file first, or pass --db")
+        if _empty(Path(db)):
+            raise _Fatal(f"no store at {db} (the file is empty); import a file first, or pass --db")
     graph = IdentityGraph.open(db, default_region=region)
     try:
         yield graph

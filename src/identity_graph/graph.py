@@ -729,6 +729,19 @@ class IdentityGraph:
         """Profile changes of the entries with ``seq > since``.  O(result)."""
         return [change for entry in self._core.journal.entries(since) for change in entry.changes]
 
+    def _replay_into(self, view: IdentityGraph, upto: int | None = None) -> None:
+        """Replay this graph's journal (up to entry ``upto``) into the empty
+        ``view``.  A stored entry that decodes but does not apply (rows
+        below the checkpoint are only read here) is the store's damage:
+        ``StoreError`` naming the row.  O(entries)."""
+        replay = view._core.replay
+        for seq, record in self._core.journal.records(0, upto):
+            op, args, at = raw(record)
+            try:
+                replay(op, args, at, seq)
+            except Exception as error:  # whatever the entry trips on
+                raise self._session.unreplayable(seq, record, error) from error
+
     @_reads(events=True)
     def as_of(self, seq: int) -> IdentityGraph:
         """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
@@ -736,10 +749,7 @@ class IdentityGraph:
         if not isinstance(seq, int) or not 0 <= seq <= len(journal):
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(journal)}")
         view = IdentityGraph(**self._config)
-        replay = view._core.replay
-        for at_seq, record in journal.records(0, seq):
-            op, args, at = raw(record)
-            replay(op, args, at, at_seq)
+        self._replay_into(view, seq)
         view._ledger = self._ledger.view(view._ownership)
         view._read_only = True
         return view
@@ -844,7 +854,8 @@ class IdentityGraph:
         memory only the replay is compared.  O(whole journal + events).
         """
         self._session.verify()
-        replayed = IdentityGraph.from_journal(self.journal(), **self._config)
+        replayed = IdentityGraph(**self._config)
+        self._replay_into(replayed)
         if replayed._state() != self._state():
             raise StoreError(
                 f"{self._session.describe()}: ig_checkpoints disagrees with the journal:"

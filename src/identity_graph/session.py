@@ -14,14 +14,17 @@ Opening
     and nothing is replayed from entry 1 once a checkpoint exists.
 
     Nothing damaged is served.  Opening first checks that the journal's rows
-    are exactly ``1..n`` (one count on the primary key), that ``n`` reaches
-    the last seq the store recorded writing, and that the checkpoint stands
-    within the journal; every journal row read (at opening, catching up or
-    when ``journal()`` is asked) must carry its own seq and a matching
-    checksum; any row that cannot be read or applied, and a checkpoint that
-    cannot be restored, raise :class:`~identity_graph.errors.StoreError`
-    naming the table and the row.  Afterwards the session holds nothing
-    (the next call loads again), so a damaged store keeps raising.
+    are exactly ``1..n`` (one count on the primary key), that ``n`` is the
+    last seq the store recorded writing, and that the checkpoint stands
+    within the journal and has this library's format (an older one is
+    skipped); every journal row read (at opening, catching up or when
+    ``journal()`` is asked) must carry its own seq and a matching checksum;
+    any row that cannot be read or applied, and a checkpoint that cannot be
+    restored, raise :class:`~identity_graph.errors.StoreError` naming the
+    table and the row, and saying what is wrong in the library's words
+    (never a decoder's "not enough values to unpack").  Afterwards the
+    session holds nothing (the next call loads again), so a damaged store
+    keeps raising.
 
 Every mutating call (``register`` … ``release``, ``record``)
     1. take the store's write lock (``BEGIN IMMEDIATE`` / an advisory lock);
@@ -58,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -178,9 +182,58 @@ def encode_record(seq: int, record: Record) -> str:
     return f"{_ROW_START}{seq},{_crc(text)},{text}{_ROW_END}"
 
 
-def damaged(where: str, table: str, row: int, error: BaseException | str) -> StoreError:
-    """The error for a stored row that cannot be read or applied."""
-    return StoreError(f"{where}: {table} row {row} is damaged: {error}")
+class Unreadable(ValueError):
+    """A stored row that fails one of this module's own checks; its message
+    says which (unlike a decoder tripping over a row of another shape)."""
+
+
+#: What each table's rows are, for the reason given when a row is not one.
+_ROWS = {
+    "ig_journal": "a journal row",
+    "ig_events": "an event row",
+    "ig_refusals": "a refusal row",
+    "ig_checkpoints": "a checkpoint",
+}
+
+
+def shown(column: str, value: Any) -> str:
+    """A stored value for a message: its column and the start of its text."""
+    text = repr(value)
+    return f"{column} {text if len(text) <= 60 else text[:59] + '…'}"
+
+
+def culprit(*columns: tuple[str, Any, Callable[[Any], Any]]) -> str:
+    """Of ``(column, stored value, decoder)``, the first column its decoder
+    refuses, :func:`shown`; all of them if each decodes alone (they do not
+    fit together).  Only on the error path: it decodes again."""
+    for column, value, decode in columns:
+        try:
+            decode(value)
+        except Exception:  # the decoder's own error was reported already
+            return shown(column, value)
+    return ", ".join(shown(column, value) for column, value, _decode in columns)
+
+
+def damaged(
+    where: str, table: str, row: int, error: BaseException, what: str | None = None
+) -> StoreError:
+    """The error for a stored row that cannot be read or applied.
+
+    The reason is the library's own when it has one (a failed check, a link
+    or a customer the graph refuses, zlib's account of bad compressed
+    data); anything else is a decoder or the graph tripping over a value of
+    another shape, whose words ("not enough values to unpack (expected 6,
+    got 0)") name nothing the reader knows: then the reason says what the
+    row is not and shows ``what`` (a column and its text)."""
+    if isinstance(error, Unreadable | IdentityGraphError | zlib.error):
+        reason = str(error)
+    else:
+        reason = f"it is not {_ROWS[table]} this library writes"
+        if what is None and isinstance(error, KeyError) and error.args:
+            what = f"it has no field {error.args[0]!r}"
+        if what is not None:
+            reason = f"{reason}: {what}"
+    return StoreError(f"{where}: {table} row {row} is damaged: {reason}")
 
 
 def gap(where: str, expected: int, found: int | None) -> StoreError:
@@ -193,16 +246,17 @@ def decode_record(seq: int, text: str, where: str = "store") -> Record:
     """The record of journal row ``seq``; ``StoreError`` naming the row if its
     text is not one this library writes, carries another seq, or fails its
     checksum.  O(size)."""
+    stored = text
     try:
         if text.startswith(_ROW_START):
             parts = text[len(_ROW_START) : -len(_ROW_END)].split(",", 2)
             if len(parts) != 3 or not text.endswith(_ROW_END):
-                raise ValueError("its text is cut short")
+                raise Unreadable("its text is cut short")
             stored_seq, crc, text = parts
             if stored_seq != str(seq):
-                raise ValueError(f"it holds entry {stored_seq[:20]}")
+                raise Unreadable(f"it holds entry {stored_seq[:20]}")
             if crc != _crc(text):
-                raise ValueError("its checksum does not match its content")
+                raise Unreadable("its checksum does not match its content")
         record = codec.loads(text)
         if (
             type(record) is not tuple
@@ -212,10 +266,16 @@ def decode_record(seq: int, text: str, where: str = "store") -> Record:
             or type(record[2]) is not int
             or len(record) < 3 + 2 * record[2]  # its arguments must pair up
         ):
-            raise ValueError(f"{text[:60]!r} is not a record this library writes")
+            raise ValueError("not a record")  # reported with the row's text
     except Exception as error:  # whatever the decoder trips on, the row is at fault
-        raise damaged(where, "ig_journal", seq, error) from error
+        raise damaged(where, "ig_journal", seq, error, shown("record", stored)) from error
     return record
+
+
+def _refused(body: str) -> tuple[Any, str]:
+    """A refusal row's body: what the refused call was given, and its error's name."""
+    details = codec.loads(body)
+    return details["args"], details["error"]
 
 
 class Session:
@@ -263,6 +323,11 @@ class Session:
     def describe(self) -> str:
         return "memory"
 
+    def unreplayable(self, seq: int, record: Record, error: Exception) -> Exception:
+        """What to raise when journal entry ``seq`` does not replay: in
+        memory the error itself (the graph wrote the entry: a bug)."""
+        return error
+
 
 class StoreSession(Session):
     """A graph's journal, events and refusals kept in a store.
@@ -308,6 +373,10 @@ class StoreSession(Session):
     def describe(self) -> str:
         return self._store.describe
 
+    def unreplayable(self, seq: int, record: Record, error: Exception) -> Exception:
+        """A stored entry that decodes but does not replay: its row is damaged."""
+        return damaged(self._store.describe, "ig_journal", seq, error, shown("record", record))
+
     def chunks(self) -> int | None:
         return self._batch_size
 
@@ -345,6 +414,15 @@ class StoreSession(Session):
                     )
                 if found is not None and found[1] == checkpoints.FORMAT:
                     self._restore(found)
+                elif found is not None and found[1] not in checkpoints.OLDER:
+                    older = ", ".join(map(str, checkpoints.OLDER))
+                    raise StoreError(
+                        f"{store.describe}: ig_checkpoints row {found[0]} is damaged: format"
+                        f" {found[1]!r} is not one this library reads (it writes format"
+                        f" {checkpoints.FORMAT}, and skips the older {older} by replaying the"
+                        " journal), unless a newer identity_graph wrote it (deleting that row"
+                        " makes the next open replay the whole journal)"
+                    )
                 self._catch_up()
             finally:
                 store.rollback()  # a read transaction: nothing to keep
@@ -371,12 +449,20 @@ class StoreSession(Session):
                     raise gap(where, expected, seq)
                 expected += 1
             raise StoreError(f"{where}: ig_journal changed while it was read")
+        if extent.written is None or extent.written == extent.last:
+            return
         if extent.written > extent.last:
             raise StoreError(
                 f"{where}: ig_journal ends at row {extent.last}, but rows up to"
                 f" {extent.written} were written (ig_meta row journal_seq):"
                 f" row {extent.last + 1} is missing"
             )
+        # Every write sets journal_seq to its last row in the same
+        # transaction: rows beyond it were not appended by this library.
+        raise StoreError(
+            f"{where}: ig_meta row journal_seq says the last journal row written is"
+            f" {extent.written}, but ig_journal goes on to row {extent.last}: the store is damaged"
+        )
 
     def _restore(self, found: CheckpointRow) -> None:
         """Load checkpoint row ``found``; ``StoreError`` naming it if it
@@ -385,14 +471,18 @@ class StoreSession(Session):
         try:
             saved = checkpoints.loads(found[2])
             if type(saved) is not dict:
-                raise ValueError("it is not a checkpoint this library writes")
+                raise ValueError("not an object")
             if saved.get("seq") != seq:
-                raise ValueError(f"it says it stands after entry {saved.get('seq')!r}")
+                raise Unreadable(f"it says it stands after entry {saved.get('seq')!r}")
+            if saved.get("format") != found[1]:
+                raise Unreadable(f"it says it has format {saved.get('format')!r}")
             checkpoints.restore(self._state, saved)
         except Exception as error:  # zlib, JSON, a missing field: the row is at fault
+            text = isinstance(error, json.JSONDecodeError | UnicodeDecodeError)
+            what = "its content is not JSON" if text else None
+            problem = damaged(self._store.describe, "ig_checkpoints", seq, error, what)
             raise StoreError(
-                f"{self._store.describe}: ig_checkpoints row {seq} is damaged: {error}"
-                " (deleting that row makes the next open replay the whole journal)"
+                f"{problem} (deleting that row makes the next open replay the whole journal)"
             ) from error
         self._journal.advance(seq)
         self._checkpoint_seq = seq
@@ -415,7 +505,7 @@ class StoreSession(Session):
                 try:
                     apply(op, args, at, seq)
                 except Exception as error:  # a record that decodes but does not fit
-                    raise damaged(where, "ig_journal", seq, error) from error
+                    raise damaged(where, "ig_journal", seq, error, shown("record", text)) from error
                 journal.advance(seq)
         if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
@@ -424,22 +514,18 @@ class StoreSession(Session):
                 try:
                     load(loads_event(body), loads_anchor(anchor))
                 except Exception as error:  # whatever the decoder trips on
-                    raise damaged(where, "ig_events", pos, error) from error
+                    what = culprit(("body", body, loads_event), ("anchor", anchor, loads_anchor))
+                    raise damaged(where, "ig_events", pos, error, what) from error
                 self._event_pos = pos
         if head.refusals > self._refusal_pos:
             log = self._state.guards.log
-            for pos, when, what, reason, body in store.refusals(self._refusal_pos, head.refusals):
+            for pos, when, op, reason, body in store.refusals(self._refusal_pos, head.refusals):
                 try:
-                    details = codec.loads(body)
-                    refusal = Refusal(
-                        datetime.fromisoformat(when),
-                        what,
-                        details["args"],
-                        reason,
-                        details["error"],
-                    )
+                    args, name = _refused(body)
+                    refusal = Refusal(datetime.fromisoformat(when), op, args, reason, name)
                 except Exception as error:  # whatever the decoder trips on
-                    raise damaged(where, "ig_refusals", pos, error) from error
+                    what = culprit(("at", when, datetime.fromisoformat), ("body", body, _refused))
+                    raise damaged(where, "ig_refusals", pos, error, what) from error
                 log.append(refusal)
                 self._refusal_pos = pos
 

@@ -10,6 +10,7 @@ rows, and nothing written on top (the tables are compared before and after).
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sqlite3
@@ -25,7 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, Link
+from identity_graph.checkpoint import FORMAT
 from identity_graph.errors import StoreError
+from identity_graph.stores import LATEST
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TABLES = ("ig_meta", "ig_journal", "ig_events", "ig_refusals", "ig_checkpoints")
@@ -220,6 +223,181 @@ def test_a_garbled_refusal_row_is_refused(target: str, column: str) -> None:
     refused(target, "ig_refusals", "row 2")
 
 
+@pytest.mark.parametrize("last_too", [False, True], ids=["row-only", "with-the-last-entry"])
+def test_a_deleted_journal_seq_row_is_refused(target: str, last_too: bool) -> None:
+    """A version-3 store always records the last seq it wrote; without that
+    row, deleting the journal's last entry too would go unnoticed."""
+    fill(target)
+    execute(target, "DELETE FROM ig_meta WHERE key = 'journal_seq'")
+    if last_too:
+        execute(target, "DELETE FROM ig_journal WHERE seq = 8")
+    refused(target, "ig_meta row journal_seq", "missing")
+
+
+def test_a_journal_seq_below_the_journal_is_refused(target: str) -> None:
+    """Every write sets journal_seq to its last row, in the same transaction:
+    rows beyond it were not written by this library."""
+    fill(target)
+    execute(target, "UPDATE ig_meta SET value = '6' WHERE key = 'journal_seq'")
+    refused(target, "ig_meta row journal_seq", "6", "row 8")
+
+
+def test_a_journal_seq_row_deleted_while_open_stops_the_next_write(target: str) -> None:
+    fill(target)
+    with IdentityGraph.open(target) as g:
+        execute(target, "DELETE FROM ig_meta WHERE key = 'journal_seq'")
+        before = dump(target)
+        with pytest.raises(StoreError, match="ig_meta row journal_seq"):
+            g.link("c20", Link("email", "new@example.com"), at=T0)
+        assert dump(target) == before, "a write went on without its journal_seq"
+
+
+#: What Python's own errors say when a row has another shape than expected;
+#: a StoreError's reason says what the row is instead.
+PYTHON_SAYS = (
+    "unpack",
+    "out of range",
+    "indices must be",
+    "argument must be",
+    "object is not",
+    "has no attribute",
+    "zip()",
+    "subscriptable",
+    "iterable",
+    "required positional",
+)
+
+
+def assert_readable(message: str) -> None:
+    for words in PYTHON_SAYS:
+        assert words not in message, message
+    reason = message.split(" is damaged: ", 1)[-1]
+    assert not (reason.startswith("'") and reason.endswith("'")), message  # a bare KeyError
+
+
+def with_checksum(seq: int, text: str) -> str:
+    """Journal row ``seq`` holding ``text`` with a matching checksum: a row
+    that passes the checksum but is not a record this library writes."""
+    return f'{{"s":[{seq},{zlib.crc32(text.encode())},{text}]}}'
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("body", "[]"),
+        ("body", "{}"),
+        ("body", "5"),
+        ("body", "[1,2,3,4,5,6]"),
+        ("body", '["visit","2024-01-01T00:00:00+00:00","c2",[[1]],{},"v2"]'),
+        ("body", '["visit","2024-01-01T00:00:00+00:00","c2",5,{},"v2"]'),
+        ("anchor", "[]"),
+        ("anchor", "[1]"),
+        ("anchor", "{}"),
+        ("anchor", "5"),
+    ],
+)
+def test_an_event_row_of_another_shape_is_refused_readably(
+    target: str, column: str, value: str
+) -> None:
+    fill(target)
+    (pos,) = [row[0] for row in dump(target)["ig_events"] if row[1] == "v2"]
+    execute(target, f"UPDATE ig_events SET {column} = ? WHERE id = 'v2'", (value,))
+    message = refused(target, f"ig_events row {pos}", "not an event row this library writes")
+    assert column in message
+    assert_readable(message)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("body", "[]"), ("body", "5"), ("body", '{"error":"x"}'), ("body", '{"args":1}'), ("at", "5")],
+)
+def test_a_refusal_row_of_another_shape_is_refused_readably(
+    target: str, column: str, value: str
+) -> None:
+    fill(target)
+    execute(target, f"UPDATE ig_refusals SET {column} = ? WHERE pos = 2", (value,))
+    message = refused(target, "ig_refusals row 2", "not a refusal row this library writes")
+    assert column in message
+    assert_readable(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "5",
+        "{}",
+        '{"t":["link"]}',
+        '{"t":["link",{"dt":5},0]}',
+        '{"t":["link",{"dt":"2024-01-01T00:00:00+00:00"},0]}',
+    ],
+)
+def test_a_journal_row_of_another_shape_is_refused_readably(target: str, text: str) -> None:
+    """Rows with a valid checksum (written by hand) that do not hold a record,
+    or hold one that does not fit the graph (a ``link`` without its arguments)."""
+    fill(target)
+    execute(target, "UPDATE ig_journal SET record = ? WHERE seq = 3", (with_checksum(3, text),))
+    message = refused(target, "ig_journal row 3", "not a journal row this library writes")
+    assert_readable(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"t":["link",{"dt":"2024-01-01T00:00:00+00:00"},0]}',
+        '{"t":["link",{"dt":"2024-01-01T00:00:00+00:00"},1,"customer_id",5]}',
+        '{"t":["zzz",{"dt":"2024-01-01T00:00:00+00:00"},0]}',
+    ],
+)
+def test_a_journal_row_below_the_checkpoint_of_another_shape_is_refused_when_replayed(
+    target: str, text: str
+) -> None:
+    """Opening starts from the checkpoint and never reads row 3; replaying
+    it (``as_of``, ``verify``) must say the row is damaged, not KeyError."""
+    fill(target, checkpoint=True)
+    execute(target, "UPDATE ig_journal SET record = ? WHERE seq = 3", (with_checksum(3, text),))
+    with IdentityGraph.open(target) as g:
+        for replay in (lambda: g.as_of(5), g.verify):
+            with pytest.raises(StoreError, match="ig_journal row 3 is damaged") as info:
+                replay()
+            assert_readable(str(info.value))
+
+
+def _checkpoint_fields(target: str) -> dict[str, Any]:
+    (row,) = dump(target)["ig_checkpoints"]
+    saved: dict[str, Any] = json.loads(zlib.decompress(bytes(row[2])))
+    return saved
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["no-order", "order-a-number", "a-column-short", "merge-short", "frozen-a-string"],
+)
+def test_a_checkpoint_of_another_shape_is_refused_readably(target: str, change: str) -> None:
+    fill(target, checkpoint=True)
+    with IdentityGraph.open(target) as g:
+        g.merge("c1", "c2", reason="same", at=T0)
+        g.checkpoint()
+    saved = _checkpoint_fields(target)
+    if change == "no-order":
+        del saved["order"]
+    elif change == "order-a-number":
+        saved["order"] = 5
+    elif change == "a-column-short":
+        saved["a_name"] = saved["a_name"][:-1] if saved["a_name"] else ["x"]
+        saved["h_name"] = saved["h_name"][:-1]
+    elif change == "merge-short":
+        saved["merges"] = [saved["merges"][0][:3]]
+    else:
+        saved["frozen"] = "x"
+    state = zlib.compress(json.dumps(saved).encode())
+    execute(target, "UPDATE ig_checkpoints SET state = ?", (state,))
+    message = refused(target, "ig_checkpoints row 9", "not a checkpoint this library writes")
+    assert_readable(message)
+    if change == "no-order":
+        assert "'order'" in message
+
+
 # ----------------------------------------------------------------- checkpoint
 
 
@@ -246,6 +424,35 @@ def test_a_checkpoint_beyond_the_journal_is_refused(target: str) -> None:
     refused(target, "ig_checkpoints", "12")
 
 
+@pytest.mark.parametrize("fmt", [99, FORMAT + 1, 0, -1])
+def test_an_unknown_checkpoint_format_is_refused(target: str, fmt: int) -> None:
+    fill(target, checkpoint=True)
+    execute(target, "UPDATE ig_checkpoints SET format = ?", (fmt,))
+    refused(target, "ig_checkpoints row 8", f"format {fmt}")
+
+
+def test_an_older_checkpoint_format_is_skipped_and_the_journal_replayed(target: str) -> None:
+    """Format 1 was written by earlier versions: never misread, never an error."""
+    expected = fill(target, checkpoint=True)
+    execute(target, "UPDATE ig_checkpoints SET format = 1, state = ?", (b"older layout",))
+    assert open_and_serve(target) == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("format", "x"), ("format", 2.5), ("state", "text, not bytes"), ("state", 7)],
+)
+def test_a_checkpoint_row_of_the_wrong_type_is_refused(
+    tmp_path: Path, column: str, value: Any
+) -> None:
+    """SQLite keeps whatever type a value had (PostgreSQL refuses the update)."""
+    path = str(tmp_path / "graph.db")
+    fill(path, checkpoint=True)
+    execute(path, f"UPDATE ig_checkpoints SET {column} = ?", (value,))
+    message = refused(path, "ig_checkpoints row 8", column)
+    assert_readable(message)
+
+
 # -------------------------------------------------------------- schema version
 
 
@@ -254,6 +461,72 @@ def test_a_garbled_schema_version_is_refused(target: str, value: str) -> None:
     fill(target)
     execute(target, "UPDATE ig_meta SET value = ? WHERE key = 'schema_version'", (value,))
     refused(target, "ig_meta", "schema_version")
+
+
+@pytest.mark.parametrize(
+    ("statement", "found"),
+    [
+        ("UPDATE ig_meta SET value = '2' WHERE key = 'schema_version'", "says version 2"),
+        ("UPDATE ig_meta SET value = '1' WHERE key = 'schema_version'", "says version 1"),
+        ("DELETE FROM ig_meta WHERE key = 'schema_version'", "is missing"),
+    ],
+    ids=["2", "1", "deleted"],
+)
+def test_a_lowered_or_missing_schema_version_is_refused(
+    target: str, statement: str, found: str
+) -> None:
+    """Believed, it would rerun migrations over tables that have them
+    (SQLite said "UNIQUE constraint failed: ig_meta.key")."""
+    fill(target)
+    execute(target, statement)
+    message = refused(target, "ig_meta row schema_version", found, f"version {LATEST}'s")
+    assert "UNIQUE" not in message and "already exists" not in message, message
+
+
+def has_index(target: str) -> bool:
+    """Whether migration 2's index exists."""
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            row = conn.execute("SELECT to_regclass('ig_journal_at') IS NOT NULL").fetchone()
+            return bool(row and row[0])
+    conn = sqlite3.connect(target)
+    try:
+        return bool(
+            conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ig_journal_at'").fetchall()
+        )
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["migrates", "migration-fails"])
+def test_a_failing_migration_is_named_and_leaves_the_store_as_it_was(
+    target: str, blocked: bool
+) -> None:
+    """A version-1 store (a current one with migrations 2 and 3 undone) whose
+    migration 3 the database refuses: the error names the migration, and
+    migration 2, which had run, is rolled back with it."""
+    expected = fill(target)
+    execute(target, "DROP INDEX ig_journal_at")
+    execute(target, "DELETE FROM ig_meta WHERE key = 'journal_seq'")
+    execute(target, "UPDATE ig_meta SET value = '1' WHERE key = 'schema_version'")
+    if not blocked:  # the store above is a sound version-1 store
+        assert open_and_serve(target) == expected
+        assert has_index(target)
+        return
+    if target.startswith("postgresql://"):
+        execute(
+            target, "ALTER TABLE ig_meta ADD CONSTRAINT ig_test_block CHECK (key <> 'journal_seq')"
+        )
+    else:
+        execute(
+            target,
+            "CREATE TRIGGER ig_test_block BEFORE INSERT ON ig_meta WHEN NEW.key = 'journal_seq'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+        )
+    refused(target, "migration 3", "version 1", "left as it was")
+    assert not has_index(target), "migration 2 was kept although the migration failed"
 
 
 # ------------------------------------------------------------- SQLite pages
@@ -474,3 +747,27 @@ def test_the_cli_reports_a_damaged_store_in_one_line(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert "StoreError" in err and "ig_checkpoints row 8" in err, err
+
+
+# ----------------------------------------------------------------- empty files
+
+
+def test_an_empty_file_opened_read_only_is_no_store_and_stays_empty(tmp_path: Path) -> None:
+    path = tmp_path / "zero.db"
+    path.touch()
+    with pytest.raises(StoreError, match="holds no identity_graph store") as info:
+        IdentityGraph.open(path, read_only=True)
+    assert "read_only" in str(info.value)
+    assert path.stat().st_size == 0
+
+
+def test_an_empty_file_opened_for_writing_becomes_a_store(tmp_path: Path) -> None:
+    """As a missing file does: ``open`` creates stores, and an empty file is
+    what ``mktemp`` or ``touch`` leaves (SQLite takes it for an empty database)."""
+    path = tmp_path / "zero.db"
+    path.touch()
+    with IdentityGraph.open(path) as g:
+        g.link("c1", Link("email", "ann@example.com"), at=T0)
+    with IdentityGraph.open(path, read_only=True) as g:
+        assert g.customers() == ["c1"]
+        assert g.verify() == 1

@@ -181,6 +181,43 @@ def test_a_read_command_on_a_missing_store_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "identity-graph.db").exists()
 
 
+READ_COMMANDS = [
+    ["resolve", "x"],
+    ["profile", "x"],
+    ["explain", "x", "y"],
+    ["events", "x"],
+    ["kpis", "--as-of", "2024-06-30"],
+    ["refusals"],
+    ["verify"],
+    ["export", "customers", "out.csv"],
+    ["export", "profiles", "out.csv", "--as-of", "2024-06-30"],
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: "-".join(c[:2]))
+def test_a_read_command_on_an_empty_file_says_so_and_leaves_it_empty(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """An empty file (``: > zero.db``) is no store: a read command must not
+    create one in it (it did, and ``verify`` then found "no damage")."""
+    (tmp_path / "zero.db").touch()
+    line = quick_fails(tmp_path, "--db", "zero.db", *command)
+    assert "no store at zero.db (the file is empty)" in line, line
+    assert (tmp_path / "zero.db").stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.db"]
+
+
+def test_a_write_command_creates_the_store_in_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "zero.db").touch()
+    (tmp_path / "offline_events.csv").write_bytes(sample("offline_events.csv").read_bytes())
+    out = quick(
+        tmp_path, "--db", "zero.db", "import", "offline-events", "offline_events.csv", "--tz", "UTC"
+    )
+    assert out.startswith("offline_events.csv: read ")
+    assert "no damage found" in quick(tmp_path, "--db", "zero.db", "verify")
+    assert (tmp_path / "zero.db").stat().st_size > 0
+
+
 # ------------------------------------------------------------------ subprocesses
 
 

@@ -52,14 +52,14 @@ class Head:
 class Extent:
     """What the journal holds, for the checks made when a graph opens: the
     number of rows, the lowest and highest ``seq`` (0 when empty), and the
-    ``seq`` the store recorded as its last one when it last wrote (0 when it
-    keeps no such record).  A gap-free journal has ``first == 1`` and
-    ``last == rows >= written``."""
+    ``seq`` the store recorded as its last one when it last wrote (None when
+    it keeps no such record).  A sound journal has ``first == 1`` (unless
+    empty) and ``last == rows == written``."""
 
     rows: int
     first: int
     last: int
-    written: int = 0
+    written: int | None = None
 
 
 class Store(ABC):

@@ -93,9 +93,9 @@ class PostgresStore(SqlStore):
         with self._conn.cursor() as cursor:
             cursor.executemany(sql, rows)
 
-    def _has_meta(self) -> bool:
+    def _has_relation(self, name: str) -> bool:
         # to_regclass follows the search path, as the unqualified queries do.
-        return bool(self.fetch("SELECT to_regclass('ig_meta') IS NOT NULL")[0][0])
+        return bool(self.fetch("SELECT to_regclass(CAST(? AS text)) IS NOT NULL", (name,))[0][0])
 
     def begin(self, write: bool) -> None:
         if write:

@@ -5,7 +5,10 @@ lock and in one transaction, every migration above the stored version: a new
 file gets them all, an older store is brought up to date, and a store whose
 version is *above* :data:`LATEST` was written by a newer library and is
 refused with :class:`~identity_graph.errors.SchemaVersionError` (guessing at
-a newer layout could corrupt it).
+a newer layout could corrupt it).  A version row that is missing or lower
+than the tables show (:data:`TRACES`) is damage, refused before any
+migration runs; a migration the database refuses is rolled back whole and
+named in the error.
 
 Migrations are lists of statements with three placeholders filled per
 dialect: ``{bigint}``, ``{serial}`` (an auto-numbered primary key) and
@@ -14,7 +17,7 @@ dialect: ``{bigint}``, ``{serial}`` (an auto-numbered primary key) and
 
 from __future__ import annotations
 
-__all__ = ["LATEST", "MIGRATIONS", "statements"]
+__all__ = ["LATEST", "MIGRATIONS", "TRACES", "statements"]
 
 MIGRATIONS: dict[int, list[str]] = {
     # 1: the journal, the ledger, the refusal log and the checkpoints.
@@ -43,6 +46,16 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 LATEST = max(MIGRATIONS)
+
+#: What each migration leaves behind: a table or an index (by name), or an
+#: ig_meta row.  A store whose ig_meta row ``schema_version`` is missing or
+#: says less than these traces show is damaged; migrating it again would
+#: fail halfway ("table ig_journal already exists") or write over its rows.
+TRACES: dict[int, tuple[str, str]] = {
+    1: ("table", "ig_journal"),
+    2: ("index", "ig_journal_at"),
+    3: ("ig_meta row", "journal_seq"),
+}
 
 META = "CREATE TABLE IF NOT EXISTS ig_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 

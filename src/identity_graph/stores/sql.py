@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ..errors import SchemaVersionError, StoreError
 from .base import CheckpointRow, EventRow, Extent, Head, JournalRow, RefusalRow, Store
-from .schema import LATEST, META, statements
+from .schema import LATEST, META, TRACES, statements
 
 __all__ = ["CHUNK", "SqlStore"]
 
@@ -87,34 +87,74 @@ class SqlStore(Store):
         return int(text)
 
     def _migrate(self) -> None:
-        """Bring the schema to :data:`LATEST`; the caller holds the write lock."""
+        """Bring the schema to :data:`LATEST`; the caller holds the write lock
+        and rolls back if this raises.  A version row that is missing or
+        lower than the tables show is refused before anything runs; a
+        statement the database refuses raises ``StoreError`` naming its
+        migration."""
         self._execute(META)
         rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         version = self._meta_number("schema_version", rows[0][0], 1) if rows else 0
         if version > LATEST:
             raise self.too_new(version)
-        for step in range(version + 1, LATEST + 1):
-            for statement in statements(step, self.types):
-                self._execute(statement)
-        if version == 0:
-            self._execute(
-                self._q("INSERT INTO ig_meta (key, value) VALUES ('schema_version', ?)"),
-                (str(LATEST),),
-            )
-        elif version < LATEST:
-            self._execute(
-                self._q("UPDATE ig_meta SET value = ? WHERE key = 'schema_version'"),
-                (str(LATEST),),
-            )
+        self._check_traces(version, bool(rows))
+        step = version
+        try:
+            for step in range(version + 1, LATEST + 1):
+                for statement in statements(step, self.types):
+                    self._execute(statement)
+            step = LATEST  # recording the new version
+            if version == 0:
+                self._execute(
+                    self._q("INSERT INTO ig_meta (key, value) VALUES ('schema_version', ?)"),
+                    (str(LATEST),),
+                )
+            elif version < LATEST:
+                self._execute(
+                    self._q("UPDATE ig_meta SET value = ? WHERE key = 'schema_version'"),
+                    (str(LATEST),),
+                )
+        except self.driver_errors as error:
+            raise StoreError(
+                f"{self.describe}: migration {step} of the schema (from version {version}"
+                f" to {LATEST}) failed: {error}; the store was left as it was, at version"
+                f" {version}"
+            ) from error
+
+    def _check_traces(self, version: int, recorded: bool) -> None:
+        """``StoreError`` if a migration above ``version`` has left its trace
+        (:data:`~.schema.TRACES`): the version row was lowered or deleted.
+        Only on the way to a migration; a few catalogue queries."""
+        for step in range(LATEST, version, -1):
+            kind, name = TRACES[step]
+            if kind == "ig_meta row":
+                found = self._has_relation("ig_meta") and bool(
+                    self.fetch("SELECT 1 FROM ig_meta WHERE key = ?", (name,))
+                )
+            else:
+                found = self._has_relation(name)
+            if found:
+                said = f"says version {version}" if recorded else "is missing"
+                raise StoreError(
+                    f"{self.describe}: ig_meta row schema_version {said}, but its tables are"
+                    f" version {step}'s ({kind} {name} exists): the store is damaged"
+                )
 
     def schema_version(self) -> int:
-        if not self._has_meta():
+        if not self._has_relation("ig_meta"):
             return 0
         rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'schema_version'")
         return self._meta_number("schema_version", rows[0][0], 1) if rows else 0
 
-    def _has_meta(self) -> bool:
+    def _has_relation(self, name: str) -> bool:
+        """Whether a table or index ``name`` exists (where the queries look)."""
         raise NotImplementedError
+
+    def _no_journal_seq(self) -> StoreError:
+        return StoreError(
+            f"{self.describe}: ig_meta row journal_seq is missing: the store is damaged (every"
+            f" store of schema version {LATEST} records there the last journal row it wrote)"
+        )
 
     # --- reads -----------------------------------------------------------------
 
@@ -133,7 +173,9 @@ class SqlStore(Store):
             "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0),"
             " (SELECT value FROM ig_meta WHERE key = 'journal_seq') FROM ig_journal"
         )
-        written = 0 if row[3] is None else self._meta_number("journal_seq", row[3], 0)
+        if row[3] is None:
+            raise self._no_journal_seq()
+        written = self._meta_number("journal_seq", row[3], 0)
         return Extent(int(row[0]), int(row[1]), int(row[2]), written)
 
     def _chunks(self, sql: str, since: int, upto: int | None) -> Iterator[Any]:
@@ -174,6 +216,16 @@ class SqlStore(Store):
         if not rows:
             return None
         seq, fmt, state = rows[0]
+        # SQLite keeps whatever type a value was written with.
+        for column, value, kinds in (
+            ("format", fmt, (int,)),
+            ("state", state, (bytes, bytearray, memoryview)),
+        ):
+            if type(value) not in kinds:
+                raise StoreError(
+                    f"{self.describe}: ig_checkpoints row {seq} is damaged: it is not a"
+                    f" checkpoint this library writes: {column} {repr(value)[:60]}"
+                )
         return int(seq), int(fmt), bytes(state)
 
     # --- writes ----------------------------------------------------------------
@@ -185,10 +237,12 @@ class SqlStore(Store):
         if rows:
             # In the same transaction: a journal that ends before this seq
             # has lost its last rows (Extent.written).
-            self._execute(
+            cursor = self._execute(
                 self._q("UPDATE ig_meta SET value = ? WHERE key = 'journal_seq'"),
                 (str(rows[-1][0]),),
             )
+            if cursor.rowcount != 1:
+                raise self._no_journal_seq()  # the caller rolls back: nothing is written
 
     def append_events(self, rows: Sequence[EventRow]) -> None:
         self._executemany(

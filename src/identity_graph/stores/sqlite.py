@@ -11,7 +11,9 @@
   and still never corrupts the file, but the last commits before a power cut
   (not a process crash) may be lost — see ``docs/stores.md``.
 - ``read_only=True`` opens the file with ``mode=ro``: reads work, every
-  write raises ``StoreError`` (a reporting process that must never write).
+  write raises ``StoreError`` (a reporting process that must never write),
+  and a file holding no store (an empty one among them) is refused.
+  Without it, a missing or empty file becomes a new store.
 - Opening runs ``PRAGMA quick_check`` (every page read once: about 50 ms
   for a 46 MiB store of 100,000 entries and events) and refuses a damaged
   file with ``StoreError`` before anything is written to it;
@@ -80,6 +82,13 @@ class SQLiteStore(SqlStore):
             version = self.schema_version()
             if version > LATEST:
                 raise self.too_new(version)
+            if read_only and version == 0 and not self._has_relation("ig_journal"):
+                # Creating the store would be the first write (the file may
+                # be empty: SQLite takes an empty file for an empty database).
+                raise StoreError(
+                    f"{self.describe} holds no identity_graph store, and read_only=True"
+                    " cannot create one"
+                )
             self.verify(full=False)
             if not read_only:
                 self._use_wal(timeout)
@@ -160,10 +169,8 @@ class SQLiteStore(SqlStore):
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
 
-    def _has_meta(self) -> bool:
-        return bool(
-            self.fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ig_meta'")
-        )
+    def _has_relation(self, name: str) -> bool:
+        return bool(self.fetch("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
 
     def begin(self, write: bool) -> None:
         self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
