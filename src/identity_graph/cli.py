@@ -199,11 +199,39 @@ def _graph(db: str, region: str | None, must_exist: bool = True) -> Iterator[Ide
             raise _Fatal(f"no store at {db}; import a file first, or pass --db")
         if _empty(Path(db)):
             raise _Fatal(f"no store at {db} (the file is empty); import a file first, or pass --db")
+        foreign = _not_a_store(Path(db))
+        if foreign is not None:
+            raise _Fatal(f"no store at {db} ({foreign}); pass the --db of an identity_graph store")
     graph = IdentityGraph.open(db, default_region=region)
     try:
         yield graph
     finally:
         graph.close()
+
+
+def _not_a_store(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` holds no identity_graph store, or None.
+
+    Looked at through a read-only connection: opening the file as a store
+    would create the store's tables in another application's database (and
+    switch its journal mode), which a read command must never do.  O(1).
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        probe = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None  # let the store say what is wrong
+    try:
+        found = probe.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('ig_meta', 'ig_journal')"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        return f"it is not a SQLite database: {error}"
+    finally:
+        probe.close()
+    return None if found else "the SQLite file holds other tables, no identity_graph store"
 
 
 _DB_HELP = (

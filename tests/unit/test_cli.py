@@ -3,6 +3,7 @@ one store file, one-line errors and never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shlex
@@ -205,6 +206,28 @@ def test_a_read_command_on_an_empty_file_says_so_and_leaves_it_empty(
     assert "no store at zero.db (the file is empty)" in line, line
     assert (tmp_path / "zero.db").stat().st_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.db"]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: "-".join(c[:2]))
+def test_a_read_command_leaves_another_applications_database_alone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A SQLite file of another application is no store: a read command
+    created the store's tables in it and switched it to WAL."""
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as connection:
+        connection.execute("CREATE TABLE app_users (name TEXT)")
+        connection.commit()
+    before = other.read_bytes()
+    line = quick_fails(tmp_path, "--db", "app.db", *command)
+    assert "no store at app.db (the SQLite file holds other tables" in line, line
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+    (tmp_path / "app.db").write_bytes(b"not a database at all, just some text " * 10)
+    line = quick_fails(tmp_path, "--db", "app.db", *command)
+    assert "no store at app.db (it is not a SQLite database" in line, line
 
 
 def test_a_write_command_creates_the_store_in_an_empty_file(tmp_path: Path) -> None:
