@@ -229,6 +229,10 @@ BAD = {
     "2024-03-01 10:00:00,c1,3,,X,1,1e3,,,,": ("Num2", "1e3", "not a number"),
     "2024-03-01 10:00:00,c1,7,,X,-1,-3.00,,,T-9,": ("Num1", "-1", "whole number >= 0"),
     "2024-03-01 10:00:00,c1,7,,X,1.5,3.00,,,T-9,": ("Num1", "1.5", "whole number"),
+    # A NUL in any cell is named there (the graph would refuse the event,
+    # naming neither the row's column nor its value).
+    "2024-03-01 10:00:00,c1,3,,CA\x00LL,1,0,,,,": ("Event Name", "CA\\x00LL", "NUL"),
+    "2024-03-01 10:00:00,c1,3,Tea\x00,X,1,0,,,,": ("Category", "Tea\\x00", "NUL"),
     # 29 significant digits: amounts are added at 28, so it would be rounded.
     "2024-03-01 10:00:00,c1,7,,X,1,1.0000000000000000000000000001,,,T-9,": (
         "Num2",

@@ -155,6 +155,12 @@ BAD = {
     "purchase,X,ann@example.com,Spring,2024-03-01 10:00:00,,,0,": ("Quantity", "0", ">= 1"),
     "purchase,X,ann@example.com,Spring,2024-03-01 10:00:00,,,1.5,": ("Quantity", "1.5", "whole"),
     "plain,X,ann@example.com,Spring,2024-03-01 10:00:00,,,": ("", "", "8 cells"),
+    # A NUL is named in its own cell, not as the event the graph refuses.
+    "plain,X\x00,ann@example.com,Spring,2024-03-01 10:00:00,,,,": (
+        "Event Name",
+        "X\\x00",
+        "contains NUL",
+    ),
 }
 
 

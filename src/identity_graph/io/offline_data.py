@@ -52,6 +52,7 @@ from .tables import (
     column_index,
     column_key,
     distinct_keys,
+    text_problems,
     unnamed_columns,
     unnamed_value,
     wrong_width,
@@ -369,6 +370,7 @@ class _Reader:
             explain=self._explain,
             column=columns.spelling(TRANSACTION) if TRANSACTION in columns else "",
         )
+        self.unnamed = unnamed_columns(table.header)
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
         self._last_time: tuple[str, datetime] | None = None
         self._last_customer: tuple[str, str] | None = None
@@ -408,12 +410,11 @@ class _Reader:
     def read_rows(self, window: int, bar: Progress) -> None:
         """Check every row; close each ticket once ``window`` rows have gone by."""
         width = len(self.table.header)
-        unnamed = unnamed_columns(self.table.header)
         for row, cells in self.table.rows():
             self.read += 1
             if row % 1024 == 0:
                 bar.update(self.table.position())
-            width_problem = wrong_width(cells, width) or unnamed_value(cells, unnamed)
+            width_problem = wrong_width(cells, width)
             if width_problem is not None:
                 self.rejects.add(row, [("", "", width_problem)])
             else:
@@ -447,7 +448,11 @@ class _Reader:
 
     def line(self, row: int, cells: list[str]) -> None:
         """Check one line, and add it to its ticket or queue its event."""
-        problems: list[Problem] = []
+        # Problems of any cell count against the line (and so its ticket).
+        problems: list[Problem] = text_problems(cells, self.table.header)
+        unnamed = unnamed_value(cells, self.unnamed)
+        if unnamed is not None:
+            problems.append(("", "", unnamed))
         at = self.time_cell(cells[self.p_time], problems)
         customer = self.customer_cell(cells[self.p_customer], problems)
         code = self.code_cell(cells[self.p_type], problems)

@@ -37,7 +37,14 @@ from .csvfiles import CsvTable
 from .errors import FileFormatError
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
-from .tables import column_index, column_key, unnamed_columns, unnamed_value, wrong_width
+from .tables import (
+    column_index,
+    column_key,
+    text_problems,
+    unnamed_columns,
+    unnamed_value,
+    wrong_width,
+)
 
 if TYPE_CHECKING:
     from ..graph import IdentityGraph
@@ -124,7 +131,7 @@ def import_offline_events(
                 if width_problem is not None:
                     rejected.add(row, [("", "", width_problem)])
                     continue
-                problems: list[Problem] = []
+                problems: list[Problem] = text_problems(cells, table.header)
                 event = _event(graph, cells, index, spelt, extras, zone, problems)
                 if event is None:
                     problems.sort(key=lambda problem: order.get(problem[0], -1))  # file order

@@ -24,6 +24,7 @@ from typing import Self
 
 import attrs
 
+from ..text import text_problem
 from .errors import FileFormatError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "column_key",
     "distinct_keys",
     "is_csv",
+    "text_problems",
     "unnamed_columns",
     "unnamed_value",
     "wrong_width",
@@ -208,6 +210,22 @@ def unnamed_value(cells: Sequence[str], unnamed: Sequence[int]) -> str | None:
                 "the header; name the column or leave it empty"
             )
     return None
+
+
+def text_problems(cells: Sequence[str], header: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(column, value, reason)`` of each cell that breaks the text rule (a
+    NUL: a decoded file holds no lone surrogate), so that the rejects file
+    names the cell, not the event the graph would refuse.  O(len(row)),
+    one C-speed scan in the common case."""
+    if not any("\x00" in cell for cell in cells):
+        return []
+    found = []
+    for position, cell in enumerate(cells):
+        problem = text_problem(cell)
+        if problem is not None:
+            column = header[position] if position < len(header) else f"column {position + 1}"
+            found.append((column, cell, f"the value {problem}"))
+    return found
 
 
 def wrong_width(cells: Sequence[object], width: int) -> str | None:
