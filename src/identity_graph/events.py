@@ -125,6 +125,7 @@ def _freeze(value: Any, path: str, depth: int = 1, limit: int = MAX_DATA_DEPTH) 
         if not 1 < value.year < 9999:  # near the calendar's ends: check it properly
             _check_data_time(value, path)
     if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+        # A Decimal prints whatever its length; Python will not print such an int.
         raise InvalidEvent(
             f"event data value at {path} has more than {MAX_INT_DIGITS:,} digits; "
             "a whole number in data may have at most that many"

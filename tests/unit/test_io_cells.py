@@ -320,3 +320,10 @@ def test_importing_io_loads_no_spreadsheet_or_terminal_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_number_cell_has_at_most_a_thousand_digits() -> None:
+    assert parse_decimal("9" * 500 + "." + "9" * 500) == Decimal("9" * 500 + "." + "9" * 500)
+    for many in ("1" * 1001, "1" * 5000, "0." + "1" * 1001, "1" * 600 + "," + "1" * 600):
+        with pytest.raises(ValueError, match="more than 1,000 digits"):
+            parse_decimal(many, decimal_comma=True)

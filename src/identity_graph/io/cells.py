@@ -113,6 +113,8 @@ def parse_decimal(text: str, decimal_comma: bool = False) -> Decimal:
     Decimal('12.50')
     """
     stripped = text.strip()
+    if len(stripped) > MAX_WHOLE_DIGITS and sum(c.isdigit() for c in stripped) > MAX_WHOLE_DIGITS:
+        raise ValueError(f"{text[:20]!r}… has more than {MAX_WHOLE_DIGITS:,} digits")
     pattern = _NUMBER_COMMA if decimal_comma else _NUMBER_POINT
     if not pattern.fullmatch(stripped):
         raise ValueError(f"{text!r} is not a number{_number_hint(stripped, decimal_comma)}")
