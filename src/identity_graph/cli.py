@@ -487,11 +487,18 @@ def _mapping_options(command: F) -> F:
 def _layout(
     id_column: str, no_id_column: bool, attributes: tuple[str, ...], links: tuple[str, ...]
 ) -> dict[str, Any]:
-    return {
-        "id_column": None if no_id_column else id_column,
-        "attributes": _pairs(attributes, "--attribute"),
-        "links": _pairs(links, "--link"),
-    }
+    """The customers mapping of the options, checked before any file or
+    store is opened: a bad attribute or link name is a usage error."""
+    from .io.customers import CustomerLayout
+
+    column = None if no_id_column else id_column
+    mapped_attributes = _pairs(attributes, "--attribute")
+    mapped_links = _pairs(links, "--link")
+    try:
+        CustomerLayout.build(column, mapped_attributes, mapped_links)
+    except ValueError as error:  # InvalidLink too
+        raise click.UsageError(str(error)) from None
+    return {"id_column": column, "attributes": mapped_attributes, "links": mapped_links}
 
 
 def _only_for_its_format(
@@ -807,13 +814,13 @@ def events(
     region: str | None,
 ) -> None:
     """List the events of REF's profile, oldest first."""
+    since = None if start is None else parse_time(start, option="--start")
+    until = None if end is None else parse_time(end, option="--end")
+    if since is not None and until is not None and since >= until:
+        # An empty window is a mistake, never an answer of "no events".
+        raise click.UsageError(f"--start {start} is not before --end {end}")
     with _graph(db, region) as graph:
-        found = graph.events(
-            parse_ref(ref),
-            start=None if start is None else parse_time(start, option="--start"),
-            end=None if end is None else parse_time(end, option="--end"),
-            types=types or None,
-        )
+        found = graph.events(parse_ref(ref), start=since, end=until, types=types or None)
     _console().print(_events_table(f"{len(found)} events of {ref}", found, "customer"))
 
 

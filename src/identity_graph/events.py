@@ -232,7 +232,8 @@ def _data_fault(value: Any, depth: int) -> tuple[str, str] | None:
 
 
 _TOO_DEEP = (
-    f"nests mappings and lists more than {MAX_DATA_DEPTH} levels deep (the data mapping is level 1)"
+    f"nests mappings and lists more than {MAX_DATA_DEPTH} levels deep (the data mapping is "
+    "level 1), or holds itself"
 )
 
 
@@ -392,9 +393,9 @@ def _number(value: Any, where: str, rule: str) -> Decimal:
     try:
         number = as_decimal(value)
     except (TypeError, ArithmeticError):
-        raise InvalidEvent(f"{where} {value!r} {rule}") from None
+        raise InvalidEvent(f"{where} {_shown(value)} {rule}") from None
     if not number.is_finite():
-        raise InvalidEvent(f"{where} {value!r} {rule}")
+        raise InvalidEvent(f"{where} {_shown(value)} {rule}")
     return number
 
 

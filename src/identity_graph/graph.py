@@ -746,7 +746,10 @@ class IdentityGraph:
     def as_of(self, seq: int) -> IdentityGraph:
         """A read-only graph as it stood after entry ``seq``.  O(seq) to build."""
         journal = self._core.journal
-        if not isinstance(seq, int) or not 0 <= seq <= len(journal):
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            # as_of takes a journal position; a time goes to owner/resolve/kpis(at=…).
+            raise TypeError(f"as_of({seq!r}): seq must be a journal entry number (an int)")
+        if not 0 <= seq <= len(journal):
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(journal)}")
         view = IdentityGraph(**self._config)
         self._replay_into(view, seq)

@@ -330,6 +330,16 @@ def test_errors_are_one_line(store: Path) -> None:
         "3",
         code=2,
     )
+    # Names the file's mapping cannot use, and an empty window, are usage errors.
+    assert "link name 'Email' is not allowed" in quick_fails(
+        store, "import", "customers", "customers.xlsx", "--link", "Email=Email", code=2
+    )
+    assert "attribute 'First'" in quick_fails(
+        store, "export", "customers", "x.csv", "--attribute", "Email=First", code=2
+    )
+    assert "--start 2024-06-01 is not before --end 2024-01-01" in quick_fails(
+        store, "events", "C-1001", "--start", "2024-06-01", "--end", "2024-01-01", code=2
+    )
     # A plain ValueError is its message: Python's class name says nothing more.
     assert quick_fails(store, "export", "customers", "x.json") == (
         "identity-graph: error: x.json: the file name must end in .csv or .xlsx "

@@ -306,8 +306,19 @@ def test_a_last_line_without_end_is_an_unreadable_row_not_read_whole(tmp_path: P
 def test_a_header_too_long_is_a_file_error(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_text("a," + "b" * (MAX_ROW_CHARACTERS + 1) + "\n1,2\n", encoding="utf-8")
-    with pytest.raises(FileFormatError, match=r"row 1: the row \(line 1\) is longer than"):
+    with pytest.raises(FileFormatError, match=r"row 1 \(the header\): the row \(line 1\) is") as e:
         CsvTable(path)
+    assert "skipped" not in str(e.value)  # the file stops: nothing was skipped
+
+
+def test_a_bad_unit_in_a_file_with_its_mark_is_damage_not_a_wrong_encoding(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.csv"
+    good = "a,b\n1,2\n".encode("utf-16")
+    path.write_bytes(good + b"\x00\xdc" + "3,4\n".encode("utf-16-le"))  # a lone low surrogate
+    with pytest.raises(FileFormatError, match="byte-order mark says utf-16: the file is damaged"):
+        list(table(path)[1])
 
 
 # --- only text encodings --------------------------------------------------------------

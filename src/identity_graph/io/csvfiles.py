@@ -371,8 +371,9 @@ class CsvTable(ClosesOnExit):
             header = self._next()
             if header is None:
                 raise FileFormatError(f"{self.path}: the file is empty; row 1 must be a header")
-            if isinstance(header, UnreadableRow):
-                raise FileFormatError(f"{self.path}: row 1: {header.reason}")
+            if isinstance(header, UnreadableRow):  # said of a data row: "it was skipped"
+                reason = header.reason.removesuffix("; it was skipped")
+                raise FileFormatError(f"{self.path}: row 1 (the header): {reason}")
             if header:  # a UTF-8 BOM read with an explicit encoding="utf-8"
                 header[0] = header[0].lstrip("\ufeff")
             self.header: tuple[str, ...] = tuple(cell.strip() for cell in header)
@@ -448,13 +449,18 @@ class CsvTable(ClosesOnExit):
             bad = error.object[error.start : max(error.end, error.start + 1)]
             what = f"byte{'s' if len(bad) > 1 else ''} 0x{bad.hex()}"
             # A byte-order mark the caller's encoding overrode explains the error.
-            marked = None if self._marked == "utf-8" else self._marked
-            advice = (
-                f"the file starts with a {marked} byte-order mark: leave the encoding out "
-                "to read it so"
-                if marked is not None and marked != self.encoding
-                else "save the file as UTF-8 or give its encoding (for example cp1252 or latin-1)"
-            )
+            marked = None if self._marked in ("utf-8", "utf-8-sig") else self._marked
+            if marked is not None and marked != self.encoding:
+                advice = (
+                    f"the file starts with a {marked} byte-order mark: leave the encoding "
+                    "out to read it so"
+                )
+            elif marked is not None:  # the file's own mark chose the encoding
+                advice = f"the file's byte-order mark says {marked}: the file is damaged here"
+            else:
+                advice = (
+                    "save the file as UTF-8 or give its encoding (for example cp1252 or latin-1)"
+                )
             raise FileFormatError(
                 f"{self.path}: row {row} (line {self._lines.line}): {what} is not "
                 f"valid {self.encoding}; {advice}"
