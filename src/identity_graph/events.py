@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, TypeAlias
 
 import attrs
@@ -436,11 +436,29 @@ MAX_MONEY = 10**24
 MONEY_DIGITS = 28
 
 
+#: Both money rules in one C call: ``plus`` at 28 digits rounds (Inexact)
+#: exactly when an amount has more significant digits, and overflows past an
+#: adjusted exponent of 23, i.e. from ±10**24 on.  It only answers "fine";
+#: anything it traps is judged again by the plain checks below.
+_MONEY_RULES = Context(
+    prec=MONEY_DIGITS, Emax=23, Emin=-999_999, traps=[Inexact, Overflow, InvalidOperation]
+)
+
+
 def _money(value: Any, where: str, rule: str) -> None:
     if type(value) is int:  # the bulk path: no Decimal built (and below 10**24, few digits)
         if -MAX_MONEY < value < MAX_MONEY:
             return
     else:
+        # The bulk path, ~0.15 us instead of ~0.6 us (NaN and infinities
+        # pass plus() untrapped, hence is_finite first).
+        if type(value) is Decimal and value.is_finite():
+            try:
+                _MONEY_RULES.plus(value)
+            except ArithmeticError:  # a rule broken, or a value plus() cannot judge
+                pass
+            else:
+                return
         number = _number(value, where, rule)
         if -MAX_MONEY < number < MAX_MONEY:
             digits = number.as_tuple().digits

@@ -288,3 +288,29 @@ def test_a_time_in_event_data_is_recorded_or_refused_as_an_event(when: datetime)
         assert not (datetime(2, 1, 1, tzinfo=UTC) <= when <= datetime(9999, 1, 1, tzinfo=UTC))
         return
     assert g.record(event) is not None
+
+
+_DECIMALS = st.builds(
+    lambda sign, digits, exponent: Decimal((sign, tuple(digits), exponent)),
+    st.integers(0, 1),
+    st.lists(st.integers(0, 9), min_size=1, max_size=40),
+    st.integers(-1_000_060, -999_960) | st.integers(-60, 30),
+) | st.sampled_from([Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN"), Decimal("1E+23")])
+
+
+@given(_DECIMALS)
+def test_an_amount_is_judged_by_the_money_rules_whatever_path_judges_it(amount: Decimal) -> None:
+    """The bulk path's one-call check of Decimal amounts agrees with the rules
+    themselves: finite, below 10**24 in size, at most 28 significant digits
+    (trailing zeros aside), down to the smallest exponents Decimal reaches."""
+    from identity_graph.events import check_purchase
+
+    digits = amount.as_tuple().digits if amount.is_finite() else ()
+    significant = len("".join(map(str, digits)).rstrip("0")) or 1
+    allowed = amount.is_finite() and abs(amount) < 10**24 and significant <= 28
+    event = Event("purchase", at=T, customer_id="c1", data={"amount": amount}, id="p1")
+    if allowed:
+        check_purchase(event)
+    else:
+        with pytest.raises(InvalidEvent):
+            check_purchase(event)
