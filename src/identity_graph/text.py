@@ -34,6 +34,7 @@ import unicodedata
 
 __all__ = [
     "MAX_DATA_DEPTH",
+    "ascii_control",
     "escape_invalid",
     "format_problem",
     "identifier_problem",
@@ -47,6 +48,12 @@ MAX_DATA_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _INVALID = re.compile("[\x00\ud800-\udfff]")
+
+#: The first ASCII control character (NUL included) of a text, as a match,
+#: or None.  ASCII text is valid Unicode, in NFC and without format
+#: characters, so for a text whose ``isascii()`` is true this one scan is
+#: the whole identifier rule: the callers' fast path.  O(len(text)).
+ascii_control = _ASCII_CONTROL.search
 
 
 def _name(char: str) -> str:
