@@ -434,7 +434,11 @@ class LinkTypes:
             raise InvalidLink(f"{name} {raw!r} is not valid: {exc}") from None
         if not isinstance(value, str):
             raise InvalidLink(f"{name} {raw!r} was normalised to {value!r}, which is not text")
-        problem = identifier_problem(value)
+        # ASCII (the common case): one scan for control characters decides.
+        if value.isascii() and ascii_control(value) is None:
+            problem = None
+        else:
+            problem = identifier_problem(value)
         if problem is not None:
             shown = repr(raw) if value == raw else f"{raw!r} (normalised {value!r})"
             raise InvalidLink(f"{name} {shown} {problem}")
