@@ -30,7 +30,7 @@ Run::
     python benchmarks/hardening.py --tree old=../old/src --tree new=src --only ledger,calls
     python benchmarks/hardening.py ... --rounds 5 --scale 2
 
-The last tree is compared with the first (ratio = last / first, in the
+Every other tree is compared with the first (ratio = tree / first, in the
 "better is higher" direction: a ratio under 1 is a slowdown).  Nothing is
 asserted; the workers check their own results (every row imported, every
 event recorded) as the scripts they borrow from do.
@@ -370,19 +370,25 @@ def measure(
 
 
 def report(found: dict[str, dict[str, list[float]]], labels: list[str]) -> None:
-    first, last = labels[0], labels[-1]
-    header = "| measure | unit | " + " | ".join(labels) + f" | {last} / {first} |"
+    first, others = labels[0], labels[1:]
     print()
-    print(header)
-    print("|" + "---|" * (len(labels) + 3))
+    print(
+        "| measure | unit | "
+        + " | ".join(labels)
+        + "".join(f" | {label} / {first}" for label in others)
+        + " |"
+    )
+    print("|" + "---|" * (2 + len(labels) + len(others)))
     for _workload, metric, unit, higher in METRICS:
         if metric not in found[first]:
             continue
         best = {label: (max if higher else min)(found[label][metric]) for label in labels}
-        # Ratio in the better-is-higher sense: under 1 is a slowdown.
-        ratio = best[last] / best[first] if higher else best[first] / best[last]
+        # Ratios in the better-is-higher sense: under 1 is a slowdown.
+        ratios = [
+            best[label] / best[first] if higher else best[first] / best[label] for label in others
+        ]
         cells = " | ".join(_fmt(best[label], unit) for label in labels)
-        print(f"| {metric} | {unit} | {cells} | {ratio:.2f} |")
+        print(f"| {metric} | {unit} | {cells} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
     print()
     print("all rounds:")
     for _workload, metric, _unit, _higher in METRICS:
