@@ -17,7 +17,7 @@ import attrs
 import phonenumbers
 
 from .errors import BlockedLink, InvalidCustomerId, InvalidLink
-from .text import format_problem, identifier_problem, nfc, text_problem
+from .text import ascii_control, format_problem, identifier_problem, nfc, text_problem
 
 __all__ = [
     "DEFAULT_BLOCKLIST",
@@ -55,6 +55,13 @@ def check_customer_id(value: object) -> CustomerId:
     with no control characters and no invisible or bidirectional format
     characters (U+200B, U+202E, U+FEFF…), and valid Unicode.  O(len(value)).
     """
+    if type(value) is str and value.isascii():
+        # The common case: ASCII is valid Unicode, in NFC and without format
+        # characters, so the length and one scan for control characters (NUL
+        # among them) decide.  Any fault is named by the full checks below.
+        stripped = value.strip()
+        if 0 < len(stripped) <= MAX_CUSTOMER_ID_LENGTH and ascii_control(stripped) is None:
+            return stripped
     if not isinstance(value, str):
         raise InvalidCustomerId(
             f"customer id {value!r} is a {type(value).__name__}; a customer id is a string"
@@ -405,10 +412,13 @@ class LinkTypes:
             )
         # The raw value is kept in the journal: it must be storable text.
         # Then NFC, so that every spelling of a visible value is one key.
-        problem = text_problem(raw) or format_problem(raw)
-        if problem is not None:
-            raise InvalidLink(f"{name} {raw!r} {problem}")
-        text = nfc(raw)
+        if raw.isascii() and "\x00" not in raw:
+            text = raw  # valid Unicode, in NFC, without format characters
+        else:
+            problem = text_problem(raw) or format_problem(raw)
+            if problem is not None:
+                raise InvalidLink(f"{name} {raw!r} {problem}")
+            text = nfc(raw)
         resolved = self._resolved.get(name) or self.get(name)
         folded = text.strip().casefold()
         if not folded:
@@ -424,7 +434,11 @@ class LinkTypes:
             raise InvalidLink(f"{name} {raw!r} is not valid: {exc}") from None
         if not isinstance(value, str):
             raise InvalidLink(f"{name} {raw!r} was normalised to {value!r}, which is not text")
-        problem = identifier_problem(value)
+        # ASCII (the common case): one scan for control characters decides.
+        if value.isascii() and ascii_control(value) is None:
+            problem = None
+        else:
+            problem = identifier_problem(value)
         if problem is not None:
             shown = repr(raw) if value == raw else f"{raw!r} (normalised {value!r})"
             raise InvalidLink(f"{name} {shown} {problem}")

@@ -44,6 +44,7 @@ __all__ = [
     "MAX_ATTRIBUTE_LENGTH",
     "MAX_DATA_DEPTH",
     "MAX_INT_DIGITS",
+    "ascii_control",
     "attribute_problem",
     "escape_invalid",
     "format_problem",
@@ -64,6 +65,12 @@ MAX_ATTRIBUTE_LENGTH = 4096
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _INVALID = re.compile("[\x00\ud800-\udfff]")
+
+#: The first ASCII control character (NUL included) of a text, as a match,
+#: or None.  ASCII text is valid Unicode, in NFC and without format
+#: characters, so for a text whose ``isascii()`` is true this one scan is
+#: the whole identifier rule: the callers' fast path.  O(len(text)).
+ascii_control = _ASCII_CONTROL.search
 
 
 def _name(char: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, InvalidEvent, Link, UnknownCustomer
@@ -301,3 +301,99 @@ def test_a_whole_number_in_data_has_at_most_a_thousand_digits() -> None:
     for huge in (10**1000, -(10**5000)):
         with pytest.raises(InvalidEvent, match=r"data\.n\[0\] has more than 1,000 digits"):
             Event("visit", at=at, links=[Link("email", "a@b.co")], data={"n": [huge]})
+
+
+_DECIMALS = st.builds(
+    lambda sign, digits, exponent: Decimal((sign, tuple(digits), exponent)),
+    st.integers(0, 1),
+    st.lists(st.integers(0, 9), min_size=1, max_size=40),
+    st.integers(-1_000_060, -999_960) | st.integers(-60, 30),
+) | st.sampled_from([Decimal("NaN"), Decimal("-Infinity"), Decimal("sNaN"), Decimal("1E+23")])
+
+
+@given(_DECIMALS)
+def test_an_amount_is_judged_by_the_money_rules_whatever_path_judges_it(amount: Decimal) -> None:
+    """The bulk path's one-call check of Decimal amounts agrees with the rules
+    themselves: finite, below 10**24 in size, at most 28 significant digits
+    (trailing zeros aside), down to the smallest exponents Decimal reaches."""
+    from identity_graph.events import check_purchase
+
+    digits = amount.as_tuple().digits if amount.is_finite() else ()
+    significant = len("".join(map(str, digits)).rstrip("0")) or 1
+    allowed = amount.is_finite() and abs(amount) < 10**24 and significant <= 28
+    event = Event("purchase", at=T, customer_id="c1", data={"amount": amount}, id="p1")
+    if allowed:
+        check_purchase(event)
+    else:
+        with pytest.raises(InvalidEvent):
+            check_purchase(event)
+
+
+#: Plain ASCII (the data the door need not walk again), text with a
+#: character it refuses (NUL, a surrogate) or lets by (é, U+200B), and any.
+_PLAIN_TEXT = st.text(st.sampled_from("ab Z_-1"), max_size=4)
+_ANY_TEXT = st.one_of(
+    _PLAIN_TEXT,
+    st.text(st.sampled_from(["a", "\x00", "\ud800", "\udfff", "\u00e9", "\u200b"]), max_size=3),
+    st.text(st.characters(blacklist_categories=()), max_size=4),
+)
+_KEYS = st.one_of(_PLAIN_TEXT, _PLAIN_TEXT, _ANY_TEXT)
+_DATA_VALUES = st.recursive(
+    _ANY_TEXT | st.integers() | st.none(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(_KEYS, inner, max_size=3)
+        | st.dictionaries(_KEYS, inner, max_size=3).map(FrozenMap)
+    ),
+    max_leaves=12,
+)
+
+
+def _breaks_text_rule(value: Any) -> bool:
+    """Whether any key or string in ``value`` holds NUL or a surrogate."""
+    if isinstance(value, str):
+        return any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, Mapping):
+        return any(_breaks_text_rule(k) or _breaks_text_rule(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_breaks_text_rule(v) for v in value)
+    return False
+
+
+@given(st.dictionaries(_KEYS, _DATA_VALUES, max_size=4))
+@example({"a": "x\x00"})
+@example({"a": ["ok", "\ud800"]})
+@example({"k\x00": 1})
+@example({"a": {"b\udc00": 1}})
+@example({"a": FrozenMap({"b": "\x00"})})
+@example({"a": "\u00e9\u200b"})
+def test_the_door_judges_event_data_alike_however_it_was_built(data: dict[str, Any]) -> None:
+    """Data an Event froze from plain values is spared the door's second walk
+    only when that walk would find nothing: recording it ends as recording
+    the same data read back from a store (which the door walks), and it is
+    refused exactly when a key or string holds NUL or a surrogate."""
+    from identity_graph.events import stored_data
+
+    built = Event("visit", at=T, customer_id="c1", data=data, id="v1")
+    walked = Event("visit", at=T, customer_id="c1", data=stored_data(data), id="v1")
+    assert built.data == walked.data
+    outcomes = []
+    for event in (built, walked):
+        graph = IdentityGraph()
+        graph.register("c1", at=T)
+        try:
+            graph.record(event)
+            outcomes.append(None)
+        except InvalidEvent as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] is not None) == _breaks_text_rule(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"n": 10**1000}, {"n": [10**1000]}, {"a": {"n": -(10**1000)}}, {"a": [[10**1000]]}],
+)
+def test_a_whole_number_too_long_is_refused_wherever_it_sits(data: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEvent, match="has more than 1,000 digits"):
+        Event("visit", at=datetime(2024, 1, 1, tzinfo=UTC), customer_id="c1", data=data)

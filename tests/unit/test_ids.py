@@ -538,3 +538,57 @@ def test_surrogates_and_nul_are_refused_in_links_and_customer_ids() -> None:
         check_customer_id("c\udc80")
     with pytest.raises(InvalidLink, match=r"contains NUL"):
         norm("crm_id", "ab\x00")  # even at the end, where trimming would not remove it
+
+
+#: Mostly ASCII (the fast path) with its control characters and white
+#: space at either end, and any character at all.
+_ID_TEXT = st.text(
+    st.sampled_from(["a", "7", "-", " ", "\t", "\x00", "\x1f", "\x7f", "\x85", "\u00e9"]),
+    max_size=6,
+) | st.text(st.characters(exclude_categories=()), max_size=6)
+
+
+def _id_oracle(value: str) -> str | None:
+    """The customer id rule, written out: the NFC form of the stripped
+    text, if it is 1-256 characters without NUL, surrogates, control or
+    format characters; else None."""
+    if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value):
+        return None
+    stripped = unicodedata.normalize("NFC", value.strip())
+    if not 0 < len(stripped) <= 256:
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in stripped):
+        return None
+    return stripped
+
+
+@given(_ID_TEXT)
+def test_a_customer_id_is_taken_exactly_as_the_rule_says(value: str) -> None:
+    expected = _id_oracle(value)
+    if expected is None:
+        with pytest.raises(InvalidCustomerId):
+            check_customer_id(value)
+    else:
+        assert check_customer_id(value) == expected
+
+
+@given(_ID_TEXT)
+def test_a_link_value_is_refused_exactly_when_it_breaks_the_text_rule(value: str) -> None:
+    """crm_id values are only trimmed (no blocklist here): a value is refused when its raw text
+    holds NUL, a surrogate, a format character or a control character beyond
+    ASCII, or its key (the NFC form, trimmed) is empty or holds a control
+    character."""
+    raw_bad = any(
+        c == "\x00"
+        or "\ud800" <= c <= "\udfff"
+        or unicodedata.category(c) == "Cf"
+        or (c >= "\x80" and unicodedata.category(c) == "Cc")
+        for c in value
+    )
+    key = None if raw_bad else unicodedata.normalize("NFC", value).strip()
+    types = LinkTypes({"crm_id": LinkType(blocklist=())}, None)  # the text rule alone
+    if key is None or not key or any(unicodedata.category(c) == "Cc" for c in key):
+        with pytest.raises(InvalidLink):
+            types.key(Link("crm_id", value))
+    else:
+        assert types.key(Link("crm_id", value)) == ("crm_id", key)
