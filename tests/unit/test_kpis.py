@@ -362,7 +362,7 @@ def test_module_lists_its_windows() -> None:
     ("data", "message"),
     [
         ({"amount": "abc"}, r"amount 'abc' is not a finite amount"),
-        ({"amount": Decimal("NaN")}, r"amount Decimal\('NaN'\) is not a finite amount"),
+        ({"amount": Decimal("NaN")}, "amount NaN is not a finite amount"),
         ({"amount": True}, r"amount True is not a finite amount"),
         ({"items": [{"quantity": 2.5}]}, r"items\[0\]\.quantity 2\.5 must be a whole number"),
         ({"items": [{"quantity": None}]}, r"items\[0\]\.quantity None must be a whole number"),
