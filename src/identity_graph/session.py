@@ -339,7 +339,7 @@ def _compare(
     ``source`` (its record, its event) gives."""
     for column, value, expected in columns:
         if value != expected:
-            problem = Unreadable(f"{shown(column, value)} but its {source} says {expected!r}")
+            problem = Unreadable(f"{shown(column, value)}, but its {source} says {expected!r}")
             raise damaged(where, table, row, problem)
 
 
