@@ -851,10 +851,12 @@ class IdentityGraph:
         On a store: the store's thorough page check (SQLite ``PRAGMA
         integrity_check``), every journal, event and refusal row read back
         (each must decode; journal rows must be gap-free and carry their own
-        seq and checksum), and the graph rebuilt by replaying the journal
-        from its first entry must equal the one the checkpoint gave.  Any
-        damage raises :class:`StoreError` naming the table and row.  In
-        memory only the replay is compared.  O(whole journal + events).
+        seq and checksum, event rows their number and checksum; the columns
+        kept for SQL queries must say what their row says), and the graph
+        rebuilt by replaying the journal from its first entry must equal
+        the one the checkpoint gave.  Any damage raises :class:`StoreError`
+        naming the table and row.  In memory only the replay is compared.
+        O(whole journal + events).
         """
         self._session.verify()
         replayed = IdentityGraph(**self._config)

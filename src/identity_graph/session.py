@@ -19,6 +19,9 @@ Opening
     within the journal and has this library's format (an older one is
     skipped); every journal row read (at opening, catching up or when
     ``journal()`` is asked) must carry its own seq and a matching checksum;
+    every event row loaded must carry its number among the rows written and
+    a matching checksum, and the rows loaded must be as many as the store
+    recorded writing (``Head.events_written``);
     any row that cannot be read or applied, and a checkpoint that cannot be
     restored, raise :class:`~identity_graph.errors.StoreError` naming the
     table and the row, and saying what is wrong in the library's words
@@ -70,6 +73,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import checkpoint as checkpoints
 from . import codec
 from .errors import IdentityGraphError, StoreError
+from .events import Anchor, Event
 from .guards import Refusal
 from .journal import Entry, Journal, Record, flatten, raw
 from .ledger import Ledger
@@ -182,6 +186,32 @@ def encode_record(seq: int, record: Record) -> str:
     return f"{_ROW_START}{seq},{_crc(text)},{text}{_ROW_END}"
 
 
+# An event row's body: ``{"e":[n,crc,event]}``, where ``event`` is the
+# codec's text of the event, ``n`` says it was the n-th event row written
+# (so a row deleted, copied or moved among the others is noticed: rows are
+# read in order and must count 1, 2, 3, ...) and ``crc`` is the CRC-32 of
+# the anchor column, a newline and ``event`` (so an edited anchor or event
+# is noticed).  The id, type and at columns repeat what the event says, for
+# queries; the library never serves them, and ``verify`` compares them.
+# Rows written before schema version 3 are the bare event, read unchecked.
+_EVENT_START = '{"e":['
+
+
+def encode_event(n: int, anchor: str, event: str) -> str:
+    """The body of the ``n``-th event row written, for ``anchor``'s and
+    ``event``'s texts (see above).  O(size)."""
+    crc = _crc(anchor + "\n" + event)
+    return f"{_EVENT_START}{n},{crc},{event}{_ROW_END}"
+
+
+def event_text(body: str) -> str:
+    """The event's text in a stored body, without the checks (their parts
+    are read as they are).  O(size)."""
+    if body.startswith(_EVENT_START):
+        return body[len(_EVENT_START) : -len(_ROW_END)].split(",", 2)[-1]
+    return body
+
+
 class Unreadable(ValueError):
     """A stored row that fails one of this module's own checks; its message
     says which (unlike a decoder tripping over a row of another shape)."""
@@ -270,6 +300,47 @@ def decode_record(seq: int, text: str, where: str = "store") -> Record:
     except Exception as error:  # whatever the decoder trips on, the row is at fault
         raise damaged(where, "ig_journal", seq, error, shown("record", stored)) from error
     return record
+
+
+def decode_event(
+    pos: int, n: int, anchor: str, body: str, where: str = "store"
+) -> tuple[Event, Anchor]:
+    """The event and anchor of event row ``pos``, expected to be the ``n``-th
+    row written; ``StoreError`` naming the row if its text is not one this
+    library writes, carries another number, or fails its checksum.  O(size)."""
+    text = body
+    try:
+        if body.startswith(_EVENT_START):
+            parts = body[len(_EVENT_START) : -len(_ROW_END)].split(",", 2)
+            if len(parts) != 3 or not body.endswith(_ROW_END):
+                raise Unreadable("its text is cut short")
+            number, crc, text = parts
+            if crc != _crc(anchor + "\n" + text):
+                raise Unreadable("its checksum does not match its anchor and body")
+            if number != str(n):
+                raise Unreadable(
+                    f"it was written as event row {number[:20]}, but is event row {n} in the"
+                    " table's order: rows were deleted, copied or moved"
+                )
+        return codec.loads_event(text), codec.loads_anchor(anchor)
+    except Exception as error:  # whatever the decoder trips on, the row is at fault
+        what = culprit(("body", body, _loads_event), ("anchor", anchor, codec.loads_anchor))
+        raise damaged(where, "ig_events", pos, error, what) from error
+
+
+def _loads_event(body: str) -> Event:
+    return codec.loads_event(event_text(body))
+
+
+def _compare(
+    where: str, table: str, row: int, source: str, columns: tuple[tuple[str, Any, str], ...]
+) -> None:
+    """``StoreError`` naming the row if a column's value is not the one its
+    ``source`` (its record, its event) gives."""
+    for column, value, expected in columns:
+        if value != expected:
+            problem = Unreadable(f"{shown(column, value)}, but its {source} says {expected!r}")
+            raise damaged(where, table, row, problem)
 
 
 def _refused(body: str) -> tuple[Any, str]:
@@ -389,6 +460,7 @@ class StoreSession(Session):
         self._ledger.clear()
         self._ledger.added = []
         self._event_pos = 0
+        self._event_count = 0  # event rows loaded (or written) so far
         self._refusal_pos = 0
         self._refusal_count = 0
         self._checkpoint_seq = 0
@@ -509,14 +581,12 @@ class StoreSession(Session):
                 journal.advance(seq)
         if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
-            loads_event, loads_anchor = codec.loads_event, codec.loads_anchor
             for pos, anchor, body in store.events(self._event_pos, head.events):
-                try:
-                    load(loads_event(body), loads_anchor(anchor))
-                except Exception as error:  # whatever the decoder trips on
-                    what = culprit(("body", body, loads_event), ("anchor", anchor, loads_anchor))
-                    raise damaged(where, "ig_events", pos, error, what) from error
+                load(*decode_event(pos, self._event_count + 1, anchor, body, where))
                 self._event_pos = pos
+                self._event_count += 1
+        if self._events_wanted and head.events_written not in (None, self._event_count):
+            raise self._events_missing(head.events_written)
         if head.refusals > self._refusal_pos:
             log = self._state.guards.log
             for pos, when, op, reason, body in store.refusals(self._refusal_pos, head.refusals):
@@ -528,6 +598,22 @@ class StoreSession(Session):
                     raise damaged(where, "ig_refusals", pos, error, what) from error
                 log.append(refusal)
                 self._refusal_pos = pos
+
+    def _events_missing(self, written: int | None) -> StoreError:
+        """The error for an event table of another length than written."""
+        where, rows = self._store.describe, self._event_count
+        if written is not None and written > rows:
+            lost = "row written is" if written == rows + 1 else f"{written - rows} rows written are"
+            return StoreError(
+                f"{where}: ig_events holds {rows} rows, but {written} were written (ig_meta row"
+                f" event_count): the last {lost} missing"
+            )
+        # Every write adds its count in the same transaction: rows beyond
+        # it were not written by this library.
+        return StoreError(
+            f"{where}: ig_meta row event_count says {written} event rows were written, but"
+            f" ig_events holds {rows}: the store is damaged"
+        )
 
     def _sync(self) -> None:
         store = self._store
@@ -583,17 +669,22 @@ class StoreSession(Session):
         if added:
             dumps_anchor, dumps_event = codec.dumps_anchor, codec.dumps_event
             rows = []
+            # Events are added only by calls that load them first, so the
+            # rows in the store are counted (the rows' numbers go on from it).
+            assert self._events_wanted, "events written before they were loaded"
             for event, anchor in added:
                 at = event.at
                 # Usually UTC already: then one isoformat serves both columns.
                 text = at.isoformat() if at.tzinfo is UTC else None
+                key = dumps_anchor(anchor)
+                self._event_count += 1
                 rows.append(
                     (
                         event.id or "",
                         event.type,
                         text or at.astimezone(UTC).isoformat(),
-                        dumps_anchor(anchor),
-                        dumps_event(event, text),
+                        key,
+                        encode_event(self._event_count, key, dumps_event(event, text)),
                     )
                 )
             store.append_events(rows)
@@ -726,8 +817,9 @@ class StoreSession(Session):
     def verify(self) -> None:
         """The store's thorough page check (SQLite: ``PRAGMA
         integrity_check``), then everything loaded again with every check,
-        events included.  The journal rows before the checkpoint are read by
-        the caller (``IdentityGraph.verify``).  O(store)."""
+        events included, and the columns kept for queries compared with the
+        rows they repeat.  The journal rows before the checkpoint are
+        replayed by the caller (``IdentityGraph.verify``).  O(store)."""
         self._check_open()
         store = self._store
         try:
@@ -736,6 +828,35 @@ class StoreSession(Session):
             raise StoreError(f"cannot read {store.describe}: {error}") from error
         self._events_wanted = True
         self._load(checkpoint=False)
+        try:
+            self._check_columns()
+        except store.driver_errors as error:
+            raise StoreError(f"cannot read {store.describe}: {error}") from error
+
+    def _check_columns(self) -> None:
+        """``StoreError`` naming the first journal row whose ``op`` or ``at``
+        column, or event row whose ``id``, ``type`` or ``at`` column, says
+        other than its record or event.  The library never serves these
+        columns (they are there for SQL queries), so a mismatch misleads
+        only those queries; but it is damage all the same.  O(store)."""
+        where = self._store.describe
+        for seq, op, at, text in self._store.journal_columns():
+            record = decode_record(seq, text, where)
+            said = (("op", op, record[0]), ("at", at, record[1].isoformat()))
+            _compare(where, "ig_journal", seq, "record", said)
+        for pos, event_id, kind, at, body in self._store.event_columns():
+            try:
+                event = _loads_event(body)
+            except Exception as error:  # the load above read it: changed since
+                raise damaged(where, "ig_events", pos, error, shown("body", body)) from error
+            utc = event.at.astimezone(UTC).isoformat()
+            _compare(
+                where,
+                "ig_events",
+                pos,
+                "event",
+                (("id", event_id, event.id or ""), ("type", kind, event.type), ("at", at, utc)),
+            )
 
     def checkpoint(self) -> int:
         """Write the state as the store's checkpoint, in a write transaction

@@ -10,6 +10,7 @@ rows, and nothing written on top (the tables are compared before and after).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -216,6 +217,138 @@ def test_a_garbled_event_row_is_refused(target: str, column: str, value: str) ->
     refused(target, "ig_events", f"row {pos}")
 
 
+def pos_of(target: str, event_id: str) -> int:
+    (pos,) = [row[0] for row in dump(target)["ig_events"] if row[1] == event_id]
+    return int(pos)
+
+
+def tampered(target: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Run ``statement``, which must change the store."""
+    before = dump(target)
+    execute(target, statement, params)
+    assert dump(target) != before, f"{statement} changed nothing"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # An amount or a field edited in the body.
+        "UPDATE ig_events SET body = replace(body, '\"n\":1', '\"n\":2') WHERE id = 'v2'",
+        # The event moved to another customer.
+        "UPDATE ig_events SET anchor = '\"c1\"' WHERE id = 'v2'",
+        # Its number among the rows changed (see the next test for deletions).
+        "UPDATE ig_events SET body = replace(body, '{\"e\":[2,', '{\"e\":[3,') WHERE id = 'v2'",
+        # Cut short.
+        "UPDATE ig_events SET body = substr(body, 1, length(body) - 2) WHERE id = 'v2'",
+    ],
+    ids=["body", "anchor", "number", "cut"],
+)
+def test_an_edited_event_row_is_refused(target: str, statement: str) -> None:
+    fill(target)
+    tampered(target, statement)
+    refused(target, f"ig_events row {pos_of(target, 'v2')} is damaged")
+
+
+def test_an_edited_event_with_a_content_id_is_refused(target: str) -> None:
+    """Its ``h-…`` id is a hash of the content it was recorded with; the row
+    holds no more proof than any other, so the checksum is what tells."""
+    fill(target)
+    with IdentityGraph.open(target) as g:
+        g.record(Event("call", at=T0, customer_id="c1", data={"minutes": 5}))
+    (row,) = [row for row in dump(target)["ig_events"] if row[2] == "call"]
+    assert str(row[1]).startswith("h-")
+    tampered(target, "UPDATE ig_events SET body = replace(body, ':5}', ':9}') WHERE type = 'call'")
+    refused(target, f"ig_events row {row[0]} is damaged", "checksum")
+
+
+def test_swapped_event_rows_are_refused(target: str) -> None:
+    fill(target)
+    v1, v2 = pos_of(target, "v1"), pos_of(target, "v2")
+    execute(target, "UPDATE ig_events SET id = 'x' || id WHERE id IN ('v1', 'v2')")
+    tampered(
+        target,
+        "UPDATE ig_events SET (id, type, at, anchor, body) ="
+        " (SELECT substr(id, 2), type, at, anchor, body FROM ig_events o"
+        "  WHERE o.pos = (CASE WHEN ig_events.pos = ? THEN ? ELSE ? END))"
+        " WHERE pos IN (?, ?)",
+        (v1, v2, v1, v1, v2),
+    )
+    refused(target, f"ig_events row {v1} is damaged", "deleted, copied or moved")
+
+
+def test_a_deleted_event_row_is_refused(target: str) -> None:
+    fill(target)
+    v3 = pos_of(target, "v3")
+    tampered(target, "DELETE FROM ig_events WHERE id = 'v2'")
+    refused(target, f"ig_events row {v3} is damaged", "written as event row 3, but is event row 2")
+
+
+def test_a_deleted_last_event_row_is_refused(target: str) -> None:
+    fill(target)
+    tampered(target, "DELETE FROM ig_events WHERE id = 'v3'")
+    refused(target, "ig_events holds 2 rows, but 3 were written", "event_count", "last row")
+    # The next write catches up first, and stops there.
+    before = dump(target)
+    with IdentityGraph.open(target) as g, pytest.raises(StoreError, match="ig_events holds 2"):
+        g.record(Event("visit", at=T0, customer_id="c1", id="v4"))
+    assert dump(target) == before
+
+
+@pytest.mark.parametrize(
+    ("statement", "words"),
+    [
+        ("DELETE FROM ig_meta WHERE key = 'event_count'", ("ig_meta row event_count", "missing")),
+        ("UPDATE ig_meta SET value = '2' WHERE key = 'event_count'", ("event_count says 2",)),
+        ("UPDATE ig_meta SET value = 'x' WHERE key = 'event_count'", ("event_count holds 'x'",)),
+    ],
+)
+def test_a_damaged_event_count_is_refused(
+    target: str, statement: str, words: tuple[str, ...]
+) -> None:
+    fill(target)
+    tampered(target, statement)
+    refused(target, *words)
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "column", "value"),
+    [
+        ("ig_events", "v2", "id", "v9"),
+        ("ig_events", "v2", "type", "purchase"),
+        ("ig_events", "v2", "at", "2030-01-01T00:00:00+00:00"),
+        ("ig_journal", 3, "op", "unlink"),
+        ("ig_journal", 3, "at", "2030-01-01T00:00:00+00:00"),
+    ],
+)
+def test_verify_compares_the_query_columns_with_their_rows(
+    target: str, table: str, key: Any, column: str, value: str
+) -> None:
+    """The library never serves these columns (they are for SQL queries),
+    so opening serves the same graph; verify names the row."""
+    expected = fill(target)
+    where = "id" if table == "ig_events" else "seq"
+    tampered(target, f"UPDATE {table} SET {column} = ? WHERE {where} = ?", (value, key))
+    assert open_and_serve(target) == expected
+    row = pos_of(target, "v9" if column == "id" else "v2") if table == "ig_events" else key
+    with IdentityGraph.open(target) as g, pytest.raises(StoreError) as info:
+        g.verify()
+    assert f"{table} row {row} is damaged: {column} {value!r}" in str(info.value)
+
+
+def test_event_rows_written_before_checksums_are_read_unchecked(target: str) -> None:
+    """Rows of schema versions 1 and 2 are the bare event text; the number
+    of rows written starts from the rows the migration found."""
+    expected = fill(target)
+    for row in dump(target)["ig_events"]:
+        bare = str(row[5]).split(",", 2)[2][:-2]
+        execute(target, "UPDATE ig_events SET body = ? WHERE pos = ?", (bare, row[0]))
+    assert open_and_serve(target) == expected
+    with IdentityGraph.open(target) as g:
+        g.record(Event("visit", at=T0, customer_id="c4", id="v4"))
+        assert g.verify() == 8
+    assert str(dump(target)["ig_events"][-1][5]).startswith('{"e":[4,')
+
+
 @pytest.mark.parametrize("column", ["body", "at"])
 def test_a_garbled_refusal_row_is_refused(target: str, column: str) -> None:
     fill(target)
@@ -300,9 +433,14 @@ def test_an_event_row_of_another_shape_is_refused_readably(
     target: str, column: str, value: str
 ) -> None:
     fill(target)
-    (pos,) = [row[0] for row in dump(target)["ig_events"] if row[1] == "v2"]
+    (row,) = [row for row in dump(target)["ig_events"] if row[1] == "v2"]
+    if column == "anchor":
+        # A row written before checksums (its bare event), or the checksum
+        # would tell first that the anchor is not the one written.
+        bare = str(row[5]).split(",", 2)[2][:-2]
+        execute(target, "UPDATE ig_events SET body = ? WHERE id = 'v2'", (bare,))
     execute(target, f"UPDATE ig_events SET {column} = ? WHERE id = 'v2'", (value,))
-    message = refused(target, f"ig_events row {pos}", "not an event row this library writes")
+    message = refused(target, f"ig_events row {row[0]}", "not an event row this library writes")
     assert column in message
     assert_readable(message)
 
@@ -509,7 +647,7 @@ def test_a_failing_migration_is_named_and_leaves_the_store_as_it_was(
     migration 2, which had run, is rolled back with it."""
     expected = fill(target)
     execute(target, "DROP INDEX ig_journal_at")
-    execute(target, "DELETE FROM ig_meta WHERE key = 'journal_seq'")
+    execute(target, "DELETE FROM ig_meta WHERE key IN ('journal_seq', 'event_count')")
     execute(target, "UPDATE ig_meta SET value = '1' WHERE key = 'schema_version'")
     if not blocked:  # the store above is a sound version-1 store
         assert open_and_serve(target) == expected
@@ -694,6 +832,86 @@ def test_any_damage_to_journal_rows_is_refused_or_changes_nothing(
             assert dump(str(path)) == before, "the failed open wrote to the store"
         else:
             assert got == expected
+
+
+@pytest.fixture(scope="module")
+def event_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A store with events of several kinds (a content id, a purchase with
+    exact amounts, one filed under a link), and what it serves."""
+    from decimal import Decimal
+
+    path = tmp_path_factory.mktemp("events") / "graph.db"
+    fill(str(path))
+    with IdentityGraph.open(path) as g:
+        g.record(Event("call", at=T0, customer_id="c1", data={"minutes": 5}))
+        g.record(
+            Event(
+                "purchase",
+                at=T0 + timedelta(hours=1),
+                customer_id="c2",
+                id="p1",
+                data={"amount": Decimal("6.50"), "currency": "EUR"},
+            )
+        )
+        g.record(Event("visit", at=T0, links=[Link("email", "p3@example.com")], id="l1"))
+    return path, open_and_serve(str(path))
+
+
+@st.composite
+def event_damage(draw: st.DrawFn, rows: list[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Statements that edit a character of a column of some event rows,
+    delete some, or swap two rows' anchors and bodies."""
+    kind = draw(st.sampled_from(["edit", "delete", "swap"]))
+    chosen = draw(st.lists(st.sampled_from(rows), min_size=1, max_size=3, unique=True))
+    if kind == "delete":
+        return [("DELETE FROM ig_events WHERE pos = ?", (row[0],)) for row in chosen]
+    if kind == "swap":
+        a, b = draw(st.lists(st.sampled_from(rows), min_size=2, max_size=2, unique=True))
+        return [
+            ("UPDATE ig_events SET anchor = ?, body = ? WHERE pos = ?", (b[4], b[5], a[0])),
+            ("UPDATE ig_events SET anchor = ?, body = ? WHERE pos = ?", (a[4], a[5], b[0])),
+        ]
+    statements = []
+    for row in chosen:
+        index = draw(st.integers(1, 5))  # id, type, at, anchor, body
+        text = str(row[index])
+        i = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, 2))
+        new = text[:i] + draw(st.text(max_size=2)) + text[i + cut :]
+        column = ("id", "type", "at", "anchor", "body")[index - 1]
+        statements.append((f"UPDATE ig_events SET {column} = ? WHERE pos = ?", (new, row[0])))
+    return statements
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_damage_to_event_rows_is_refused_or_changes_nothing(
+    event_store: tuple[Path, Any], data: st.DataObject
+) -> None:
+    """Edit, delete or swap event rows: opening and reading either serves
+    exactly what was written or raises StoreError naming ig_events; and
+    verify, which also compares the columns kept for queries, always raises."""
+    source, expected = event_store
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "graph.db"
+        shutil.copy(source, path)
+        before = dump(str(path))
+        for statement, params in data.draw(event_damage(before["ig_events"])):
+            # An edited id that another row has is refused: no damage made.
+            with contextlib.suppress(sqlite3.IntegrityError):
+                execute(str(path), statement, params)
+        after = dump(str(path))
+        if after == before:
+            return
+        try:
+            got = open_and_serve(str(path))
+        except StoreError as error:
+            assert "ig_events" in str(error), str(error)
+            assert dump(str(path)) == after, "the failed open wrote to the store"
+        else:
+            assert got == expected
+        with IdentityGraph.open(path) as g, pytest.raises(StoreError, match="ig_events"):
+            g.verify()
 
 
 # ------------------------------------------------------------- verify and CLI

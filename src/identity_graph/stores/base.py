@@ -41,11 +41,15 @@ CheckpointRow = tuple[int, int, bytes]
 @attrs.frozen
 class Head:
     """How far a store's tables reach: the last journal ``seq`` and the last
-    event and refusal positions (0 when empty)."""
+    event and refusal positions (0 when empty); and ``events_written``, the
+    number of event rows the store recorded writing (None when it keeps no
+    such record), read in the same statement.  A sound table holds exactly
+    that many rows."""
 
     seq: int
     events: int
     refusals: int
+    events_written: int | None = None
 
 
 @attrs.frozen
@@ -131,6 +135,19 @@ class Store(ABC):
             first = first or seq
             last = seq
         return Extent(rows, first, last)
+
+    def journal_columns(self) -> Iterator[tuple[int, str, str, str]]:
+        """``(seq, op, at, record)`` of every journal row, in order: for
+        ``IdentityGraph.verify`` to compare the ``op`` and ``at`` columns
+        (kept for queries, never served) with the record.  This default
+        yields nothing (a store that keeps no such columns)."""
+        return iter(())
+
+    def event_columns(self) -> Iterator[tuple[int, str, str, str, str]]:
+        """``(pos, id, type, at, event)`` of every event row, in order: for
+        ``IdentityGraph.verify`` to compare the ``id``, ``type`` and ``at``
+        columns with the event.  This default yields nothing."""
+        return iter(())
 
     def verify(self, full: bool = False) -> None:
         """Check the store's own files or pages, not its rows; raise

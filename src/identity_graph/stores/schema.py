@@ -37,11 +37,16 @@ MIGRATIONS: dict[int, list[str]] = {
     2: ["CREATE INDEX ig_journal_at ON ig_journal (at)"],
     # 3: journal rows written from here on carry their own seq and a checksum
     #    (``{"s":[seq,crc,record]}``, see identity_graph.session), which an
-    #    older library would misread; and ig_meta keeps ``journal_seq``, the
-    #    last seq written, so rows deleted at the journal's end are noticed.
+    #    older library would misread; event rows written from here on carry
+    #    their number and a checksum the same way (``{"e":[n,crc,event]}``);
+    #    and ig_meta keeps ``journal_seq``, the last seq written, and
+    #    ``event_count``, the number of event rows written, so rows deleted at
+    #    the end of either table are noticed.
     3: [
         "INSERT INTO ig_meta (key, value) SELECT 'journal_seq',"
-        " CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM ig_journal"
+        " CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM ig_journal",
+        "INSERT INTO ig_meta (key, value) SELECT 'event_count',"
+        " CAST(COUNT(*) AS TEXT) FROM ig_events",
     ],
 }
 

@@ -150,21 +150,29 @@ class SqlStore(Store):
         """Whether a table or index ``name`` exists (where the queries look)."""
         raise NotImplementedError
 
-    def _no_journal_seq(self) -> StoreError:
+    def _no_meta(self, key: str, what: str) -> StoreError:
         return StoreError(
-            f"{self.describe}: ig_meta row journal_seq is missing: the store is damaged (every"
-            f" store of schema version {LATEST} records there the last journal row it wrote)"
+            f"{self.describe}: ig_meta row {key} is missing: the store is damaged (every"
+            f" store of schema version {LATEST} records there {what})"
         )
+
+    def _no_journal_seq(self) -> StoreError:
+        return self._no_meta("journal_seq", "the last journal row it wrote")
 
     # --- reads -----------------------------------------------------------------
 
     def head(self) -> Head:
+        # One statement, so the count of events written matches the rows.
         (row,) = self.fetch(
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ig_journal),"
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_events),"
-            " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals)"
+            " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals),"
+            " (SELECT value FROM ig_meta WHERE key = 'event_count')"
         )
-        return Head(int(row[0]), int(row[1]), int(row[2]))
+        if row[3] is None:
+            raise self._no_meta("event_count", "the number of event rows it wrote")
+        written = self._meta_number("event_count", row[3], 0)
+        return Head(int(row[0]), int(row[1]), int(row[2]), written)
 
     def extent(self) -> Extent:
         # MIN and MAX come from the primary key's index; COUNT walks it once
@@ -201,6 +209,22 @@ class SqlStore(Store):
             " ORDER BY pos LIMIT ?",
             since,
             upto,
+        )
+
+    def journal_columns(self) -> Iterator[tuple[int, str, str, str]]:
+        return self._chunks(
+            "SELECT seq, op, at, record FROM ig_journal WHERE seq > ? AND seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            0,
+            None,
+        )
+
+    def event_columns(self) -> Iterator[tuple[int, str, str, str, str]]:
+        return self._chunks(
+            "SELECT pos, id, type, at, body FROM ig_events WHERE pos > ? AND pos <= ?"
+            " ORDER BY pos LIMIT ?",
+            0,
+            None,
         )
 
     def refusals(self, since: int, upto: int) -> Iterator[tuple[int, str, str, str, str]]:
@@ -249,6 +273,18 @@ class SqlStore(Store):
             self._q("INSERT INTO ig_events (id, type, at, anchor, body) VALUES (?, ?, ?, ?, ?)"),
             rows,
         )
+        if rows:
+            # In the same transaction (and under the write lock): a table
+            # with fewer rows has lost some (Head.events_written).
+            cursor = self._execute(
+                self._q(
+                    "UPDATE ig_meta SET value = CAST(CAST(value AS BIGINT) + ? AS TEXT)"
+                    " WHERE key = 'event_count'"
+                ),
+                (len(rows),),
+            )
+            if cursor.rowcount != 1:
+                raise self._no_meta("event_count", "the number of event rows it wrote")
 
     def append_refusals(self, rows: Sequence[RefusalRow]) -> None:
         self._executemany(
