@@ -272,6 +272,15 @@ def gap(where: str, expected: int, found: int | None) -> StoreError:
     return StoreError(f"{where}: ig_journal row {expected} is missing ({after})")
 
 
+def _envelope(text: str, start: str) -> tuple[str, str, str]:
+    """The number, checksum and content of a checked row's text
+    (``start + "n,crc,content" + end``); ``Unreadable`` if it is cut short."""
+    parts = text[len(start) : -len(_ROW_END)].split(",", 2)
+    if len(parts) != 3 or not text.endswith(_ROW_END):
+        raise Unreadable("its text is cut short")
+    return parts[0], parts[1], parts[2]
+
+
 def decode_record(seq: int, text: str, where: str = "store") -> Record:
     """The record of journal row ``seq``; ``StoreError`` naming the row if its
     text is not one this library writes, carries another seq, or fails its
@@ -279,10 +288,7 @@ def decode_record(seq: int, text: str, where: str = "store") -> Record:
     stored = text
     try:
         if text.startswith(_ROW_START):
-            parts = text[len(_ROW_START) : -len(_ROW_END)].split(",", 2)
-            if len(parts) != 3 or not text.endswith(_ROW_END):
-                raise Unreadable("its text is cut short")
-            stored_seq, crc, text = parts
+            stored_seq, crc, text = _envelope(text, _ROW_START)
             if stored_seq != str(seq):
                 raise Unreadable(f"it holds entry {stored_seq[:20]}")
             if crc != _crc(text):
@@ -311,10 +317,7 @@ def decode_event(
     text = body
     try:
         if body.startswith(_EVENT_START):
-            parts = body[len(_EVENT_START) : -len(_ROW_END)].split(",", 2)
-            if len(parts) != 3 or not body.endswith(_ROW_END):
-                raise Unreadable("its text is cut short")
-            number, crc, text = parts
+            number, crc, text = _envelope(body, _EVENT_START)
             if crc != _crc(anchor + "\n" + text):
                 raise Unreadable("its checksum does not match its anchor and body")
             if number != str(n):
