@@ -28,7 +28,7 @@ import attrs
 from .errors import IdentityGraphError, InvalidEvent, InvalidLink, InvalidTime, UnknownCustomer
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
 from .text import MAX_DATA_DEPTH, MAX_INT_DIGITS, text_problem
-from .times import utc
+from .times import RANGE_RULE, utc
 
 __all__ = [
     "MAX_DATA_DEPTH",
@@ -204,7 +204,7 @@ def _freeze(value: Any, path: str, depth: int, limit: int, texts: list[str]) -> 
     if isinstance(value, str):
         return _freeze(str.__str__(value), path, depth, limit, texts)
     if isinstance(value, int):  # bool is in _SCALARS: only int subclasses get here
-        return int.__int__(value)
+        return _freeze(int.__int__(value), path, depth, limit, texts)  # its digits checked
     if isinstance(value, float):
         return float.__float__(value)
     if isinstance(value, Decimal):
@@ -258,12 +258,40 @@ def _data_fault(value: Any, depth: int) -> tuple[str, str] | None:
                 problem = text_problem(item)
                 if problem is not None:
                     return (f"[{key}]" if sequence else f".{key}"), problem
+        elif item_kind is datetime or (isinstance(item, int) and item_kind is not bool):
+            # The value rules of a leaf, for data the constructor did not
+            # freeze (a FrozenMap built directly, a subclass inside one).
+            problem = _leaf_problem(item)
+            if problem is not None:
+                return (f"[{key}]" if sequence else f".{key}"), problem
         elif item_kind not in _LEAVES and (
             item_kind is tuple or item_kind is list or isinstance(item, Mapping)
         ):
             fault = _data_fault(item, depth + 1)
             if fault is not None:
                 return (f"[{key}]" if sequence else f".{key}") + fault[0], fault[1]
+    return None
+
+
+def _leaf_problem(item: Any) -> str | None:
+    """What breaks the rule of a whole number or a time in data, or None.  O(1)."""
+    if isinstance(item, int):
+        if -_INT_BOUND < item < _INT_BOUND:
+            return None
+        return (
+            f"has more than {MAX_INT_DIGITS:,} digits; a whole number in data may have at "
+            "most that many"
+        )
+    if item.tzinfo is None or item.utcoffset() is None:
+        return (
+            f"is a naive datetime ({item.isoformat()}); give a time zone (the library never "
+            "guesses one)"
+        )
+    if not 1 < item.year < 9999:
+        try:
+            utc(item)
+        except InvalidTime:
+            return f"({item.isoformat()}) is outside the supported times: {RANGE_RULE}"
     return None
 
 

@@ -415,7 +415,9 @@ class LinkTypes:
         if raw.isascii() and "\x00" not in raw:
             text = raw  # valid Unicode, in NFC, without format characters
         else:
-            problem = text_problem(raw) or format_problem(raw)
+            # White space around the value is stripped, as around a customer
+            # id, before the control and format characters are looked for.
+            problem = text_problem(raw) or format_problem(raw.strip())
             if problem is not None:
                 raise InvalidLink(f"{name} {raw!r} {problem}")
             text = nfc(raw)

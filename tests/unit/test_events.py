@@ -397,3 +397,31 @@ def test_the_door_judges_event_data_alike_however_it_was_built(data: dict[str, A
 def test_a_whole_number_too_long_is_refused_wherever_it_sits(data: dict[str, Any]) -> None:
     with pytest.raises(InvalidEvent, match="has more than 1,000 digits"):
         Event("visit", at=datetime(2024, 1, 1, tzinfo=UTC), customer_id="c1", data=data)
+
+
+class _Big(int):
+    """An int subclass (an IntEnum is one): kept as its base type."""
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"x": _Big(10**2000)}, "more than 1,000 digits"),
+        ({"x": [_Big(10**5000)]}, "more than 1,000 digits"),
+        # A FrozenMap built directly is walked by the door, not trusted.
+        ({"x": FrozenMap({"n": 10**2000})}, "more than 1,000 digits"),
+        ({"x": FrozenMap({"n": _Big(10**2000)})}, "more than 1,000 digits"),
+        ({"x": FrozenMap({"t": datetime(2024, 1, 1)})}, "naive datetime"),
+        (
+            {"x": FrozenMap({"t": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))})},
+            "outside the supported times",
+        ),
+        (FrozenMap({"n": 10**2000}), "more than 1,000 digits"),
+    ],
+)
+def test_every_path_into_data_keeps_the_value_rules(data: Any, words: str) -> None:
+    g = IdentityGraph()
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidEvent, match=words):  # when built, or else when recorded
+        g.record(Event("visit", at=at, links=[Link("email", "a@b.co")], data=data))
+    assert g.events(Link("email", "a@b.co")) == []

@@ -574,16 +574,13 @@ def test_a_customer_id_is_taken_exactly_as_the_rule_says(value: str) -> None:
 
 @given(_ID_TEXT)
 def test_a_link_value_is_refused_exactly_when_it_breaks_the_text_rule(value: str) -> None:
-    """crm_id values are only trimmed (no blocklist here): a value is refused when its raw text
-    holds NUL, a surrogate, a format character or a control character beyond
-    ASCII, or its key (the NFC form, trimmed) is empty or holds a control
-    character."""
-    raw_bad = any(
-        c == "\x00"
-        or "\ud800" <= c <= "\udfff"
-        or unicodedata.category(c) == "Cf"
-        or (c >= "\x80" and unicodedata.category(c) == "Cc")
-        for c in value
+    """crm_id values are only trimmed (no blocklist here): a value is refused
+    when its raw text holds NUL or a surrogate, or, inside the white space
+    around it, a format character or a control character beyond ASCII, or
+    its key (the NFC form, trimmed) is empty or holds a control character."""
+    raw_bad = any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value) or any(
+        unicodedata.category(c) == "Cf" or (c >= "\x80" and unicodedata.category(c) == "Cc")
+        for c in value.strip()  # white space around it is stripped first, as for ids
     )
     key = None if raw_bad else unicodedata.normalize("NFC", value).strip()
     types = LinkTypes({"crm_id": LinkType(blocklist=())}, None)  # the text rule alone
@@ -592,3 +589,16 @@ def test_a_link_value_is_refused_exactly_when_it_breaks_the_text_rule(value: str
             types.key(Link("crm_id", value))
     else:
         assert types.key(Link("crm_id", value)) == ("crm_id", key)
+
+
+@pytest.mark.parametrize("edge", ["\x85", "\u2028", "\x1f", " \x85 "])
+def test_white_space_around_ids_and_link_values_is_stripped_alike(edge: str) -> None:
+    """A customer id and a link value strip what str.strip() strips before
+    looking for control characters (U+0085 was stripped from one, refused
+    in the other)."""
+    assert check_customer_id(f"abc{edge}") == "abc"
+    assert LinkTypes().key(Link("email", f"ann@example.com{edge}")) == ("email", "ann@example.com")
+    with pytest.raises(InvalidCustomerId):
+        check_customer_id("a\x85bc")
+    with pytest.raises(InvalidLink):
+        LinkTypes().key(Link("email", "ann\x85@example.com"))
