@@ -500,6 +500,9 @@ def check_purchase(event: Event) -> None:
         price = item.get("unit_price")
         if price is not None:
             _money(price, f"{name}: items[{index}].unit_price", money)
+        line_total = item.get("line_total")  # what the offline-data importer writes
+        if line_total is not None:
+            _money(line_total, f"{name}: items[{index}].line_total", money)
         for field in _ITEM_NAMED:
             _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
         _check_strings(item.get("seller"), f"{name}: items[{index}].seller")

@@ -264,3 +264,14 @@ def test_trailing_zeros_are_not_significant() -> None:
                 "purchase", at=T, customer_id="c1", data={"amount": Decimal("1." + "0" * 27 + "1")}
             )
         )
+
+
+def test_a_line_total_keeps_the_money_rules() -> None:
+    """The importer writes it; an integrator may too: it was not checked."""
+    g = IdentityGraph()
+    g.register("c1", at=T)
+    item = {"sku": "A", "line_total": Decimal("1.0000000000000000000000000001")}
+    with pytest.raises(InvalidEvent, match=r"items\[0\]\.line_total .* 28 significant digits"):
+        g.record(Event("purchase", at=T, customer_id="c1", data={"items": [item]}))
+    with pytest.raises(InvalidEvent, match=r"items\[0\]\.line_total 'NaN' is not a finite amount"):
+        g.record(Event("purchase", at=T, customer_id="c1", data={"items": [{"line_total": "NaN"}]}))
