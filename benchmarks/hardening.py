@@ -164,37 +164,12 @@ def work_calls(scale: float) -> dict[str, float]:
 
 
 def work_events(scale: float) -> dict[str, float]:
-    import random
     from datetime import timedelta
 
     import ledger
-    from identity_graph import Event, Link
 
-    # ledger.profile_query's graph, without its printing.
-    g = ledger.build_graph()
+    g = ledger.profile_graph()
     t0 = ledger.T0
-    rng = random.Random(ledger.SEED + 1)
-    g.register("p1", at=t0)
-    g.register("p2", at=t0)
-    cards = [Link("loyalty_card", f"PCARD{i}") for i in range(8)]
-    for i, card in enumerate(cards):
-        g.link("p1" if i % 2 else "p2", card, at=t0)
-        if i < 4:
-            g.relink(card, to=f"c{i}", at=t0 + timedelta(days=200))
-    g.merge("p1", "p2", reason="bench", at=t0)
-    anchors: list[tuple[str | None, Link | None]] = [("p1", None), ("p2", None)]
-    anchors += [(None, card) for card in cards]
-    events = []
-    for j in range(1000):
-        customer, card = anchors[j % len(anchors)]
-        at = t0 + timedelta(minutes=rng.randrange(180 * 24 * 60))
-        links = () if card is None else (card,)
-        kind = "purchase" if j % 3 else "visit"
-        events.append(Event(kind, at=at, customer_id=customer, links=links, id=f"P{j}"))
-    for j in range(20_000):
-        at = t0 + timedelta(days=201, minutes=rng.randrange(100 * 24 * 60))
-        events.append(Event("purchase", at=at, links=(cards[j % 4],), id=f"N{j}"))
-    g.record_many(events)
     assert len(g.events("p1")) == 1000
     month = (t0 + timedelta(days=30), t0 + timedelta(days=60))
     space = {"g": g, "month": month}

@@ -106,11 +106,12 @@ def ingest(m: int) -> None:
     print(f"building the Event objects and record_many: {m / seconds:,.0f} events/s")
 
 
-def profile_query(repeats: int) -> None:
+def profile_graph() -> IdentityGraph:
+    """A graph with a profile of 2 customers and 8 cards, 4 of which changed
+    hands (the query reads only the spans in which the profile owned them),
+    1,000 events of the profile and 20,000 of others on the same cards."""
     g = build_graph()
     rng = random.Random(SEED + 1)
-    # A profile of 2 customers and 8 cards; 4 of the cards changed hands, so
-    # the query reads only the spans in which the profile owned them.
     g.register("p1", at=T0)
     g.register("p2", at=T0)
     cards = [Link("loyalty_card", f"PCARD{i}") for i in range(8)]
@@ -134,6 +135,11 @@ def profile_query(repeats: int) -> None:
         at = T0 + timedelta(days=201, minutes=rng.randrange(100 * 24 * 60))
         events.append(Event("purchase", at=at, links=(card,), id=f"N{j}"))
     g.record_many(events)
+    return g
+
+
+def profile_query(repeats: int) -> None:
+    g = profile_graph()
     found = g.events("p1")
     assert len(found) == 1000, len(found)
     month = (T0 + timedelta(days=30), T0 + timedelta(days=60))
