@@ -109,16 +109,6 @@ _SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)
 _PLAIN = frozenset({int, float, bool, Decimal, date, type(None)})
 
 
-def _check_data_time(value: datetime, path: str) -> None:
-    """InvalidEvent for an aware time in event data outside the supported
-    range (its content id is computed in UTC, which near the calendar's ends
-    does not exist)."""
-    try:
-        utc(value, f"event data value at {path}")
-    except InvalidTime as error:
-        raise InvalidEvent(str(error)) from None
-
-
 def _freeze(value: Any, path: str, depth: int, limit: int, texts: list[str]) -> Any:
     """A deep immutable copy of event data: mappings become read-only, lists
     tuples.  ``depth`` is the level ``value`` is at; a mapping or list below
@@ -133,20 +123,10 @@ def _freeze(value: Any, path: str, depth: int, limit: int, texts: list[str]) -> 
     if kind is str:
         texts.append(value)
         return value
-    if kind is datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidEvent(
-                f"event data value at {path} is a naive datetime ({value.isoformat()}); give a "
-                "time zone (the library never guesses one)"
-            )
-        if not 1 < value.year < 9999:  # near the calendar's ends: check it properly
-            _check_data_time(value, path)
-    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
-        # A Decimal prints whatever its length; Python will not print such an int.
-        raise InvalidEvent(
-            f"event data value at {path} has more than {MAX_INT_DIGITS:,} digits; "
-            "a whole number in data may have at most that many"
-        )
+    if kind is datetime or kind is int:
+        problem = _leaf_problem(value)
+        if problem is not None:
+            raise InvalidEvent(f"event data value at {path} {problem}")
     if kind in _SCALARS:
         return value
     if kind is FrozenMap:  # kept as it is, unwalked: a NUL sends it to the door's walk
@@ -274,7 +254,11 @@ def _data_fault(value: Any, depth: int) -> tuple[str, str] | None:
 
 
 def _leaf_problem(item: Any) -> str | None:
-    """What breaks the rule of a whole number or a time in data, or None.  O(1)."""
+    """What breaks the rule of a whole number (an int or a subclass) or a
+    time (a datetime) in data, or None: the one rule of both the freezing
+    walk and the door's.  A Decimal prints whatever its length, but Python
+    will not print an int of more than 4,300 digits; a time's content id is
+    computed in UTC, which near the calendar's ends does not exist.  O(1)."""
     if isinstance(item, int):
         if -_INT_BOUND < item < _INT_BOUND:
             return None

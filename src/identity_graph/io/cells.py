@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import InvalidTime
-from ..events import MAX_INT_DIGITS
+from ..text import MAX_INT_DIGITS
 from ..times import RANGE_RULE, utc
 
 __all__ = [
@@ -40,6 +40,10 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 _NUMBER_POINT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _NUMBER_COMMA = re.compile(r"[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)")
 
+
+#: The most digits a number read from a file may have: the rule of whole
+#: numbers everywhere (:data:`identity_graph.text.MAX_INT_DIGITS`).
+MAX_WHOLE_DIGITS = MAX_INT_DIGITS
 
 #: Names the zoneinfo database knows that are no time zone of a place.
 _NOT_ZONES = frozenset({"localtime", "Factory"})
@@ -133,17 +137,12 @@ def _number_hint(text: str, decimal_comma: bool) -> str:
     return ""
 
 
-#: The most digits a whole number read from a file may have: the rule of
-#: event data (:data:`identity_graph.events.MAX_INT_DIGITS`).
-MAX_WHOLE_DIGITS = MAX_INT_DIGITS
-
-
 def parse_whole(text: str, minimum: int | None = None, decimal_comma: bool = False) -> int:
     """A whole number (``3`` or ``3.0``), at least ``minimum``; ``ValueError`` otherwise."""
     stripped = text.strip()
-    if len(stripped) > MAX_WHOLE_DIGITS and stripped.lstrip("+-0").isdigit():
-        raise ValueError(f"{text[:20]!r}… has more than {MAX_WHOLE_DIGITS:,} digits")
-    if stripped.isdigit() and stripped.isascii():  # the common case, without a Decimal
+    # The common case, without a Decimal; a longer text goes to parse_decimal,
+    # whose digit bound refuses it before Python's int() would.
+    if stripped.isdigit() and stripped.isascii() and len(stripped) <= MAX_WHOLE_DIGITS:
         whole = int(stripped)
     else:
         number = parse_decimal(stripped, decimal_comma)
