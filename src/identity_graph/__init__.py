@@ -29,6 +29,7 @@ from .errors import (
     ReadOnlyGraph,
     SchemaVersionError,
     StoreError,
+    SuppressedLink,
     UnknownCustomer,
     UnknownMerge,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SchemaVersionError",
     "Step",
     "StoreError",
+    "SuppressedLink",
     "UnknownCustomer",
     "UnknownMerge",
     "__version__",

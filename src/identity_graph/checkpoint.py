@@ -37,15 +37,18 @@ if TYPE_CHECKING:
     from .ids import LinkKey
     from .state import GraphState
 
-__all__ = ["FORMAT", "OLDER", "capture", "dumps", "loads", "restore"]
+__all__ = ["FORMAT", "OLDER", "READABLE", "capture", "dumps", "loads", "restore"]
 
 #: Bumped whenever the layout below changes.  A checkpoint of an older format
 #: (:data:`OLDER`) is skipped and the journal replayed instead, so an upgrade
 #: never misreads one; any other format is damage (or the work of a newer
 #: library) and refuses to open.
-FORMAT = 2
-#: The formats earlier versions wrote.
-OLDER = range(1, FORMAT)
+FORMAT = 3
+#: Earlier formats this version still restores (2 has no suppression list:
+#: it was written before ``forget`` existed, so the list was empty).
+READABLE = (2, FORMAT)
+#: The formats earlier versions wrote that are skipped (the journal is replayed).
+OLDER = range(1, 2)
 
 _PLAIN = (str, int, bool, type(None))
 
@@ -127,6 +130,10 @@ def capture(state: GraphState) -> dict[str, Any]:
         ],
         "frozen": guards["frozen"],
         "moves": guards["moves"],
+        # The suppression list: keyed hashes only (the secret is not here).
+        "s_customers": sorted(state.suppression.customers),
+        "s_links": [list(key) for key in sorted(state.suppression.links)],
+        "s_events": sorted(state.suppression.events),
     }
 
 
@@ -144,8 +151,8 @@ def loads(data: bytes) -> dict[str, Any]:
 
 def restore(state: GraphState, saved: dict[str, Any]) -> int:
     """Load ``saved`` into a new, empty ``state``; return the journal seq it stands at."""
-    if saved.get("format") != FORMAT:
-        raise ValueError(f"checkpoint format {saved.get('format')!r} is not {FORMAT}")
+    if saved.get("format") not in READABLE:
+        raise ValueError(f"checkpoint format {saved.get('format')!r} is not one of {READABLE}")
     when = datetime.fromisoformat
     state.restore_customers(saved["order"])
     for customer, name, value, at, seq in zip(
@@ -200,4 +207,9 @@ def restore(state: GraphState, saved: dict[str, Any]) -> int:
             merge.active = False
             partition.merges[merge_id] = merge
     state.guards.restore({"frozen": saved["frozen"], "moves": saved["moves"]})
+    if saved["format"] >= 3:
+        suppression = state.suppression
+        suppression.customers.update(saved["s_customers"])
+        suppression.links.update((name, value) for name, value in saved["s_links"])
+        suppression.events.update(saved["s_events"])
     return int(saved["seq"])

@@ -6,7 +6,8 @@ every one also subclasses the builtin a generic handler would catch, so
 
     IdentityGraphError
     ├── InvalidLink (ValueError)          a link value that is not a valid identity
-    │   └── BlockedLink                   a placeholder value on the type's blocklist
+    │   ├── BlockedLink                   a placeholder value on the type's blocklist
+    │   └── SuppressedLink                a value erased by ``forget``, refused until released
     ├── InvalidCustomerId (ValueError)    an empty or too long id, or one with a hidden character
     ├── UnknownCustomer (KeyError)        a customer id that was never registered
     ├── UnknownMerge (KeyError)           a merge id the graph never issued
@@ -40,6 +41,7 @@ __all__ = [
     "ReadOnlyGraph",
     "SchemaVersionError",
     "StoreError",
+    "SuppressedLink",
     "UnknownCustomer",
     "UnknownMerge",
 ]
@@ -60,6 +62,18 @@ class InvalidLink(IdentityGraphError, ValueError):
 
 class BlockedLink(InvalidLink):
     """A link value on its type's blocklist: a placeholder, never an identity."""
+
+
+class SuppressedLink(InvalidLink):
+    """A value erased by ``forget`` (a link value, a customer id or an event
+    id) coming back: refused until ``release_suppression`` lifts it.
+
+    ``shown`` is what the refusal log records instead of the call's
+    arguments: the keyed hashes of the erased values, never the values."""
+
+    def __init__(self, message: str, shown: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.shown: dict[str, object] = dict(shown or {})
 
 
 class InvalidCustomerId(IdentityGraphError, ValueError):

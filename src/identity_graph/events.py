@@ -21,14 +21,24 @@ import sys
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
-from .errors import IdentityGraphError, InvalidEvent, InvalidLink, InvalidTime, UnknownCustomer
+from .errors import (
+    IdentityGraphError,
+    InvalidEvent,
+    InvalidLink,
+    InvalidTime,
+    SuppressedLink,
+    UnknownCustomer,
+)
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
 from .text import MAX_DATA_DEPTH, MAX_INT_DIGITS, text_problem
 from .times import RANGE_RULE, utc
+
+if TYPE_CHECKING:
+    from .suppression import Suppression
 
 __all__ = [
     "MAX_DATA_DEPTH",
@@ -587,6 +597,7 @@ def prepare(
     registered: Container[CustomerId],
     register_unknown: bool,
     drop_link: Callable[[datetime, str | None, Link, InvalidLink], object],
+    suppression: Suppression | None = None,
 ) -> tuple[Event, Anchor]:
     """``event`` validated and normalised, with the anchor to file it under.
 
@@ -597,6 +608,9 @@ def prepare(
     the rules of :mod:`identity_graph.text` and data nest at most
     ``MAX_DATA_DEPTH`` levels: checked here, once, whoever built the event.
     The anchor is the customer id, else the link of the highest priority.
+    With a ``suppression`` list, an erased link is dropped like an invalid
+    one (logged by its hash) and an erased customer id raises
+    ``SuppressedLink``, as does an event left with nothing but erased links.
     O(links + data).
     """
     if type(event) is not Event:
@@ -633,12 +647,19 @@ def prepare(
     if fault is not None:
         raise InvalidEvent(f"event {name!r}: data{fault[0]} {fault[1]}")
     keys: list[LinkKey] = []
+    erased: SuppressedLink | None = None
     for link in event.links:
         try:
             key = types.key(link)
         except InvalidLink as error:
             drop_link(at, event_id, link, error)
             continue
+        if suppression is not None:
+            refused = suppression.link(key)
+            if refused is not None:
+                drop_link(at, event_id, refused.shown["link"], refused)  # type: ignore[arg-type]
+                erased = refused
+                continue
         if key not in keys:
             keys.append(key)
     customer = event.customer_id
@@ -647,12 +668,18 @@ def prepare(
             customer = check_customer_id(customer)
         except IdentityGraphError as error:
             raise InvalidEvent(f"event {name!r}: {error}") from None
+        if suppression is not None:
+            refused = suppression.customer(customer)
+            if refused is not None:
+                raise refused
         if customer not in registered and not register_unknown:
             raise UnknownCustomer(
                 f"event {name!r} names customer {customer!r}, which is not registered "
                 "(IdentityGraph(register_unknown=True) registers it)"
             )
     if customer is None and not keys:
+        if erased is not None:
+            raise erased
         raise InvalidEvent(
             f"event {name!r} has no customer id and no valid link left to identify it"
         )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import attrs
 
-from . import decisions
+from . import decisions, erasure
 from . import history as hist
 from . import kpis as indicators
 from .errors import (
@@ -33,6 +33,7 @@ from .errors import (
     NotConnected,
     ReadOnlyGraph,
     StoreError,
+    SuppressedLink,
     UnknownCustomer,
     UnknownMerge,
 )
@@ -145,6 +146,12 @@ class IdentityGraph:
         Returns the time of calls made without ``at=`` (aware; UTC now).
     register_unknown:
         Whether events naming an unregistered customer register it.
+    secret:
+        The key of the keyed hashes that replace erased values (at least 16
+        bytes).  ``None`` (the default) draws a random one; a stored graph
+        uses the one its store keeps.  Give the same secret to a graph
+        replayed from another's journal for it to recognise the values that
+        graph erased.
 
     Examples
     --------
@@ -169,7 +176,10 @@ class IdentityGraph:
         limits: Limits | None = None,
         clock: Callable[[], datetime] | None = None,
         register_unknown: bool = False,
+        secret: bytes | None = None,
     ) -> None:
+        if secret is not None and (not isinstance(secret, bytes) or len(secret) < 16):
+            raise ValueError("secret must be bytes, at least 16 of them")
         self._types = LinkTypes(link_types, default_region)
         limits = limits if limits is not None else Limits()
         if not isinstance(limits, Limits):
@@ -182,8 +192,11 @@ class IdentityGraph:
             "limits": limits,
             "clock": clock,
             "register_unknown": register_unknown,
+            "secret": secret,
         }
         self._core = core = GraphState(limits)
+        if secret is not None:
+            core.suppression.secret = secret
         # The parts of the state every call reads, named once (never replaced).
         self._order = core.order
         self._partition = core.partition
@@ -262,6 +275,13 @@ class IdentityGraph:
             raise UnknownCustomer(f"customer {checked!r} is not registered")
         return checked
 
+    def _not_suppressed(self, customer: CustomerId, op: str, at: datetime) -> None:
+        """``SuppressedLink`` (logged with the id's keyed hash) if ``customer``
+        was erased and not released.  O(1); O(len) while the list is not empty."""
+        suppressed = self._core.suppression.customer(customer)
+        if suppressed is not None:
+            raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
+
     def _key(self, link: Link, op: str, args: Mapping[str, Any], at: datetime) -> LinkKey:
         """Normalise a link for a mutating call; log a blocked value as a refusal."""
         try:
@@ -291,6 +311,8 @@ class IdentityGraph:
         self._writable("register")
         at = self._now(at)
         customer = self._id(customer_id)
+        if customer not in self._order:
+            self._not_suppressed(customer, "register", at)
         changed = (
             decisions.attribute_changes(self._core, customer, attributes, at) if attributes else {}
         )
@@ -349,7 +371,12 @@ class IdentityGraph:
     ) -> tuple[CustomerId, LinkKey, hist.History | None, dict[str, Any]]:
         """Validate a claim of ``link`` by a customer: (customer, key, history, args)."""
         customer = self._id(customer_id)
+        if customer not in self._order:
+            self._not_suppressed(customer, op, at)
         key = self._key(link, op, call, at)
+        suppressed = self._core.suppression.link(key)
+        if suppressed is not None:
+            raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
@@ -450,6 +477,81 @@ class IdentityGraph:
         if key not in self._guards.frozen:
             return None
         return self._core.commit("release", {"link": key}, at)
+
+    @_writes(events=True)
+    def forget(
+        self, customer_id: CustomerId, at: datetime | None = None, reason: str = ""
+    ) -> Entry | None:
+        """Erase a person: customer ``customer_id`` and what only it held.
+
+        Gone: its attributes; every link value only it ever held (a link
+        others also held keeps its value and loses this customer's spans);
+        the merges that touch it (active ones removed as :meth:`detach`
+        removes them); the events anchored on it, on those links, or on a
+        shared link while it owned it, and events whose links name such a
+        value; the refusals that name any of them.  The journal keeps every
+        entry, each erased value replaced by its keyed hash, so replaying it
+        gives this graph.  The id, the link values and the event ids go on
+        the suppression list: bringing one back raises
+        :class:`~identity_graph.errors.SuppressedLink` until
+        :meth:`release_suppression`.  A store deletes the rows in the same
+        transaction and then clears the freed space (see ``docs/erasure.md``).
+
+        Returns the ``forget`` entry, whose changes name the customer by
+        its hash; None when the id was erased already.  ``reason`` is kept
+        in the journal as given: name the request, not the person.
+        O(journal + the person's links and events + customers + merges).
+        """
+        self._writable("forget")
+        at = self._now(at)
+        if not isinstance(reason, str):
+            raise TypeError(f"forget reason {reason!r} must be a string")
+        problem = text_problem(reason)
+        if problem is not None:
+            raise ValueError(f"forget reason {reason!r} {problem}")
+        core = self._core
+        if not (isinstance(customer_id, str) and customer_id in self._order):
+            checked = check_customer_id(customer_id)
+            if checked not in self._order:
+                if core.suppression.customer(checked) is not None:
+                    return None  # erased before: the request is met
+                raise UnknownCustomer(f"customer {checked!r} is not registered")
+            customer_id = checked
+        plan = erasure.plan(core, self._ledger, customer_id, self._types)
+        self._session.erase(plan, core, self._ledger)
+        return core.commit("forget", plan.args(reason), at, plan.alias())
+
+    @_writes()
+    def release_suppression(self, ref: Ref, at: datetime | None = None) -> Entry | None:
+        """Take an erased customer id or link value off the suppression list,
+        so it may be registered, linked or recorded again (the person came
+        back on their own).  Returns None when it is not suppressed.  O(len).
+        """
+        self._writable("release_suppression")
+        at = self._now(at)
+        suppression = self._core.suppression
+        if isinstance(ref, Link):
+            hashed = suppression.link_hash(self._types.key(ref))
+            if hashed not in suppression.links:
+                return None
+            return self._core.commit("release_suppression", {"link": hashed}, at)
+        if isinstance(ref, str):
+            customer = suppression.customer_hash(check_customer_id(ref))
+            if customer not in suppression.customers:
+                return None
+            return self._core.commit("release_suppression", {"customer_id": customer}, at)
+        raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
+
+    @_reads()
+    def suppressed(self, ref: Ref) -> bool:
+        """Whether a customer id or link value was erased by :meth:`forget`
+        and is refused until released.  O(len)."""
+        suppression = self._core.suppression
+        if isinstance(ref, Link):
+            return suppression.link_hash(self._types.key(ref)) in suppression.links
+        if isinstance(ref, str):
+            return suppression.customer_hash(check_customer_id(ref)) in suppression.customers
+        raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
 
     # ------------------------------------------------------------------ queries
 
@@ -646,9 +748,20 @@ class IdentityGraph:
 
     def _record(self, event: object) -> bool:
         """Check ``event``, register its unknown customer, file it in the ledger."""
+        suppression = self._core.suppression
         normalised, anchor = prepare(
-            event, self._types, self._order, self.register_unknown, self._drop_link
+            event,
+            self._types,
+            self._order,
+            self.register_unknown,
+            self._drop_link,
+            suppression if suppression else None,
         )
+        if suppression.events:
+            assert normalised.id is not None
+            suppressed = suppression.event(normalised.id)
+            if suppressed is not None:
+                raise suppressed
         if not self._ledger.is_new(normalised):
             return False
         if type(anchor) is str and anchor not in self._order:
@@ -665,7 +778,9 @@ class IdentityGraph:
             at = utc(getattr(event, "at", None))
         except (TypeError, ValueError):  # no valid time: naive, outside the range, missing
             at = self._clock()
-        self._guards.refuse(at, "record", {"event": event}, error)
+        # Refused for an erased value: the log keeps its hash, not the event.
+        args = error.shown if isinstance(error, SuppressedLink) else {"event": event}
+        self._guards.refuse(at, "record", args, error)
 
     @_reads(events=True)
     def events(
@@ -752,6 +867,7 @@ class IdentityGraph:
         if not 0 <= seq <= len(journal):
             raise ValueError(f"as_of({seq!r}): seq must be between 0 and {len(journal)}")
         view = IdentityGraph(**self._config)
+        view._core.suppression.secret = self._core.suppression.secret
         self._replay_into(view, seq)
         view._ledger = self._ledger.view(view._ownership)
         view._read_only = True
@@ -805,6 +921,8 @@ class IdentityGraph:
             }
             if "attributes" in args:
                 args["attributes"] = dict(args["attributes"])
+            if "links" in args:  # forget: the erased links' hashed keys
+                args["links"] = tuple(link.key for link in args["links"])
             graph._core.replay(entry.op, args, entry.at, entry.seq)
         return graph
 

@@ -17,7 +17,7 @@ not copied) and each profile change is a run of items of fixed length::
 
     "created", profile              "merged", a, b, survivor
     "split", old, parts             "link_moved", from, to, link
-    "link_history", profiles, link
+    "link_history", profiles, link  "erased", profile
 
 An anonymous profile is its link key.  :class:`Entry` values are decoded
 from that tuple only when their ``args`` or ``changes`` are read, so a
@@ -26,7 +26,7 @@ mutating call that returns its entry pays for one small object.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
@@ -36,6 +36,7 @@ import attrs
 from .ids import Link, LinkKey
 
 __all__ = [
+    "ARITY",
     "ChangeKind",
     "Entry",
     "Journal",
@@ -47,7 +48,9 @@ __all__ = [
 ]
 
 ProfileId: TypeAlias = "str | Link"
-ChangeKind: TypeAlias = Literal["created", "merged", "split", "link_moved", "link_history"]
+ChangeKind: TypeAlias = Literal[
+    "created", "merged", "split", "link_moved", "link_history", "erased"
+]
 
 #: A profile id inside the journal: a customer id, or the key of an anonymous link.
 RawProfileId: TypeAlias = "str | LinkKey"
@@ -56,7 +59,14 @@ Record: TypeAlias = tuple[Any, ...]
 _LINK_ARGS = frozenset({"link"})
 _IMMUTABLE = frozenset({str, tuple, int, bool, type(None)})
 #: How many items follow each change kind in a record.
-_ARITY = {"created": 1, "merged": 3, "split": 2, "link_moved": 3, "link_history": 2}
+ARITY = {
+    "created": 1,
+    "merged": 3,
+    "split": 2,
+    "link_moved": 3,
+    "link_history": 2,
+    "erased": 1,
+}
 
 
 @attrs.frozen
@@ -75,6 +85,8 @@ class ProfileChange:
     - ``link_history``: ``link``'s past ownership changed (a late-arriving
       change point) but not its current profile; ``after`` lists the
       profiles whose past events may be re-attributed.
+    - ``erased``: a customer was erased by ``forget``; ``before`` = its
+      keyed hash (the id it had is gone from the journal too).
     """
 
     seq: int
@@ -195,6 +207,8 @@ def _decode_args(record: Record) -> dict[str, Any]:
     args = dict(zip(record[3:end:2], record[4:end:2], strict=True))
     for name in _LINK_ARGS.intersection(args):
         args[name] = Link(*args[name])
+    if "links" in args:  # forget: the erased links, by their keyed hashes
+        args["links"] = tuple(Link(*key) for key in args["links"])
     return args
 
 
@@ -208,8 +222,8 @@ def _decode_changes(seq: int, record: Record) -> tuple[ProfileChange, ...]:
     index = 3 + 2 * record[2]
     while index < len(record):
         kind = record[index]
-        item = record[index + 1 : index + 1 + _ARITY[kind]]
-        index += 1 + _ARITY[kind]
+        item = record[index + 1 : index + 1 + ARITY[kind]]
+        index += 1 + ARITY[kind]
         if kind == "created":
             change = ProfileChange(seq, kind, (), (pid(item[0]),))
         elif kind == "merged":
@@ -219,6 +233,8 @@ def _decode_changes(seq: int, record: Record) -> tuple[ProfileChange, ...]:
         elif kind == "link_moved":
             link = _link(item[2], cache)
             change = ProfileChange(seq, kind, (pid(item[0]),), (pid(item[1]),), link)
+        elif kind == "erased":
+            change = ProfileChange(seq, kind, (pid(item[0]),), ())
         else:  # link_history
             link = _link(item[1], cache)
             change = ProfileChange(seq, kind, (), tuple(pid(p) for p in item[0]), link)
@@ -264,6 +280,18 @@ class Journal:
     def raw(self, seq: int) -> tuple[str, dict[str, Any], datetime]:
         """(op, decided args with link keys, at) of entry ``seq``, for replay."""
         return raw(self._records[seq - 1])
+
+    def rewrite(self, change: Callable[[Record], Record | None]) -> int:
+        """Replace each record ``change`` returns a new one for (an erasure);
+        return how many changed.  O(entries)."""
+        records = self._records
+        changed = 0
+        for index, record in enumerate(records):
+            new = change(record)
+            if new is not None:
+                records[index] = new
+                changed += 1
+        return changed
 
 
 def raw(record: Record) -> tuple[str, dict[str, Any], datetime]:

@@ -113,6 +113,33 @@ class Ledger:
         if event.type == "purchase":
             self.purchases.add(event, anchor)
 
+    def erase(self, ids: Iterable[str]) -> int:
+        """Remove the events with these ids (an erasure) from the ledger, its
+        indexes and its purchase columns; return how many were here.
+        O(erased × log n + purchases when a purchase goes)."""
+        gone = set(ids)
+        found = 0
+        purchases = False
+        for event_id in gone:
+            event = self._events.pop(event_id, None)
+            if event is None:
+                continue
+            found += 1
+            purchases = purchases or event.type == "purchase"
+            mark = (utc(event.at), event_id)
+            anchors: list[Anchor] = [event.customer_id] if event.customer_id is not None else []
+            anchors.extend(link.key for link in event.links)
+            for anchor in anchors:
+                index = self._by_anchor.get(anchor)
+                if index is not None and mark in index:
+                    index.remove(mark)
+                    if not index:
+                        del self._by_anchor[anchor]
+                    break
+        if purchases:
+            self.purchases.remove(gone)
+        return found
+
     # --------------------------------------------------------------- queries
 
     def events(

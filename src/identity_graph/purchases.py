@@ -290,6 +290,47 @@ class PurchaseColumns:
             self._explode(row, found if len(found) == 1 else list(dict.fromkeys(found)))
         self.x_end.append(len(self.x_row))
 
+    def remove(self, ids: set[str]) -> None:
+        """Drop the purchases whose ids are in ``ids`` (an erasure): the
+        columns are rebuilt from the rows kept, with anchor and string codes
+        renumbered, so no code of an erased anchor or string remains.
+        O(purchases + strings)."""
+        if not self.exact or not ids.intersection(self.ids):
+            return
+        old = (self.anchor, self.at, self.unscaled, self.exponent, self.quantity)
+        old_ids, old_anchors, old_names = self.ids, self.anchors, self.names
+        x_end, x_kind, x_code = self.x_end, self.x_kind, self.x_code
+        self._reset()
+        anchor_codes, name_codes = self.anchor_codes, self.name_codes
+        for row, event_id in enumerate(old_ids):
+            if event_id in ids:
+                continue
+            anchor = old_anchors[old[0][row]]
+            code = anchor_codes.get(anchor)
+            if code is None:
+                code = anchor_codes[anchor] = len(self.anchors)
+                self.anchors.append(anchor)
+                if not isinstance(anchor, str):
+                    self.link_anchors.append(code)
+            new_row = len(self.ids)
+            self.anchor.append(code)
+            self.at.append(old[1][row])
+            self.unscaled.append(old[2][row])
+            self.exponent.append(old[3][row])
+            self.quantity.append(old[4][row])
+            self.quantity_total += old[4][row]
+            self.ids.append(event_id)
+            for i in range(x_end[row - 1] if row else 0, x_end[row]):
+                name = old_names[x_code[i]]
+                string = name_codes.get(name)
+                if string is None:
+                    string = name_codes[name] = len(self.names)
+                    self.names.append(name)
+                self.x_row.append(new_row)
+                self.x_kind.append(x_kind[i])
+                self.x_code.append(string)
+            self.x_end.append(len(self.x_row))
+
     def strings_of(self, row: int) -> dict[int, tuple[str, ...]]:
         """Row ``row``'s strings by kind, each sorted and distinct.  O(its strings)."""
         start = self.x_end[row - 1] if row else 0

@@ -218,6 +218,15 @@ class Partition:
         part_ids.sort(key=self._order.__getitem__)
         return old_id, part_ids
 
+    def forget(self, customer: CustomerId) -> None:
+        """Drop every merge that touches ``customer``, which must be merged
+        with nobody now (``deactivate`` first): an erased customer leaves no
+        trace in the merge history.  O(merges)."""
+        assert customer not in self._adjacent, f"{customer} still has active merges"
+        gone = [m.id for m in self.merges.values() if customer in (m.a, m.b)]
+        for merge_id in gone:
+            del self.merges[merge_id]
+
     def check(self) -> None:
         """Verify every internal invariant (for tests).  O(n)."""
         for root, members in self._members.items():

@@ -80,6 +80,7 @@ from .ledger import Ledger
 from .state import GraphState
 
 if TYPE_CHECKING:
+    from .erasure import Erasure
     from .stores.base import CheckpointRow, Extent, Store
 
 __all__ = ["RETRIES", "Session", "StoreSession", "StoredJournal", "decode_record", "encode_record"]
@@ -113,6 +114,17 @@ class StoredJournal(Journal):
     def advance(self, seq: int) -> None:
         """Count entry ``seq`` (read from the store) as part of this journal."""
         self._length = seq
+
+    def rewrite(self, change: Callable[[Record], Record | None]) -> int:
+        """Rewrite the pending records (the stored rows are the session's to
+        rewrite, in the store).  O(pending)."""
+        changed = 0
+        for index, (seq, record) in enumerate(self._pending):
+            new = change(record)
+            if new is not None:
+                self._pending[index] = (seq, new)
+                changed += 1
+        return changed
 
     def take_pending(self) -> list[tuple[int, Record]]:
         pending, self._pending = self._pending, []
@@ -308,13 +320,38 @@ def decode_record(seq: int, text: str, where: str = "store") -> Record:
     return record
 
 
+# An erased event's row stays in place, so the rows still count 1, 2, 3, ...
+# and the store's count of rows written still holds: its body becomes
+# ``{"x":[n]}`` (``{"x":[]}`` for a row written before numbers were), its
+# anchor, type and time empty, and its id the event id's keyed hash, which
+# keeps the id column unique and holds nothing readable.
+_TOMBSTONE_START = '{"x":['
+
+
+def tombstone(body: str) -> str:
+    """The body that replaces an erased event's ``body``: its number kept."""
+    if body.startswith(_EVENT_START):
+        number = body[len(_EVENT_START) :].split(",", 1)[0]
+        return f"{_TOMBSTONE_START}{number}{_ROW_END}"
+    if body.startswith(_TOMBSTONE_START):
+        return body
+    return f"{_TOMBSTONE_START}{_ROW_END}"
+
+
 def decode_event(
     pos: int, n: int, anchor: str, body: str, where: str = "store"
-) -> tuple[Event, Anchor]:
+) -> tuple[Event, Anchor] | None:
     """The event and anchor of event row ``pos``, expected to be the ``n``-th
-    row written; ``StoreError`` naming the row if its text is not one this
-    library writes, carries another number, or fails its checksum.  O(size)."""
+    row written (None for an erased event's row); ``StoreError`` naming the
+    row if its text is not one this library writes, carries another number,
+    or fails its checksum.  O(size)."""
     text = body
+    if body.startswith(_TOMBSTONE_START):
+        number = body[len(_TOMBSTONE_START) : -len(_ROW_END)]
+        if not body.endswith(_ROW_END) or number not in ("", str(n)) or anchor != "":
+            problem = Unreadable(f"it is not the row of an erased event {n}")
+            raise damaged(where, "ig_events", pos, problem, shown("body", body))
+        return None
     try:
         if body.startswith(_EVENT_START):
             number, crc, text = _envelope(body, _EVENT_START)
@@ -352,6 +389,12 @@ def _refused(body: str) -> tuple[Any, str]:
     return details["args"], details["error"]
 
 
+class _Rewritten(Exception):
+    """Raised inside a catch-up: another process erased someone since this
+    memory was loaded (the store's erasure epoch moved), so rows it was
+    built from were rewritten; the caller loads everything again."""
+
+
 class Session:
     """The session of an in-memory graph: nothing to load, catch up or write.
 
@@ -387,6 +430,15 @@ class Session:
     def chunks(self) -> int | None:
         """How many events ``record_many`` writes per transaction (None: all at once)."""
         return None
+
+    def erase(self, plan: Erasure, state: GraphState, ledger: Ledger) -> None:
+        """Remove what ``plan`` erases from the journal's past entries, the
+        ledger and the refusal log (a store session: from the store's rows
+        first).  O(journal + erased events + refusals)."""
+        state.journal.rewrite(plan.record)
+        ledger.erase(plan.events)
+        log = state.guards.log
+        log[:] = [refusal for refusal in log if not plan.names(refusal)]
 
     def close(self) -> None:
         """Release the store (none here)."""
@@ -467,6 +519,13 @@ class StoreSession(Session):
         self._refusal_pos = 0
         self._refusal_count = 0
         self._checkpoint_seq = 0
+        # The store's erasure epoch when this memory was loaded (None: not
+        # yet); another value means a process erased someone since, and
+        # rows this memory was built from were rewritten: load again.
+        self._epoch: int | None = None
+        # Owed by an erasure in the open transaction: a checkpoint and a new
+        # epoch before the commit, clearing the freed space after it.
+        self._erased = False
 
     def _load(self, checkpoint: bool = True) -> None:
         """Fill memory from the store: checkpoint, journal tail, events, refusals.
@@ -479,26 +538,7 @@ class StoreSession(Session):
         try:
             store.begin(False)
             try:
-                extent = store.extent()
-                self._check_extent(extent)
-                found = store.checkpoint()
-                if found is not None and found[0] > extent.last:
-                    raise StoreError(
-                        f"{store.describe}: ig_checkpoints row {found[0]} is the state after"
-                        f" entry {found[0]}, but the journal ends at row {extent.last}"
-                    )
-                if found is not None and found[1] == checkpoints.FORMAT:
-                    self._restore(found)
-                elif found is not None and found[1] not in checkpoints.OLDER:
-                    older = ", ".join(map(str, checkpoints.OLDER))
-                    raise StoreError(
-                        f"{store.describe}: ig_checkpoints row {found[0]} is damaged: format"
-                        f" {found[1]!r} is not one this library reads (it writes format"
-                        f" {checkpoints.FORMAT}, and skips the older {older} by replaying the"
-                        " journal), unless a newer identity_graph wrote it (deleting that row"
-                        " makes the next open replay the whole journal)"
-                    )
-                self._catch_up()
+                self._fill()
             finally:
                 store.rollback()  # a read transaction: nothing to keep
         except store.driver_errors as error:
@@ -512,6 +552,34 @@ class StoreSession(Session):
             # A read-only store still opens; the next writer checkpoints.
             with contextlib.suppress(StoreError):
                 self.checkpoint()
+
+    def _fill(self) -> None:
+        """Load the (reset) memory from the store, inside the caller's
+        transaction: the erasure key, the checkpoint, then the rest."""
+        store = self._store
+        key = store.erasure_key()
+        if key is not None:
+            self._state.suppression.secret = key
+        extent = store.extent()
+        self._check_extent(extent)
+        found = store.checkpoint()
+        if found is not None and found[0] > extent.last:
+            raise StoreError(
+                f"{store.describe}: ig_checkpoints row {found[0]} is the state after"
+                f" entry {found[0]}, but the journal ends at row {extent.last}"
+            )
+        if found is not None and found[1] in checkpoints.READABLE:
+            self._restore(found)
+        elif found is not None and found[1] not in checkpoints.OLDER:
+            older = ", ".join(map(str, checkpoints.OLDER))
+            raise StoreError(
+                f"{store.describe}: ig_checkpoints row {found[0]} is damaged: format"
+                f" {found[1]!r} is not one this library reads (it writes format"
+                f" {checkpoints.FORMAT}, and skips the older {older} by replaying the"
+                " journal), unless a newer identity_graph wrote it (deleting that row"
+                " makes the next open replay the whole journal)"
+            )
+        self._catch_up()
 
     def _check_extent(self, extent: Extent) -> None:
         """Raise ``StoreError`` naming the first missing journal row, if any."""
@@ -570,6 +638,10 @@ class StoreSession(Session):
         store = self._store
         where = store.describe
         head = store.head()
+        if self._epoch is None:
+            self._epoch = head.epoch
+        elif head.epoch != self._epoch:
+            raise _Rewritten
         journal = self._journal
         if head.seq > len(journal):
             apply = self._state.apply
@@ -585,7 +657,9 @@ class StoreSession(Session):
         if self._events_wanted and head.events > self._event_pos:
             load = self._ledger.load
             for pos, anchor, body in store.events(self._event_pos, head.events):
-                load(*decode_event(pos, self._event_count + 1, anchor, body, where))
+                found = decode_event(pos, self._event_count + 1, anchor, body, where)
+                if found is not None:  # None: an erased event's row
+                    load(*found)
                 self._event_pos = pos
                 self._event_count += 1
         if self._events_wanted and head.events_written not in (None, self._event_count):
@@ -624,9 +698,17 @@ class StoreSession(Session):
             if not store.changed() and not self._store_changed:
                 return
             self._store_changed = False
-            # No transaction: rows are append-only, and _catch_up reads only
-            # rows up to the head it read in one statement, all committed.
-            self._catch_up()
+            # One read transaction: the head and the rows read after it come
+            # from one snapshot, so an erasure committed meanwhile (which
+            # rewrites rows) is seen whole or not at all.
+            store.begin(False)
+            try:
+                self._catch_up()
+            except _Rewritten:
+                store.rollback()
+                self._load(checkpoint=False)
+            finally:
+                store.rollback()
         except store.driver_errors as error:
             self._store_changed = True  # try again on the next call
             raise StoreError(f"cannot read {store.describe}: {error}") from error
@@ -712,6 +794,14 @@ class StoreSession(Session):
             if self._events_wanted:
                 self._event_pos = head.events
             added.clear()
+        self._refusal_count = len(self._state.guards.log)
+        if self._erased:
+            # The old checkpoint holds the erased values: replace it, and
+            # tell other processes that rows they loaded were rewritten.
+            seq = len(self._journal)
+            store.save_checkpoint((seq, checkpoints.FORMAT, checkpoints.dumps(self._state)))
+            self._checkpoint_seq = seq
+            self._epoch = store.bump_epoch()
 
     @contextlib.contextmanager
     def _transaction(self, what: str) -> Iterator[None]:
@@ -723,15 +813,23 @@ class StoreSession(Session):
         self._in_transaction = True
         committed = False
         before: tuple[int, int, int] | None = None  # memory as the store has it
+        self._erased = False
         try:
             store.begin(True)
-            self._catch_up()
+            try:
+                self._catch_up()
+            except _Rewritten:  # an erasure since: load again (the lock is held)
+                self._reset()
+                self._fill()
             self._refusal_count = len(self._state.guards.log)
             before = self._memory_mark()
             yield
             self._flush()
             store.commit()
             committed = True
+            if self._erased:
+                self._erased = False
+                self._scrub()
         except store.driver_errors as error:
             self._abandon()
             raise StoreError(
@@ -848,6 +946,10 @@ class StoreSession(Session):
             said = (("op", op, record[0]), ("at", at, record[1].isoformat()))
             _compare(where, "ig_journal", seq, "record", said)
         for pos, event_id, kind, at, body in self._store.event_columns():
+            if body.startswith(_TOMBSTONE_START):
+                said = (("type", kind, ""), ("at", at, ""))
+                _compare(where, "ig_events", pos, "erased row", said)
+                continue
             try:
                 event = _loads_event(body)
             except Exception as error:  # the load above read it: changed since
@@ -860,6 +962,59 @@ class StoreSession(Session):
                 "event",
                 (("id", event_id, event.id or ""), ("type", kind, event.type), ("at", at, utc)),
             )
+
+    def erase(self, plan: Erasure, state: GraphState, ledger: Ledger) -> None:
+        """Remove what ``plan`` erases from the store's rows, in the open write
+        transaction, then from memory: journal rows rewritten with the
+        keyed hashes, event rows replaced by erased rows, refusal rows
+        deleted.  A new checkpoint and epoch follow before the commit, and
+        the freed space is cleared after it.  O(rows that hold the values'
+        text + events + refusals)."""
+        assert self._in_transaction, "an erasure runs in a write transaction"
+        store = self._store
+        where = store.describe
+        self._flush()  # what this transaction did so far, into the store first
+        store.erasing()
+        rows = []
+        for seq, text in store.journal_mentioning(plan.needles()):
+            record = plan.record(decode_record(seq, text, where))
+            if record is not None:
+                rows.append((seq, encode_record(seq, record)))
+        store.rewrite_journal(rows)
+        if plan.events:
+            found = store.events_by_id(list(plan.events))
+            store.replace_events(
+                [
+                    (pos, (plan.events[event_id], "", "", "", tombstone(body)))
+                    for pos, event_id, body in found
+                ]
+            )
+        doomed = []
+        for pos, when, op, reason, body in store.refusals(0, store.head().refusals):
+            try:
+                args, name = _refused(body)
+                refusal = Refusal(datetime.fromisoformat(when), op, args, reason, name)
+            except Exception as error:  # whatever the decoder trips on
+                what = culprit(("at", when, datetime.fromisoformat), ("body", body, _refused))
+                raise damaged(where, "ig_refusals", pos, error, what) from error
+            if plan.names(refusal):
+                doomed.append(pos)
+        store.delete_refusals(doomed)
+        super().erase(plan, state, ledger)
+        self._refusal_count = len(state.guards.log)
+        self._erased = True
+
+    def _scrub(self) -> None:
+        """Clear the space an erasure freed (after its commit)."""
+        store = self._store
+        try:
+            store.scrub()
+        except store.driver_errors as error:
+            raise StoreError(
+                f"{store.describe}: the erasure was committed, but clearing the space it freed"
+                f" failed: {error}; the erased values are gone from every table, and may stay"
+                " in free pages until the store is vacuumed (see docs/erasure.md)"
+            ) from error
 
     def checkpoint(self) -> int:
         """Write the state as the store's checkpoint, in a write transaction

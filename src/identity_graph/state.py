@@ -24,6 +24,7 @@ from .guards import Guards, Limits
 from .ids import CustomerId, LinkKey
 from .journal import Entry, Journal, RawProfileId
 from .resolution import Merge, Partition
+from .suppression import Suppression
 
 __all__ = ["AttributeRecord", "GraphState", "Ownership"]
 
@@ -157,6 +158,24 @@ class Ownership:
         """Set the claims of ``customer`` to its one saved key (most customers).  O(1)."""
         self._claimed[customer] = key
 
+    def erase(self, key: LinkKey) -> None:
+        """Drop ``key``'s whole history (a link erased with its only holder;
+        the holder's claims are dropped by :meth:`drop_claims`).  O(1)."""
+        del self._history[key]
+
+    def disown(self, key: LinkKey, customer: CustomerId) -> None:
+        """Make every change point of ``key`` that names ``customer`` name
+        nobody (the link keeps its other owners' spans).  O(k log k)."""
+        points = [
+            (at, None if owner == customer else owner, seq)
+            for at, owner, seq in hist.points(self._history[key])
+        ]
+        self._history[key] = points[0] if len(points) == 1 else hist.LinkHistory(points)
+
+    def drop_claims(self, customer: CustomerId) -> None:
+        """Forget which links ``customer`` ever claimed.  O(1)."""
+        self._claimed.pop(customer, None)
+
     def check(self, registered: Mapping[CustomerId, int]) -> None:
         """Verify histories against claims (for tests); raises AssertionError.  O(size)."""
         owned: dict[CustomerId, set[LinkKey]] = {}
@@ -194,6 +213,8 @@ class GraphState:
         self.ownership = Ownership()
         self.partition = Partition(self._order)
         self.guards = Guards(limits)
+        #: The erased values refused until released, as keyed hashes.
+        self.suppression = Suppression()
         #: How many operations ``apply`` has begun: a session compares it to
         #: tell whether a failed call changed memory (and a reload is owed).
         self.applied = 0
@@ -208,6 +229,7 @@ class GraphState:
         self.ownership.clear()
         self.partition.clear()
         self.guards.clear()
+        self.suppression.clear()
         self.journal = journal
 
     # --- reads -------------------------------------------------------------
@@ -238,6 +260,7 @@ class GraphState:
             "profiles": sorted((c, self.partition.profile_id(c)) for c in self._order),
             "owned": sorted((c, sorted(ownership.links_of(c))) for c in ownership.claimants()),
             "guards": self.guards.state(),
+            "suppressed": self.suppression.state(),
             "journal": list(self.journal.entries()),
         }
 
@@ -248,11 +271,17 @@ class GraphState:
 
     # --- changes -----------------------------------------------------------
 
-    def commit(self, op: str, args: dict[str, Any], at: datetime) -> Entry:
-        """Apply a decided operation as the next journal entry; return the entry."""
+    def commit(
+        self, op: str, args: dict[str, Any], at: datetime, alias: Mapping[Any, Any] | None = None
+    ) -> Entry:
+        """Apply a decided operation as the next journal entry; return the entry.
+
+        ``alias`` maps the keyed hashes in a ``forget`` entry's arguments to
+        the live values they stand for (the replayed journal holds the hashes
+        themselves)."""
         journal = self.journal
         seq = journal.next_seq()
-        changes = self.apply(op, args, at, seq)
+        changes = self.apply(op, args, at, seq, alias)
         journal.append(op, args, at, changes)
         return journal.entry(seq)
 
@@ -271,7 +300,14 @@ class GraphState:
         """Set one attribute record (a checkpoint), without a journal entry."""
         self._attributes.setdefault(customer, {})[name] = record
 
-    def apply(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> list[Any]:
+    def apply(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        at: datetime,
+        seq: int,
+        alias: Mapping[Any, Any] | None = None,
+    ) -> list[Any]:
         """Apply one decided operation; return the profile changes in the journal's
         flat form (journal.py).  The only code that changes the state."""
         self.applied += 1
@@ -307,6 +343,13 @@ class GraphState:
             changes.extend(("split", old_id, tuple(parts)))
         elif op == "release":
             self.guards.release(args["link"])
+        elif op == "forget":
+            self._forget(args, alias or {}, changes)
+        elif op == "release_suppression":
+            if "customer_id" in args:
+                self.suppression.customers.discard(args["customer_id"])
+            if "link" in args:
+                self.suppression.links.discard(args["link"])
         else:
             raise ValueError(f"journal operation {op!r} is not one this library writes")
         return changes
@@ -315,6 +358,52 @@ class GraphState:
         if customer not in self._order:
             self._order[customer] = len(self._order)
             changes.extend(("created", customer))
+
+    def _forget(
+        self, args: Mapping[str, Any], alias: Mapping[Any, Any], changes: list[Any]
+    ) -> None:
+        """Erase one customer as a ``forget`` entry decided (see
+        :mod:`identity_graph.erasure`).  The entry names the customer and its
+        erased links by their keyed hashes; ``alias`` gives the live values
+        (empty in a replay, whose state holds the hashes).  O(profile +
+        the customer's links + merges + customers)."""
+        hashed = args["customer_id"]
+        customer = alias.get(hashed, hashed)
+
+        def shown(profile: RawProfileId) -> RawProfileId:
+            return hashed if profile == customer else profile
+
+        merge_ids = list(args["merge_ids"])
+        if merge_ids:
+            old_id, parts = self.partition.deactivate(merge_ids)
+            changes.extend(("split", shown(old_id), tuple(shown(p) for p in parts)))
+        ownership = self.ownership
+        erased = {alias.get(key, key) for key in args["links"]}
+        for key in ownership.claimed_by(customer):
+            if key in erased:
+                ownership.erase(key)
+                self.guards.release(key)
+                continue
+            previous = ownership.current_owner(key)
+            ownership.disown(key, customer)
+            current = ownership.current_owner(key)
+            if previous == customer:
+                changes.extend(("link_moved", hashed, self.raw_profile_id(current, key), key))
+            else:
+                changes.extend(("link_history", (self.raw_profile_id(current, key),), key))
+        ownership.drop_claims(customer)
+        self.partition.forget(customer)
+        self._attributes.pop(customer, None)
+        order = self._order
+        place = order.pop(customer)
+        for other, index in order.items():
+            if index > place:  # the registration order closes up
+                order[other] = index - 1
+        suppression = self.suppression
+        suppression.customers.add(hashed)
+        suppression.links.update(args["links"])
+        suppression.events.update(args["events"])
+        changes.extend(("erased", hashed))
 
     def _merge(self, merge: Merge) -> tuple[str, CustomerId, CustomerId, CustomerId]:
         id_a, id_b, survivor = self.partition.union(merge)
@@ -364,3 +453,6 @@ class GraphState:
         self.guards.check()
         for key in self.guards.tracked():
             assert key in self.ownership, f"the guards track {key}, which has no history"
+        suppression = self.suppression
+        for key in suppression.links:
+            assert key not in self.ownership, f"suppressed link {key} has a history"

@@ -20,6 +20,7 @@ from identity_graph.errors import (
     ReadOnlyGraph,
     SchemaVersionError,
     StoreError,
+    SuppressedLink,
     UnknownCustomer,
     UnknownMerge,
 )
@@ -28,6 +29,7 @@ from identity_graph.errors import (
 HIERARCHY = [
     (InvalidLink, IdentityGraphError, ValueError),
     (BlockedLink, InvalidLink, ValueError),
+    (SuppressedLink, InvalidLink, ValueError),
     (InvalidCustomerId, IdentityGraphError, ValueError),
     (UnknownCustomer, IdentityGraphError, KeyError),
     (UnknownMerge, IdentityGraphError, KeyError),

@@ -1,6 +1,7 @@
 """The ``Store`` contract: what a durable home for a graph must offer.
 
-A store keeps four append-only tables and one replaceable snapshot:
+A store keeps four tables, appended to except by an erasure, and one
+replaceable snapshot:
 
 - the **journal** (``seq``, gap-free from 1, with its encoded record);
 - the **events** of the ledger, each with its anchor, in recording order
@@ -14,6 +15,14 @@ serialises writers: :meth:`Store.begin` with ``write=True`` takes the
 store's write lock, so every process applies every other process's entries
 before it decides its own (:mod:`identity_graph.session`).  Rows are opaque
 text produced by :mod:`identity_graph.codec`.
+
+An erasure (``IdentityGraph.forget``) is the one writer that changes rows
+in place: in its write transaction it rewrites journal rows, replaces event
+rows by erased rows, deletes refusal rows and writes a new checkpoint, then
+moves the store's erasure **epoch** on (:attr:`Head.epoch`) so every other
+process loads again; after the commit :meth:`Store.scrub` clears the space
+the old rows held.  The store also keeps the graph's erasure key, the
+secret of the keyed hashes that replace erased values.
 
 An integrator's own store subclasses :class:`Store` and is checked with
 :class:`identity_graph.testing.StoreContract`.
@@ -50,6 +59,10 @@ class Head:
     events: int
     refusals: int
     events_written: int | None = None
+    #: How many erasures the store has committed: rows an erasure rewrote
+    #: cannot be caught up with row by row, so a process whose memory was
+    #: loaded at another epoch loads again.
+    epoch: int = 0
 
 
 @attrs.frozen
@@ -181,6 +194,58 @@ class Store(ABC):
     @abstractmethod
     def save_checkpoint(self, row: CheckpointRow) -> None:
         """Store a checkpoint and drop older ones."""
+
+    # ---------------------------------------------------------------- erasure
+
+    def journal_mentioning(self, needles: Sequence[str]) -> Iterator[tuple[int, str]]:
+        """``(seq, record)`` of every journal row whose text contains one of
+        ``needles``, in order (an erasure looks for the rows to rewrite).
+        This default reads every row: O(journal); a database searches its
+        rows in SQL."""
+        for seq, record in self.journal(0):
+            if any(needle in record for needle in needles):
+                yield seq, record
+
+    @abstractmethod
+    def rewrite_journal(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Replace the encoded record of existing journal rows ``(seq, record)``."""
+
+    @abstractmethod
+    def events_by_id(self, ids: Sequence[str]) -> list[tuple[int, str, str]]:
+        """``(pos, id, event)`` of the event rows with these ids, in any order."""
+
+    @abstractmethod
+    def replace_events(self, rows: Sequence[tuple[int, EventRow]]) -> None:
+        """Replace each event row at ``pos`` by a new ``EventRow`` (its
+        ``pos`` stays; an erased event's row)."""
+
+    @abstractmethod
+    def delete_refusals(self, positions: Sequence[int]) -> None:
+        """Delete the refusal rows at these positions (the others keep theirs)."""
+
+    @abstractmethod
+    def erasure_key(self) -> bytes | None:
+        """The graph's erasure key, or None before the first erasure."""
+
+    @abstractmethod
+    def set_erasure_key(self, key: bytes) -> None:
+        """Keep ``key`` as the graph's erasure key (once, in a write transaction)."""
+
+    @abstractmethod
+    def bump_epoch(self) -> int:
+        """Move the erasure epoch on by one, in the write transaction; return it."""
+
+    def erasing(self) -> None:
+        """Called in the write transaction before an erasure's first write
+        (SQLite turns ``secure_delete`` on).  This default does nothing."""
+        return None
+
+    def scrub(self) -> None:
+        """Called after an erasure's commit: clear the space the old rows
+        held, so no erased byte stays readable in the store's files (SQLite:
+        ``VACUUM`` and a truncated WAL; PostgreSQL: ``VACUUM``).  This
+        default does nothing (a store that keeps no freed space)."""
+        return None
 
     # -------------------------------------------------------------- lifecycle
 

@@ -56,6 +56,7 @@ class PostgresStore(SqlStore):
     """A graph in a PostgreSQL database (tables ``ig_*`` in the search path)."""
 
     param = "%s"
+    contains = "strpos(record, ?) > 0"
     types: ClassVar[dict[str, str]] = {
         "bigint": "BIGINT",
         "serial": "BIGSERIAL PRIMARY KEY",
@@ -114,6 +115,12 @@ class PostgresStore(SqlStore):
     def rollback(self) -> None:
         if self._conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
             self._conn.execute("ROLLBACK")
+
+    def scrub(self) -> None:
+        """``VACUUM`` the tables an erasure touched: their dead row versions
+        go.  What PostgreSQL keeps beyond that (WAL segments, archives,
+        backups, replicas) is the operator's: see ``docs/erasure.md``."""
+        self._conn.execute("VACUUM ig_journal, ig_events, ig_refusals, ig_checkpoints, ig_meta")
 
     def retryable(self, error: BaseException) -> bool:
         return getattr(error, "sqlstate", None) in _RETRYABLE

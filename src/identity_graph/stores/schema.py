@@ -48,6 +48,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "INSERT INTO ig_meta (key, value) SELECT 'event_count',"
         " CAST(COUNT(*) AS TEXT) FROM ig_events",
     ],
+    # 4: erasure.  ig_meta keeps ``erasure_epoch``, the number of erasures
+    #    committed (a process loaded at another epoch loads again, since an
+    #    erasure rewrites rows in place), and, from the first erasure on,
+    #    ``erasure_key``, the secret of the keyed hashes.  Event rows may be
+    #    an erased event's row (``{"x":[n]}``), which an older library
+    #    would misread.
+    4: ["INSERT INTO ig_meta (key, value) VALUES ('erasure_epoch', '0')"],
 }
 
 LATEST = max(MIGRATIONS)
@@ -60,6 +67,7 @@ TRACES: dict[int, tuple[str, str]] = {
     1: ("table", "ig_journal"),
     2: ("index", "ig_journal_at"),
     3: ("ig_meta row", "journal_seq"),
+    4: ("ig_meta row", "erasure_epoch"),
 }
 
 META = "CREATE TABLE IF NOT EXISTS ig_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -32,6 +32,8 @@ class SqlStore(Store):
 
     param = "?"
     types: ClassVar[dict[str, str]] = {}
+    #: SQL that is true when ``record`` contains the text ``?``.
+    contains = "instr(record, ?) > 0"
 
     # --- dialect hooks -----------------------------------------------------
 
@@ -167,12 +169,16 @@ class SqlStore(Store):
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ig_journal),"
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_events),"
             " (SELECT COALESCE(MAX(pos), 0) FROM ig_refusals),"
-            " (SELECT value FROM ig_meta WHERE key = 'event_count')"
+            " (SELECT value FROM ig_meta WHERE key = 'event_count'),"
+            " (SELECT value FROM ig_meta WHERE key = 'erasure_epoch')"
         )
         if row[3] is None:
             raise self._no_meta("event_count", "the number of event rows it wrote")
+        if row[4] is None:
+            raise self._no_meta("erasure_epoch", "how many erasures it committed")
         written = self._meta_number("event_count", row[3], 0)
-        return Head(int(row[0]), int(row[1]), int(row[2]), written)
+        epoch = self._meta_number("erasure_epoch", row[4], 0)
+        return Head(int(row[0]), int(row[1]), int(row[2]), written, epoch)
 
     def extent(self) -> Extent:
         # MIN and MAX come from the primary key's index; COUNT walks it once
@@ -251,6 +257,83 @@ class SqlStore(Store):
                     f" checkpoint this library writes: {column} {repr(value)[:60]}"
                 )
         return int(seq), int(fmt), bytes(state)
+
+    # --- erasure ---------------------------------------------------------------
+
+    def journal_mentioning(self, needles: Sequence[str]) -> Iterator[tuple[int, str]]:
+        if not needles:
+            return
+        test = " OR ".join([self.contains] * len(needles))
+        sql = f"SELECT seq, record FROM ig_journal WHERE seq > ? AND ({test}) ORDER BY seq LIMIT ?"
+        since = 0
+        while True:
+            rows = self.fetch(sql, (since, *needles, CHUNK))
+            yield from rows
+            if len(rows) < CHUNK:
+                return
+            since = rows[-1][0]
+
+    def rewrite_journal(self, rows: Sequence[tuple[int, str]]) -> None:
+        self._executemany(
+            self._q("UPDATE ig_journal SET record = ? WHERE seq = ?"),
+            [(record, seq) for seq, record in rows],
+        )
+
+    def events_by_id(self, ids: Sequence[str]) -> list[tuple[int, str, str]]:
+        found: list[tuple[int, str, str]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.extend(
+                (int(pos), event_id, body)
+                for pos, event_id, body in self.fetch(
+                    f"SELECT pos, id, body FROM ig_events WHERE id IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def replace_events(self, rows: Sequence[tuple[int, EventRow]]) -> None:
+        self._executemany(
+            self._q(
+                "UPDATE ig_events SET id = ?, type = ?, at = ?, anchor = ?, body = ? WHERE pos = ?"
+            ),
+            [(*row, pos) for pos, row in rows],
+        )
+
+    def delete_refusals(self, positions: Sequence[int]) -> None:
+        self._executemany(
+            self._q("DELETE FROM ig_refusals WHERE pos = ?"), [(pos,) for pos in positions]
+        )
+
+    def erasure_key(self) -> bytes | None:
+        rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'erasure_key'")
+        if not rows:
+            return None
+        try:
+            key = bytes.fromhex(str(rows[0][0]))
+        except ValueError:
+            key = b""
+        if len(key) < 16:
+            raise StoreError(
+                f"{self.describe}: ig_meta row erasure_key is damaged: it is not a key of at"
+                " least 16 bytes in hex digits"
+            )
+        return key
+
+    def set_erasure_key(self, key: bytes) -> None:
+        self._execute(
+            self._q("INSERT INTO ig_meta (key, value) VALUES ('erasure_key', ?)"), (key.hex(),)
+        )
+
+    def bump_epoch(self) -> int:
+        cursor = self._execute(
+            "UPDATE ig_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT)"
+            " WHERE key = 'erasure_epoch'"
+        )
+        if cursor.rowcount != 1:
+            raise self._no_meta("erasure_epoch", "how many erasures it committed")
+        rows = self.fetch("SELECT value FROM ig_meta WHERE key = 'erasure_epoch'")
+        return self._meta_number("erasure_epoch", rows[0][0], 1)
 
     # --- writes ----------------------------------------------------------------
 

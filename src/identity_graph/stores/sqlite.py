@@ -187,5 +187,32 @@ class SQLiteStore(SqlStore):
         changed, self._data_version = version != self._data_version, version
         return changed
 
+    def erasing(self) -> None:
+        # Deleted and rewritten content is overwritten with zeros, in the
+        # pages written to the WAL and, at the checkpoint, in the file.
+        self._conn.execute("PRAGMA secure_delete=ON")
+
+    def scrub(self) -> None:
+        """After an erasure: ``VACUUM`` rebuilds the file from the live rows
+        (no free page or free space inside a page keeps an old byte), then
+        the WAL is checkpointed and truncated to zero bytes, so neither file
+        keeps a page written before.  O(file size).  ``StoreError`` when
+        another connection's open read keeps the WAL from being truncated."""
+        conn = self._conn
+        try:
+            conn.execute("VACUUM")
+            for _attempt in range(50):
+                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(0.1)
+            raise StoreError(
+                f"{self.describe}: the erasure was committed, but another connection kept"
+                f" reading, so {self.path.name}-wal could not be truncated; it may hold old"
+                " pages until the next erasure or until every connection is closed"
+            )
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+
     def close(self) -> None:
         self._conn.close()

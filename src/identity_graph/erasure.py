@@ -1,0 +1,301 @@
+"""Erasure: what ``forget`` removes, the keyed hashes that replace it, and
+the suppression list that keeps it from coming back.
+
+``IdentityGraph.forget(customer)`` erases one person.  This module decides
+*what* goes (:func:`plan`) and how the journal's past entries are rewritten
+(:meth:`Erasure.record`); :meth:`GraphState.apply
+<identity_graph.state.GraphState.apply>` removes the person from the state,
+and the session removes their rows from a store.
+
+Each erased value is replaced by its keyed hash
+(:mod:`identity_graph.suppression`).
+
+**What goes**, for customer ``c``:
+
+- ``c``'s attributes, and ``c`` itself (its place in the registration order
+  closes up; the others keep their order);
+- every link only ``c`` ever held (each change point names ``c`` or
+  nobody, and no other customer ever claimed it): its whole history;
+- on links others also held, ``c``'s change points, which now name nobody
+  (the link keeps its value and its other owners' spans);
+- the merges that touch ``c``: active ones are removed as ``detach``
+  removes them, so the rest of the profile falls apart exactly where ``c``
+  held it together; all of them then leave the merge history;
+- the events anchored on ``c``, on a link only ``c`` held, or on a shared
+  link at a time ``c`` owned it, and every event whose links name a link
+  only ``c`` held (its record names the person);
+- the refusals that name ``c``, one of those link values, or one of those
+  events.
+
+**Suppression.**  The hashes of ``c``, of the erased link values and of the
+erased event ids go on the suppression list
+(:class:`~identity_graph.suppression.Suppression`).
+
+Costs: :func:`plan` is O(the person's links, spans and events + claimants +
+merges + events with more than one identity); rewriting the journal is
+O(journal) in memory (a store searches its rows for the values' encoded
+text first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import history as hist
+from .errors import InvalidLink
+from .events import Event
+from .guards import Refusal
+from .ids import CustomerId, Link, LinkKey, LinkTypes
+from .journal import ARITY, Record
+from .suppression import Suppression
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .state import GraphState
+
+#: Record arguments that hold a customer id.
+_CUSTOMER_ARGS = frozenset({"customer_id", "a", "b", "merged_with"})
+
+__all__ = ["Erasure", "plan"]
+
+
+@attrs.frozen
+class Erasure:
+    """What one ``forget`` removes, decided against the state before it.
+
+    - ``customer`` and ``hashed``: the person and its keyed hash;
+    - ``erased``: each link only the person held -> its hashed key;
+    - ``shared``: links others also held, which lose the person's spans;
+    - ``merge_ids``: the active merges removed as ``detach`` removes them;
+    - ``events``: ids of the events erased, with their hashes;
+    - ``values``: hashes of the other texts the journal's entries about the
+      person hold (attribute values, raw link texts, merge reasons), filled
+      while the journal is rewritten.
+    """
+
+    customer: CustomerId
+    hashed: str
+    erased: Mapping[LinkKey, LinkKey]
+    shared: tuple[LinkKey, ...]
+    merge_ids: tuple[str, ...]
+    events: Mapping[str, str]
+    suppression: Suppression
+    types: LinkTypes
+
+    # --- the forget entry ----------------------------------------------------
+
+    def args(self, reason: str) -> dict[str, Any]:
+        """The decided arguments of the ``forget`` entry (hashes only)."""
+        return {
+            "customer_id": self.hashed,
+            "reason": reason,
+            "merge_ids": self.merge_ids,
+            "links": tuple(sorted(self.erased.values())),
+            "events": tuple(sorted(self.events.values())),
+        }
+
+    def alias(self) -> dict[Any, Any]:
+        """Hash -> live value, for applying the entry to the live state."""
+        alias: dict[Any, Any] = {self.hashed: self.customer}
+        alias.update((hashed, key) for key, hashed in self.erased.items())
+        return alias
+
+    def needles(self) -> list[str]:
+        """Texts at least one of which every journal row to rewrite contains
+        (the JSON text of the customer id and of each erased link value): a
+        store searches its rows for them before decoding any."""
+        texts = [self.customer, *(key[1] for key in self.erased)]
+        return sorted({json.dumps(text, ensure_ascii=False) for text in texts})
+
+    # --- the journal ---------------------------------------------------------
+
+    def record(self, record: Record) -> Record | None:
+        """``record`` with every erased value replaced by its hash, or None
+        when it names none of them.  O(size of the record)."""
+        customer, erased = self.customer, self.erased
+        op, n = record[0], record[2]
+        end = 3 + 2 * n
+        names = record[3:end:2]
+        values = list(record[4:end:2])
+        args = dict(zip(names, values, strict=True))
+        about = any(args.get(name) == customer for name in _CUSTOMER_ARGS)
+        link_erased = args.get("link") in erased
+        changed = False
+        for index, (name, value) in enumerate(zip(names, values, strict=True)):
+            new = value
+            if name in _CUSTOMER_ARGS and value == customer:
+                new = self.hashed
+            elif name == "link" and link_erased:
+                new = erased[value]
+            elif name == "raw" and link_erased:
+                new = self.suppression.value_hash(value)
+            elif name == "attributes" and about:
+                new = MappingProxyType(
+                    {k: self.suppression.value_hash(v) for k, v in value.items()}
+                )
+            elif name == "reason" and about and op == "merge":
+                new = self.suppression.value_hash(value)
+            if new is not value:
+                values[index] = new
+                changed = True
+        out: list[Any] = [record[0], record[1], n]
+        for name, value in zip(names, values, strict=True):
+            out.append(name)
+            out.append(value)
+        index = end
+        while index < len(record):
+            kind = record[index]
+            items = record[index + 1 : index + 1 + ARITY[kind]]
+            index += 1 + ARITY[kind]
+            new_items = [
+                self._change_item(kind, position, item) for position, item in enumerate(items)
+            ]
+            if any(a is not b for a, b in zip(new_items, items, strict=True)):
+                changed = True
+            out.append(kind)
+            out.extend(new_items)
+        return tuple(out) if changed else None
+
+    def _profile(self, profile: Any) -> Any:
+        if profile == self.customer and type(profile) is str:
+            return self.hashed
+        if type(profile) is tuple:
+            return self.erased.get(profile, profile)
+        return profile
+
+    def _change_item(self, kind: str, position: int, item: Any) -> Any:
+        # Profile ids are customers or (anonymous) link keys, and so is the
+        # link of "link_moved" and "link_history"; the parts of "split" and
+        # the profiles of "link_history" are tuples of profile ids.
+        if (kind == "split" and position == 1) or (kind == "link_history" and position == 0):
+            new = tuple(self._profile(p) for p in item)
+            return item if new == item else new
+        return self._profile(item)
+
+    # --- refusals ------------------------------------------------------------
+
+    def names(self, refusal: Refusal) -> bool:
+        """Whether ``refusal`` names the person, an erased link value or an
+        erased event: in its arguments (a link counts by its normalised
+        value) or in its reason's text.  O(size of the refusal)."""
+        if any(self._mentions(value) for value in refusal.args.values()):
+            return True
+        return any(text in refusal.reason for text in self._texts())
+
+    def _texts(self) -> list[str]:
+        # The reason is a message: a value shows there by its repr, and a
+        # longer value (an email, a phone) as itself too.
+        texts = [repr(self.customer)]
+        for key in self.erased:
+            texts.append(repr(key[1]))
+            if len(key[1]) >= 4:
+                texts.append(key[1])
+        if len(self.customer) >= 4:
+            texts.append(self.customer)
+        texts.extend(repr(event_id) for event_id in self.events)
+        return texts
+
+    def _mentions(self, value: Any, depth: int = 0) -> bool:
+        if depth > 40:
+            return False
+        if isinstance(value, str):
+            return value == self.customer or value in self.events
+        if isinstance(value, Link):
+            return self._link_named(value)
+        if isinstance(value, Event):
+            if value.customer_id == self.customer or value.id in self.events:
+                return True
+            return any(self._link_named(link) for link in value.links)
+        if isinstance(value, Mapping):
+            return any(self._mentions(v, depth + 1) for v in value.values())
+        if isinstance(value, tuple | list | set | frozenset):
+            return any(self._mentions(v, depth + 1) for v in value)
+        return False
+
+    def _link_named(self, link: Link) -> bool:
+        if (link.name, link.value) in self.erased:
+            return True
+        try:
+            return self.types.key(link) in self.erased
+        except (InvalidLink, TypeError, ValueError):
+            return False
+
+
+def _only_holder(points: list[hist.Point], customer: CustomerId) -> bool:
+    return all(owner is None or owner == customer for _at, owner, _seq in points)
+
+
+def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTypes) -> Erasure:
+    """Decide what forgetting ``customer`` removes (see the module notes).
+    Reads only.  O(the person's links and events + claimants + merges +
+    events with more than one identity)."""
+    suppression = state.suppression
+    ownership = state.ownership
+    claimed = ownership.claimed_by(customer)
+    candidates = {key for key in claimed if _only_holder(ownership.points(key), customer)}
+    if candidates:
+        # A link another customer once claimed (its point replaced at the
+        # same instant) is shared, not the person's alone.
+        for other in ownership.claimants():
+            if other != customer and candidates.intersection(ownership.claimed_by(other)):
+                candidates.difference_update(ownership.claimed_by(other))
+    erased = {key: suppression.link_hash(key) for key in sorted(candidates)}
+    shared = tuple(key for key in claimed if key not in erased)
+    partition = state.partition
+    merge_ids = tuple(
+        sorted(partition.active_merges(customer), key=lambda m: partition.merges[m].seq)
+    )
+    events = _events(ledger, ownership, customer, erased, shared)
+    return Erasure(
+        customer=customer,
+        hashed=suppression.customer_hash(customer),
+        erased=erased,
+        shared=shared,
+        merge_ids=merge_ids,
+        events={event_id: suppression.event_hash(event_id) for event_id in sorted(events)},
+        suppression=suppression,
+        types=types,
+    )
+
+
+def _events(
+    ledger: Ledger,
+    ownership: Any,
+    customer: CustomerId,
+    erased: Mapping[LinkKey, LinkKey],
+    shared: Iterable[LinkKey],
+) -> set[str]:
+    """Ids of the events that go with the person."""
+    anchored = dict(ledger.anchored())
+    found: set[str] = set()
+
+    def take(anchor: Any, start: datetime | None = None, end: datetime | None = None) -> None:
+        index = anchored.get(anchor)
+        if index is None:
+            return
+        low = None if start is None else (start,)
+        high = None if end is None else (end,)
+        found.update(event_id for _at, event_id in index.irange(low, high, inclusive=(True, False)))
+
+    take(customer)
+    for key in erased:
+        take(key)
+    for key in shared:
+        for start, end, owner in ownership.spans(key):
+            if owner == customer:
+                take(key, start, end)
+    if erased:
+        # An event anchored elsewhere whose links name the person's link.
+        for event in ledger.by_id().values():
+            links = event.links
+            several = len(links) > 1 or event.customer_id is not None
+            if links and several and any(link.key in erased for link in links):
+                assert event.id is not None
+                found.add(event.id)
+    return found
