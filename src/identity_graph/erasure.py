@@ -40,6 +40,7 @@ text first).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -58,6 +59,9 @@ from .suppression import Suppression
 if TYPE_CHECKING:
     from .ledger import Ledger
     from .state import GraphState
+
+#: A quoted text in a message, as ``repr`` writes one.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 #: Record arguments that hold a customer id.
 _CUSTOMER_ARGS = frozenset({"customer_id", "a", "b", "merged_with"})
@@ -87,6 +91,12 @@ class Erasure:
     events: Mapping[str, str]
     suppression: Suppression
     types: LinkTypes
+    #: The reprs of every erased text (the customer id, link values, event
+    #: ids), for the quoted texts of a refusal's reason.
+    quoted: frozenset[str]
+    #: The erased link values of four characters or more, found in a
+    #: reason even unquoted (an email inside a longer message).
+    plain: tuple[str, ...]
 
     # --- the forget entry ----------------------------------------------------
 
@@ -115,9 +125,29 @@ class Erasure:
 
     # --- the journal ---------------------------------------------------------
 
+    def _touches(self, record: Record) -> bool:
+        """Whether ``record`` may name the person or an erased link: one
+        look at each item and inside each tuple (a link key, the parts of a
+        split, the profiles of a link_history).  About 1 us a record."""
+        customer, erased = self.customer, self.erased
+        for item in record:
+            kind = type(item)
+            if kind is str:
+                if item == customer:
+                    return True
+            elif kind is tuple:
+                if item in erased:
+                    return True
+                for inner in item:
+                    if inner == customer or (type(inner) is tuple and inner in erased):
+                        return True
+        return False
+
     def record(self, record: Record) -> Record | None:
         """``record`` with every erased value replaced by its hash, or None
         when it names none of them.  O(size of the record)."""
+        if not self._touches(record):
+            return None
         customer, erased = self.customer, self.erased
         op, n = record[0], record[2]
         end = 3 + 2 * n
@@ -183,23 +213,15 @@ class Erasure:
     def names(self, refusal: Refusal) -> bool:
         """Whether ``refusal`` names the person, an erased link value or an
         erased event: in its arguments (a link counts by its normalised
-        value) or in its reason's text.  O(size of the refusal)."""
+        value) or in its reason's text, where a value shows by its repr (any
+        quoted text of the reason is looked up) and a link value of four
+        characters or more also as itself.  O(size of the refusal)."""
         if any(self._mentions(value) for value in refusal.args.values()):
             return True
-        return any(text in refusal.reason for text in self._texts())
-
-    def _texts(self) -> list[str]:
-        # The reason is a message: a value shows there by its repr, and a
-        # longer value (an email, a phone) as itself too.
-        texts = [repr(self.customer)]
-        for key in self.erased:
-            texts.append(repr(key[1]))
-            if len(key[1]) >= 4:
-                texts.append(key[1])
-        if len(self.customer) >= 4:
-            texts.append(self.customer)
-        texts.extend(repr(event_id) for event_id in self.events)
-        return texts
+        reason = refusal.reason
+        if any(quoted in self.quoted for quoted in _QUOTED.findall(reason)):
+            return True
+        return any(text in reason for text in self.plain)
 
     def _mentions(self, value: Any, depth: int = 0) -> bool:
         if depth > 40:
@@ -252,6 +274,7 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
         sorted(partition.active_merges(customer), key=lambda m: partition.merges[m].seq)
     )
     events = _events(ledger, ownership, customer, erased, shared)
+    texts = [customer, *(key[1] for key in erased), *events]
     return Erasure(
         customer=customer,
         hashed=suppression.customer_hash(customer),
@@ -261,6 +284,8 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
         events={event_id: suppression.event_hash(event_id) for event_id in sorted(events)},
         suppression=suppression,
         types=types,
+        quoted=frozenset(repr(text) for text in texts),
+        plain=tuple(sorted({key[1] for key in erased if len(key[1]) >= 4})),
     )
 
 
@@ -291,11 +316,10 @@ def _events(
             if owner == customer:
                 take(key, start, end)
     if erased:
-        # An event anchored elsewhere whose links name the person's link.
-        for event in ledger.by_id().values():
-            links = event.links
-            several = len(links) > 1 or event.customer_id is not None
-            if links and several and any(link.key in erased for link in links):
-                assert event.id is not None
-                found.add(event.id)
+        # An event anchored elsewhere whose links name the person's link:
+        # only events with more than one identity can be one.
+        events = ledger.by_id()
+        for event_id in ledger.several():
+            if any(link.key in erased for link in events[event_id].links):
+                found.add(event_id)
     return found

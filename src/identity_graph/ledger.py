@@ -63,6 +63,10 @@ class Ledger:
         """Forget every event (new containers: an as_of() view keeps the old ones)."""
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
+        # Ids of the events with more than one identity (a customer id and
+        # links, or several links): the only ones an erasure must look
+        # into beyond their anchor.  Few in most ledgers.
+        self._several: set[str] = set()
         # What the indicators read of each purchase, as columns.
         self.purchases = PurchaseColumns()
 
@@ -72,6 +76,7 @@ class Ledger:
         shared.is_view = True
         shared._events = self._events
         shared._by_anchor = self._by_anchor
+        shared._several = self._several
         shared.purchases = self.purchases
         return shared
 
@@ -110,6 +115,9 @@ class Ledger:
         # Keyed by the UTC instant: Python compares two times of one zone by
         # their wall clock, which misorders the hour repeated when DST ends.
         index.add((utc(event.at), event.id))
+        links = event.links
+        if links and (len(links) > 1 or event.customer_id is not None):
+            self._several.add(event.id)
         if event.type == "purchase":
             self.purchases.add(event, anchor)
 
@@ -124,6 +132,7 @@ class Ledger:
             event = self._events.pop(event_id, None)
             if event is None:
                 continue
+            self._several.discard(event_id)
             found += 1
             purchases = purchases or event.type == "purchase"
             mark = (utc(event.at), event_id)
@@ -175,6 +184,10 @@ class Ledger:
         if wanted is not None:
             found = [event for event in found if event.type in wanted]
         return found
+
+    def several(self) -> frozenset[str]:
+        """Ids of the events with more than one identity.  O(their number)."""
+        return frozenset(self._several)
 
     def by_id(self) -> Mapping[str, Event]:
         """Every event by id (read only).  O(1)."""
