@@ -140,9 +140,7 @@ def _erased_match(
         ):
             return event
         customer = event.customer_id
-        if customer is not None and shown.get("customer_id") == suppression.customer_hash(
-            customer
-        ):
+        if customer is not None and shown.get("customer_id") == suppression.customer_hash(customer):
             return event
         if "link" in shown:
             for link in event.links:
