@@ -909,6 +909,73 @@ def verify(db: str, region: str | None) -> None:
     click.echo(f"{db}: no damage found ({entries} journal entries checked)")
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _customer_argument(text: str) -> str:
+    """The customer id of a command that takes no link: REF syntax, so a
+    ``name:value`` is a link, and a usage error here (erasing the wrong
+    person is what a guess would risk)."""
+    ref = parse_ref(text)
+    if isinstance(ref, Link):
+        raise click.BadParameter(
+            f"{text!r} is a link ({ref.name}:…), not a customer id; write customer:{text}"
+            " if that is the customer's id",
+            param_hint="CUSTOMER_ID",
+        )
+    return ref
+
+
+@cli.command()
+@click.argument("customer_id")
+@click.option(
+    "--reason",
+    default="",
+    help="Why, kept in the journal as given: name the request (a ticket number), never the person.",
+)
+@_graph_options
+def forget(customer_id: str, reason: str, db: str, region: str | None) -> None:
+    """Erase the person CUSTOMER_ID: its attributes, the links only it ever
+    held, its events and the merges that held it; the journal keeps keyed
+    hashes in their place, and the id and links are refused from then on
+    (see release-suppression).  The store's freed space is cleared (SQLite:
+    VACUUM).  Write customer:ID for an id that looks like name:value.
+    Backups and copies outside the store are yours to erase: see
+    docs/erasure.md."""
+    customer = _customer_argument(customer_id)
+    with _graph(db, region) as graph:
+        entry = graph.forget(customer, reason=reason)
+    if entry is None:
+        click.echo(f"customer {customer} was erased already; nothing to do")
+        return
+    args = entry.args
+    shared = sum(1 for change in entry.changes if change.kind in ("link_moved", "link_history"))
+    kept = f"; {_counted(shared, 'shared link')} kept for its other owners" if shared else ""
+    click.echo(
+        f"erased the customer as {args['customer_id']} in journal entry #{entry.seq}: "
+        f"{_counted(len(args['links']), 'link')}, {_counted(len(args['events']), 'event')} "
+        f"and {_counted(len(args['merge_ids']), 'merge')} went{kept}; the store was vacuumed"
+    )
+
+
+@cli.command("release-suppression")
+@click.argument("ref")
+@_graph_options
+def release_suppression(ref: str, db: str, region: str | None) -> None:
+    """Let an erased customer id or link value (REF) be registered, linked or
+    recorded again, when the person came back on their own.  Prints whether
+    anything was lifted."""
+    target = parse_ref(ref)
+    what = f"link {target}" if isinstance(target, Link) else f"customer id {target}"
+    with _graph(db, region) as graph:
+        entry = graph.release_suppression(target)
+    if entry is None:
+        click.echo(f"{what} is not suppressed; nothing was lifted")
+    else:
+        click.echo(f"lifted the suppression of {what} (journal entry #{entry.seq})")
+
+
 def sample(name: str) -> Any:
     """A sample file shipped in the package (``customers.xlsx``, ``offline_data.csv``,
     ``offline_events.csv``) as an importlib resource."""

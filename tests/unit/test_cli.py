@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from identity_graph import IdentityGraph, Link
+from identity_graph import Event, IdentityGraph, InvalidLink, Link
 from identity_graph.cli import (
     CARD_EVENTS,
     NEXT_COMMANDS,
@@ -157,6 +158,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("import", "export", "resolve", "profile", "explain", "events", "kpis"):
         assert command in out
     assert "refusals" in out and "demo" in out
+    assert "forget" in out and "release-suppression" in out
 
 
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -594,3 +596,191 @@ def test_an_export_sheet_for_a_csv_target_is_a_usage_error(store: Path, command:
 def test_the_row_limit_is_named_as_the_command_line_names_it(store: Path) -> None:
     line = quick_fails(store, "import", "customers", "customers.xlsx", *MAPPING, "--max-rows", "2")
     assert "the sheet has more than 2 data rows, the limit" in line and "--max-rows" in line
+
+
+# ------------------------------------------------------------------ erasure
+
+SUMMARY = (
+    r"erased the customer as erased:[0-9a-f]{32} in journal entry #(\d+): "
+    r"(\d+) links?, (\d+) events? and (\d+) merges? went(; .*)?; the store was vacuumed\n"
+)
+
+
+@pytest.fixture
+def demo_store(tmp_path: Path) -> Path:
+    """A fresh store of the sample files (the demo's), in ``tmp_path``."""
+    code, _out, err = call(tmp_path, "demo")
+    assert code == 0, err
+    return tmp_path
+
+
+def _raw_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in folder.glob("identity-graph.db*"))
+
+
+def test_forget_erases_the_person_and_the_demo_store_still_works(
+    demo_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    with IdentityGraph.open(demo_store / "identity-graph.db") as g:
+        links = g.profile("C-1001").links
+        events = g.events("C-1001")
+        seq = len(list(g.journal()))
+        assert all(len({owner for _, owner in g.history(link)}) == 1 for link in links)
+    assert len(links) == 3 and len(events) == 7
+    assert b"ann.lee@example.com" in _raw_bytes(demo_store)
+
+    out = ok(demo_store, "forget", "C-1001", "--reason", "request 7")
+    found = re.fullmatch(SUMMARY, out)
+    assert found is not None, out
+    assert found.groups() == (str(seq + 1), "3", "7", "0", None)
+    assert "C-1001" not in out
+    raw = _raw_bytes(demo_store)
+    for gone in (b"ann.lee@example.com", b"+358401234567", b"7001000000001008", b"C-1001"):
+        assert gone not in raw, gone
+    for event in events:
+        assert (event.id or "").encode() not in raw
+    assert b"ben.virtanen@example.com" in raw  # the other customers stay
+
+    # Asked again (a retried request): met already, nothing changes.
+    assert quick(demo_store, "forget", "C-1001") == (
+        "customer C-1001 was erased already; nothing to do\n"
+    )
+    assert quick(demo_store, "forget", "customer:C-1001").endswith("nothing to do\n")
+    assert "UnknownCustomer: customer 'C-1001' is not registered" in quick_fails(
+        demo_store, "resolve", "C-1001"
+    )
+    assert quick(demo_store, "resolve", "email:ann.lee@example.com") == (
+        "email:ann.lee@example.com\n"
+    )
+    # The store works on: every demo command that does not name the person.
+    assert "no damage found" in quick(demo_store, "verify")
+    for command in NEXT_COMMANDS:
+        words = shlex.split(command)
+        if "C-1001" in command or "phone:+358401234567" in command:
+            continue
+        quick(demo_store, *words)
+    assert "C-1002" in quick(demo_store, "profile", "C-1002")
+    assert "0 events of email:ann.lee@example.com" in quick(
+        demo_store, "events", "email:ann.lee@example.com"
+    )
+    # Importing the sample files again brings nothing of the person back:
+    # their rows are rejected, and the refusals name only keyed hashes.
+    again = quick(demo_store, "demo")
+    assert "SuppressedLink" in again
+    refusals = quick(demo_store, "refusals")
+    assert "SuppressedLink" in refusals and "erased:" in refusals
+    raw = _raw_bytes(demo_store)
+    assert b"ann.lee@example.com" not in raw and b"C-1001" not in raw
+    with IdentityGraph.open(demo_store / "identity-graph.db") as g:
+        assert "C-1001" not in g.customers() and g.suppressed("C-1001")
+        assert g.suppressed(Link("email", "ann.lee@example.com"))
+
+
+def test_release_suppression_lifts_an_id_or_a_link_once(demo_store: Path) -> None:
+    quick(demo_store, "forget", "C-1001")
+    cases = [
+        ("email:ANN.LEE@example.com", "lifted the suppression of link email:ANN.LEE@example.com"),
+        ("email:ann.lee@example.com", "link email:ann.lee@example.com is not suppressed"),
+        ("C-1001", "lifted the suppression of customer id C-1001"),
+        ("customer:C-1001", "customer id C-1001 is not suppressed"),
+        ("phone:+358 40 123 4567", "lifted the suppression of link phone:+358 40 123 4567"),
+        ("C-1002", "customer id C-1002 is not suppressed"),  # never erased
+        ("bogus:x", "link bogus:x is not suppressed"),  # a link name no one used
+        ("Email:x", "customer id Email:x is not suppressed"),  # not a link name: an id
+    ]
+    for ref, said in cases:
+        out = quick(demo_store, "release-suppression", ref)
+        assert out.startswith(said), (ref, out)
+        lifted = out.startswith("lifted")
+        assert out.endswith(")\n" if lifted else "; nothing was lifted\n"), out
+    with IdentityGraph.open(demo_store / "identity-graph.db") as g:
+        assert not g.suppressed("C-1001")
+        assert not g.suppressed(Link("email", "ann.lee@example.com"))
+        assert not g.suppressed(Link("phone", "+358401234567"))
+        assert g.suppressed(Link("loyalty_card", "7001000000001008"))  # never released
+        g.link("C-1001", Link("email", "ann.lee@example.com"))  # the person came back
+        with pytest.raises(InvalidLink, match="suppressed"):
+            g.link("C-1001", Link("loyalty_card", "7001000000001008"))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["forget", ""], 1, "InvalidCustomerId: customer id '' is empty"),
+        (["forget", " "], 1, "InvalidCustomerId: customer id ' ' is empty"),
+        (["forget", "customer:"], 1, "InvalidCustomerId: customer id '' is empty"),
+        (["forget", "a\x01b"], 1, r"customer id 'a\x01b' contains a control character"),
+        (["forget", "a\x00b"], 1, r"customer id 'a\x00b' contains NUL"),
+        (["forget", "\u202ec"], 1, "bidirectional format character U+202E"),
+        (["forget", "x" * 300], 1, "has 300 characters; at most 256 are allowed"),
+        (["forget", "nobody"], 1, "UnknownCustomer: customer 'nobody' is not registered"),
+        (
+            ["forget", "email:ann.lee@example.com"],
+            2,
+            "Invalid value for CUSTOMER_ID: 'email:ann.lee@example.com' is a link (email:…), "
+            "not a customer id; write customer:email:ann.lee@example.com",
+        ),
+        (["forget", "C-1001", "--reason", "a\x00b"], 1, "forget reason 'a\\x00b' contains NUL"),
+        (["forget"], 2, "Missing argument 'CUSTOMER_ID'"),
+        (["release-suppression", ""], 1, "InvalidCustomerId: customer id '' is empty"),
+        (["release-suppression", "a\nb"], 1, "contains a control character (U+000A)"),
+        (["release-suppression", "email:nope"], 1, "InvalidLink: email 'nope' must contain"),
+        (["release-suppression", "phone:12"], 1, "InvalidLink: phone '12'"),
+        (["release-suppression"], 2, "Missing argument 'REF'"),
+        (["forget", "C-1001", "--db", "missing.db"], 1, "no store at missing.db"),
+        (["release-suppression", "C-1001", "--db", "missing.db"], 1, "no store at missing.db"),
+    ],
+)
+def test_hostile_erasure_input_is_one_line_and_changes_nothing(
+    demo_store: Path, args: list[str], code: int, said: str
+) -> None:
+    before = (demo_store / "identity-graph.db").read_bytes()
+    line = quick_fails(demo_store, *args, code=code)
+    assert said in line, line
+    assert (demo_store / "identity-graph.db").read_bytes() == before
+    assert not (demo_store / "missing.db").exists()
+    with IdentityGraph.open(demo_store / "identity-graph.db") as g:
+        assert "C-1001" in g.customers() and not g.suppressed("C-1001")
+
+
+def test_forget_summary_counts_merges_and_shared_links(tmp_path: Path) -> None:
+    """A merge that held the person goes; a link another customer also held
+    stays theirs and is counted as kept, not as gone."""
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
+        g.link("a", Link("email", "a@example.com"), at=t)
+        g.link("a", Link("phone", "+358401111111"), at=t)
+        g.link("b", Link("phone", "+358401111111"), at=t.replace(month=2))  # moves to b
+        g.merge("a", "b", reason="same person", at=t.replace(month=3))
+        g.record(Event("call", at=t.replace(day=2), customer_id="a", id="call-a"))
+        g.record(Event("call", at=t.replace(day=3), customer_id="b", id="call-b"))
+        seq = len(list(g.journal()))
+    out = quick(tmp_path, "forget", "a")
+    assert out.endswith(
+        f"in journal entry #{seq + 1}: 1 link, 1 event and 1 merge went; "
+        "1 shared link kept for its other owners; the store was vacuumed\n"
+    ), out
+    with IdentityGraph.open(tmp_path / "identity-graph.db") as g:
+        assert g.customers() == ["b"]
+        assert g.owner(Link("phone", "+358401111111")) == "b"
+        assert [e.id for e in g.events("b")] == ["call-b"]
+        assert g.profile("b").merge_ids == ()
+
+
+def test_forget_on_a_store_another_process_holds_open(demo_store: Path) -> None:
+    """The command takes the store's write lock like any writer; a process
+    that had the store open loads again and sees the person gone."""
+    with IdentityGraph.open(demo_store / "identity-graph.db") as other:
+        assert other.resolve(Link("email", "ben.virtanen@example.com")) == "C-1002"
+        out = ok(demo_store, "forget", "C-1002", "--reason", "request 8")
+        assert re.fullmatch(SUMMARY, out), out
+        assert "C-1002" not in other.customers()
+        assert other.suppressed("C-1002")
+        assert other.resolve(Link("email", "ben.virtanen@example.com")) == Link(
+            "email", "ben.virtanen@example.com"
+        )
+        other.register("C-3001")  # and writes on
+        assert quick(demo_store, "forget", "C-1002").endswith("nothing to do\n")
+    assert "no damage found" in quick(demo_store, "verify")
+    assert quick(demo_store, "resolve", "C-3001") == "C-3001\n"

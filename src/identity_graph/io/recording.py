@@ -7,7 +7,9 @@ each bucket is recorded by its own ``record_many`` call: within a bucket
 every event weighs the same, and the counts convert to rows exactly.
 Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``) are found in
 the graph's refusal log — ``record_many`` logs each one with the event it
-refused — and their rows go to the rejects file.
+refused, or, for a value ``forget`` erased, with that value's keyed hash,
+which is matched against the batch's events — and their rows go to the
+rejects file.
 
 Memory is O(batch_size) events; a store writes one transaction per
 ``record_many`` call, so per batch rather than per row.
@@ -15,10 +17,12 @@ Memory is O(batch_size) events; a store writes one transaction per
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ..errors import IdentityGraphError
 from ..events import Event
+from ..ids import Link
 from .summary import Rejects
 
 if TYPE_CHECKING:
@@ -97,11 +101,14 @@ class EventBatches:
         missing = len(events) - recorded - unchanged
         if not missing:
             return
-        # Refusals name the very Event object that was refused.
+        # Refusals name the very Event object that was refused, except those
+        # for an erased value, which name its keyed hash only.
         rows_of = {id(event): (event, rows) for event, rows in items}
         found = 0
         for refusal in graph.refusals()[logged:]:
             refused = refusal.args.get("event") if refusal.op == "record" else None
+            if refusal.op == "record" and refusal.error == "SuppressedLink":
+                refused = _erased_match(graph, refusal.args, rows_of)
             if not isinstance(refused, Event) or id(refused) not in rows_of:
                 continue
             event, rows = rows_of.pop(id(refused))
@@ -114,3 +121,33 @@ class EventBatches:
             raise RuntimeError(
                 f"record_many refused {missing} events but the refusal log names {found}"
             )
+
+
+def _erased_match(
+    graph: IdentityGraph, shown: Mapping[str, object], waiting: Mapping[int, tuple[Event, object]]
+) -> Event | None:
+    """The first waiting event that a refusal for an erased value was about:
+    the one whose id, customer id or link has the keyed hash the refusal
+    shows.  None for a refusal of one dropped link of an event that was
+    kept (it names the event's id as well).  O(waiting events x links)."""
+    if "link" in shown and "event" in shown:
+        return None  # a link dropped from an event, not the event refused
+    suppression = graph.state.suppression
+    types = graph.link_types
+    for event, _rows in waiting.values():
+        if "event" in shown and shown["event"] == suppression.event_hash(
+            event.id or event.content_id()
+        ):
+            return event
+        customer = event.customer_id
+        if customer is not None and shown.get("customer_id") == suppression.customer_hash(customer):
+            return event
+        if "link" in shown:
+            for link in event.links:
+                try:
+                    hashed = suppression.link_hash(types.key(link))
+                except (IdentityGraphError, ValueError):
+                    continue
+                if shown["link"] == Link(*hashed):
+                    return event
+    return None
