@@ -40,6 +40,7 @@ text first).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -186,20 +187,31 @@ class Erasure:
         value) or in its reason's text.  O(size of the refusal)."""
         if any(self._mentions(value) for value in refusal.args.values()):
             return True
-        return any(text in refusal.reason for text in self._texts())
+        reason = refusal.reason
+        if any(text in reason for text in self._quoted()):
+            return True
+        return any(self._bare(text, reason) for text in self._unquoted())
 
-    def _texts(self) -> list[str]:
-        # The reason is a message: a value shows there by its repr, and a
-        # longer value (an email, a phone) as itself too.
+    def _quoted(self) -> list[str]:
+        # The reason is a message: a value shows there by its repr...
         texts = [repr(self.customer)]
-        for key in self.erased:
-            texts.append(repr(key[1]))
-            if len(key[1]) >= 4:
-                texts.append(key[1])
-        if len(self.customer) >= 4:
-            texts.append(self.customer)
+        texts.extend(repr(key[1]) for key in self.erased)
         texts.extend(repr(event_id) for event_id in self.events)
         return texts
+
+    def _unquoted(self) -> list[str]:
+        # ... and a longer value (an email, a phone) as itself too.
+        texts = [key[1] for key in self.erased if len(key[1]) >= 4]
+        if len(self.customer) >= 4:
+            texts.append(self.customer)
+        return texts
+
+    @staticmethod
+    def _bare(text: str, reason: str) -> bool:
+        """Whether ``text`` shows in ``reason`` as a whole word: customer
+        ``zed-9`` is not named by a message about ``zed-99``.  O(len)."""
+        pattern = r"(?<!\w)" + re.escape(text) + r"(?!\w)"
+        return re.search(pattern, reason) is not None
 
     def _mentions(self, value: Any, depth: int = 0) -> bool:
         if depth > 40:

@@ -5,9 +5,9 @@ one answer per event; a ticket of three lines is one event but three rows.
 So pending events are kept in buckets by how many rows each came from, and
 each bucket is recorded by its own ``record_many`` call: within a bucket
 every event weighs the same, and the counts convert to rows exactly.
-Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``) are found in
-the graph's refusal log — ``record_many`` logs each one with the event it
-refused — and their rows go to the rejects file.
+Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``, a
+``SuppressedLink``) come back from ``record_many`` with their errors, and
+their rows go to the rejects file.
 
 Memory is O(batch_size) events; a store writes one transaction per
 ``record_many`` call, so per batch rather than per row.
@@ -18,7 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..errors import SuppressedLink
 from ..events import Event
+from ..ids import Link
+from ..text import escape_invalid
 from .summary import Rejects
 
 if TYPE_CHECKING:
@@ -84,33 +87,27 @@ class EventBatches:
     def _record(self, weight: int, items: list[tuple[Event, list[int]]]) -> None:
         graph = self._graph
         events = [event for event, _rows in items]
-        logged = len(graph.refusals())
         saved = graph.register_unknown
         if self._register_unknown is not None:
             graph.register_unknown = self._register_unknown
+        refused: list[tuple[Event, Exception]] = []
         try:
-            recorded, unchanged = graph.record_many(events)
+            recorded, unchanged = graph.record_many(events, refused=refused)
         finally:
             graph.register_unknown = saved
         self.imported += recorded * weight
         self.unchanged += unchanged * weight
-        missing = len(events) - recorded - unchanged
-        if not missing:
+        if not refused:
             return
-        # Refusals name the very Event object that was refused.
-        rows_of = {id(event): (event, rows) for event, rows in items}
-        found = 0
-        for refusal in graph.refusals()[logged:]:
-            refused = refusal.args.get("event") if refusal.op == "record" else None
-            if not isinstance(refused, Event) or id(refused) not in rows_of:
-                continue
-            event, rows = rows_of.pop(id(refused))
-            reason = self._explain(event, refusal.error, refusal.reason)
+        # record_many hands back the very Event objects it refused (the
+        # refusal log may hold only a keyed hash in place of one).
+        rows_of = {id(event): rows for event, rows in items}
+        for event, error in refused:
+            reason = self._explain(event, type(error).__name__, escape_invalid(str(error)))
             event_id = event.id or event.content_id()  # the id the ledger derives
-            for row in rows:
+            if isinstance(error, SuppressedLink):
+                # The rejects file must not write an erased event id back out.
+                shown = next(iter(error.shown.values()), "")
+                event_id = shown.value if isinstance(shown, Link) else str(shown)
+            for row in rows_of[id(event)]:
                 self._rejects.add(row, [(self._column, event_id, reason)])
-            found += 1
-        if found != missing:  # pragma: no cover - record_many logs every refusal
-            raise RuntimeError(
-                f"record_many refused {missing} events but the refusal log names {found}"
-            )
