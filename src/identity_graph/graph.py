@@ -775,6 +775,8 @@ class IdentityGraph:
     def _record(self, event: object) -> bool:
         """Check ``event``, register its unknown customer, file it in the ledger."""
         suppression = self._core.suppression
+        if suppression and type(event) is Event:
+            self._not_erased(event)
         normalised, anchor = prepare(
             event,
             self._types,
@@ -794,6 +796,26 @@ class IdentityGraph:
             self.register(anchor, at=normalised.at)  # register_unknown=True
         self._ledger.add(normalised, anchor)
         return True
+
+    def _not_erased(self, event: Event) -> None:
+        """``SuppressedLink`` for an event that names an erased event id or
+        customer id, before anything else is checked: any other refusal
+        would log the event, or name it in its reason, with that value.
+        O(len) while the list is not empty."""
+        suppression = self._core.suppression
+        if suppression.events and isinstance(event.id, str):
+            suppressed = suppression.event(event.id)
+            if suppressed is not None:
+                raise suppressed
+        customer = event.customer_id
+        if suppression.customers and isinstance(customer, str) and customer not in self._order:
+            try:
+                customer = check_customer_id(customer)
+            except IdentityGraphError:
+                return  # no valid id: refused as such later, and never erased
+            suppressed = suppression.customer(customer)
+            if suppressed is not None:
+                raise suppressed
 
     def _drop_link(self, at: datetime, event_id: str | None, link: Link, error: Exception) -> None:
         self._guards.refuse(at, "record", {"event": event_id, "link": link}, error)

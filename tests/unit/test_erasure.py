@@ -753,3 +753,22 @@ def test_offline_events_import_rejects_erased_links_naming_the_hash(tmp_path: Pa
     (row,) = rejects_of(rejects)
     assert row["row"] == "2"
     assert "erased:" in row["reason"] and "zelda" not in repr(row).lower()
+
+
+def test_an_erased_id_is_refused_before_any_check_that_would_log_it() -> None:
+    """Regression: an event re-sending an erased event id or customer id with
+    a blocked link or a bad purchase was logged with that value (the
+    blocked link's refusal named the event id; the purchase's error named
+    the event and kept it whole)."""
+    g = forgotten()
+    blocked = Link("email", "test@test.com")
+    for event in (
+        Event("visit", at=TIMES[4], customer_id="anna-1", links=[blocked], id="EV-Z1"),
+        Event("purchase", at=TIMES[4], customer_id="zed-9", data={"amount": "x"}, id="ok-1"),
+        Event("purchase", at=TIMES[4], customer_id="anna-1", data={"amount": "x"}, id="EV-Z2"),
+    ):
+        before = len(g.refusals())
+        with pytest.raises(SuppressedLink):
+            g.record(event)
+        assert [r.error for r in g.refusals()[before:]] == ["SuppressedLink"]
+    assert_none_of(["ev-z1", "ev-z2", "zed-9"], repr(g.refusals()).lower(), "the refusals")
