@@ -445,9 +445,8 @@ class NaiveModel:
 
     def refuses(self, customer: str | None, link: Link | None = None) -> bool:
         """Whether a call bringing ``customer`` (new) or ``link`` back is refused."""
-        if customer is not None and customer not in self.order:
-            if customer in self.suppressed_customers:
-                return True
+        if customer not in self.order and customer in self.suppressed_customers:
+            return True
         return link is not None and link in self.suppressed_links
 
     def forget(self, customer: str) -> tuple[list[str], list[Link], list[str]]:
