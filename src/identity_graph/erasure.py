@@ -94,8 +94,9 @@ class Erasure:
     #: The reprs of every erased text (the customer id, link values, event
     #: ids), for the quoted texts of a refusal's reason.
     quoted: frozenset[str]
-    #: The erased link values of four characters or more, found in a
-    #: reason even unquoted (an email inside a longer message).
+    #: The customer id and erased link values of four characters or more,
+    #: found in a reason even unquoted, as whole words (an email inside a
+    #: longer message; not ``zed-9`` inside ``zed-99``).
     plain: tuple[str, ...]
 
     # --- the forget entry ----------------------------------------------------
@@ -221,7 +222,14 @@ class Erasure:
         reason = refusal.reason
         if any(quoted in self.quoted for quoted in _QUOTED.findall(reason)):
             return True
-        return any(text in reason for text in self.plain)
+        return any(self._bare(text, reason) for text in self.plain)
+
+    @staticmethod
+    def _bare(text: str, reason: str) -> bool:
+        """Whether ``text`` shows in ``reason`` as a whole word: customer
+        ``zed-9`` is not named by a message about ``zed-99``.  O(len)."""
+        pattern = r"(?<!\w)" + re.escape(text) + r"(?!\w)"
+        return re.search(pattern, reason) is not None
 
     def _mentions(self, value: Any, depth: int = 0) -> bool:
         if depth > 40:
@@ -274,7 +282,8 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
         sorted(partition.active_merges(customer), key=lambda m: partition.merges[m].seq)
     )
     events = _events(ledger, ownership, customer, erased, shared)
-    texts = [customer, *(key[1] for key in erased), *events]
+    erased_values = [key[1] for key in erased]
+    texts = [customer, *erased_values, *events]
     return Erasure(
         customer=customer,
         hashed=suppression.customer_hash(customer),
@@ -285,7 +294,9 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
         suppression=suppression,
         types=types,
         quoted=frozenset(repr(text) for text in texts),
-        plain=tuple(sorted({key[1] for key in erased if len(key[1]) >= 4})),
+        plain=tuple(
+            sorted(text for text in {customer, *(key[1] for key in erased)} if len(text) >= 4)
+        ),
     )
 
 

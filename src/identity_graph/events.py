@@ -657,6 +657,7 @@ def prepare(
         if suppression is not None:
             refused = suppression.link(key)
             if refused is not None:
+                types.forget_recent(link)  # the erased value stays out of the cache
                 drop_link(at, event_id, refused.shown["link"], refused)  # type: ignore[arg-type]
                 erased = refused
                 continue

@@ -376,6 +376,7 @@ class IdentityGraph:
         key = self._key(link, op, call, at)
         suppressed = self._core.suppression.link(key)
         if suppressed is not None:
+            self._types.forget_recent(link)  # the erased value stays out of the cache
             raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
@@ -519,6 +520,8 @@ class IdentityGraph:
             customer_id = checked
         plan = erasure.plan(core, self._ledger, customer_id, self._types)
         self._session.erase(plan, core, self._ledger)
+        # Raw spellings of the erased links may sit in the normalisation cache.
+        self._types.forget_recent()
         return core.commit("forget", plan.args(reason), at, plan.alias())
 
     @_writes()
@@ -548,7 +551,10 @@ class IdentityGraph:
         and is refused until released.  O(len)."""
         suppression = self._core.suppression
         if isinstance(ref, Link):
-            return suppression.link_hash(self._types.key(ref)) in suppression.links
+            found = suppression.link_hash(self._types.key(ref)) in suppression.links
+            if found:
+                self._types.forget_recent(ref)  # the erased value stays out of the cache
+            return found
         if isinstance(ref, str):
             return suppression.customer_hash(check_customer_id(ref)) in suppression.customers
         raise TypeError(f"reference {ref!r} is neither a customer id (str) nor a Link")
@@ -715,26 +721,45 @@ class IdentityGraph:
             self._refuse_event(event, error)
             raise
 
-    def record_many(self, events: Iterable[Event]) -> tuple[int, int]:
+    def record_many(
+        self,
+        events: Iterable[Event],
+        *,
+        refused: list[tuple[Event, Exception]] | None = None,
+    ) -> tuple[int, int]:
         """Record many events; return ``(recorded, unchanged)``.
 
-        Refused events are logged in ``refusals()`` and skipped.  A stored
-        graph writes one transaction per ``batch_size`` events.  O(m log n).
+        Refused events are logged in ``refusals()`` and skipped; with a
+        ``refused`` list, each is also appended to it as ``(event as given,
+        error)`` (what an importer reports; the log may keep only the keyed
+        hashes of an erased value the event brought back).  A stored graph
+        writes one transaction per ``batch_size`` events.  O(m log n).
         """
         chunk = self._session.chunks()
         if chunk is None:
-            return self._record_many(events)
+            recorded, unchanged, errors = self._record_many(events)
+            if refused is not None:
+                refused.extend(errors)
+            return recorded, unchanged
         recorded = unchanged = 0
         iterator = iter(events)
         while batch := list(itertools.islice(iterator, chunk)):
             done = self._session.write(functools.partial(self._record_many, batch), True)
             recorded += done[0]
             unchanged += done[1]
+            if refused is not None:
+                refused.extend(done[2])
         return recorded, unchanged
 
-    def _record_many(self, events: Iterable[Event]) -> tuple[int, int]:
+    def _record_many(
+        self, events: Iterable[Event]
+    ) -> tuple[int, int, list[tuple[Event, Exception]]]:
+        # The refused events come back with the counts (not through a list
+        # passed in): a store retries the whole call after a serialisation
+        # failure, and a retry must not report an event twice.
         self._writable("record_many")
         recorded = unchanged = 0
+        errors: list[tuple[Event, Exception]] = []
         record = self._record  # bound once: this loop runs per event of a backfill
         for event in events:
             try:
@@ -744,11 +769,14 @@ class IdentityGraph:
                     unchanged += 1
             except (IdentityGraphError, ValueError) as error:
                 self._refuse_event(event, error)
-        return recorded, unchanged
+                errors.append((event, error))
+        return recorded, unchanged, errors
 
     def _record(self, event: object) -> bool:
         """Check ``event``, register its unknown customer, file it in the ledger."""
         suppression = self._core.suppression
+        if suppression and type(event) is Event:
+            self._not_erased(event)
         normalised, anchor = prepare(
             event,
             self._types,
@@ -769,6 +797,26 @@ class IdentityGraph:
         self._ledger.add(normalised, anchor)
         return True
 
+    def _not_erased(self, event: Event) -> None:
+        """``SuppressedLink`` for an event that names an erased event id or
+        customer id, before anything else is checked: any other refusal
+        would log the event, or name it in its reason, with that value.
+        O(len) while the list is not empty."""
+        suppression = self._core.suppression
+        if suppression.events and isinstance(event.id, str):
+            suppressed = suppression.event(event.id)
+            if suppressed is not None:
+                raise suppressed
+        customer = event.customer_id
+        if suppression.customers and isinstance(customer, str) and customer not in self._order:
+            try:
+                customer = check_customer_id(customer)
+            except IdentityGraphError:
+                return  # no valid id: refused as such later, and never erased
+            suppressed = suppression.customer(customer)
+            if suppressed is not None:
+                raise suppressed
+
     def _drop_link(self, at: datetime, event_id: str | None, link: Link, error: Exception) -> None:
         self._guards.refuse(at, "record", {"event": event_id, "link": link}, error)
 
@@ -779,8 +827,36 @@ class IdentityGraph:
         except (TypeError, ValueError):  # no valid time: naive, outside the range, missing
             at = self._clock()
         # Refused for an erased value: the log keeps its hash, not the event.
-        args = error.shown if isinstance(error, SuppressedLink) else {"event": event}
+        if isinstance(error, SuppressedLink):
+            args = error.shown
+        else:
+            args = {"event": self._without_erased(event)}
         self._guards.refuse(at, "record", args, error)
+
+    def _without_erased(self, event: object) -> object:
+        """``event`` with every erased link it brings back named by its keyed
+        hash (refused for another reason, it is kept in the refusal log, which
+        must not hold an erased value).  O(1) while nothing is suppressed;
+        else O(links)."""
+        suppression = self._core.suppression
+        if not suppression.links or type(event) is not Event:
+            return event
+        links: list[Link] = []
+        for link in event.links:
+            try:
+                refused = suppression.link(self._types.key(link))
+            except (IdentityGraphError, TypeError, ValueError):
+                refused = None
+            if refused is None:
+                links.append(link)
+                continue
+            self._types.forget_recent(link)
+            hashed = refused.shown["link"]
+            assert isinstance(hashed, Link)
+            links.append(hashed)
+        if all(a is b for a, b in zip(links, event.links, strict=True)):
+            return event
+        return attrs.evolve(event, links=tuple(links))
 
     @_reads(events=True)
     def events(

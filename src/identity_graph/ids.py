@@ -403,6 +403,16 @@ class LinkTypes:
         self._recent[(name, raw)] = key
         return key
 
+    def forget_recent(self, link: Link | None = None) -> None:
+        """Drop ``link``'s raw spelling from the cache of recently normalised
+        links, or the whole cache: an erased value must not stay reachable
+        from the graph, nor one refused for having been erased.  O(1), or
+        O(cache) for the whole."""
+        if link is None:
+            self._recent.clear()
+        else:
+            self._recent.pop((link.name, link.value), None)
+
     def _normalise(self, link: Link) -> LinkKey:
         name, raw = link.name, link.value
         if len(raw) > MAX_LINK_VALUE_LENGTH:

@@ -403,7 +403,7 @@ class _Sink:
     def refusals(self) -> list[Any]:
         return []
 
-    def record_many(self, events: list[Event]) -> tuple[int, int]:
+    def record_many(self, events: list[Event], refused: Any = None) -> tuple[int, int]:
         self.events += len(events)
         self.peaks.append(tracemalloc.get_traced_memory()[1])
         return len(events), 0

@@ -45,6 +45,7 @@ file's suffix); importing its output into the same graph changes nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -55,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import IdentityGraphError, UnknownCustomer
+from ..errors import IdentityGraphError, SuppressedLink, UnknownCustomer
 from ..ids import Link, check_customer_id
 from ..text import attribute_problem
 from ..times import utc
@@ -606,6 +607,9 @@ class _Rows:
         graph, at = self.graph, self.at
         changed = generating = False
         self.header = ""
+        refused = self.suppressed(customer, cells)
+        if refused is not None:
+            return refused
         try:
             try:
                 known = graph.attributes(customer)
@@ -657,6 +661,29 @@ class _Rows:
         if generating and not changed:
             self.quiet_generating.add(row)
         return changed
+
+    def suppressed(self, customer: str, cells: dict[LinkColumn, Cell]) -> list[Problem] | None:
+        """The problem of a row that brings back a value erased at a person's
+        request (its customer id or a link), or None.  The graph is asked to
+        take it, so that it refuses and logs the keyed hash; nothing of the
+        row is sent before.  The problem names the hash, not the value."""
+        graph, at = self.graph, self.at
+        attempts: list[tuple[str, Callable[[], object]]] = []
+        if customer not in graph.state.order and graph.suppressed(customer):
+            header = self.layout.id_column or ""
+            attempts.append((header, functools.partial(graph.register, customer, None, at)))
+        for column, cell in cells.items():
+            if isinstance(cell, str) and graph.suppressed(Link(column.name, cell)):
+                link = Link(column.name, cell)
+                attempts.append((column.header, functools.partial(graph.link, customer, link, at)))
+        for header, attempt in attempts:
+            try:
+                attempt()
+            except SuppressedLink as error:
+                shown = next(iter(error.shown.values()), "")
+                value = shown.value if isinstance(shown, Link) else str(shown)
+                return [(header, value, f"SuppressedLink: {error}")]
+        return None
 
     def refill(self, owner: str, name: str) -> None:
         """``owner`` just lost a ``name`` link to a later row of the file: if

@@ -186,6 +186,7 @@ def _event(
             problems.append((spelt[TIME], values[TIME], str(error)))
     owner: str | None = None
     address = ""
+    erased = False
     if values[EMAIL]:
         try:
             link = graph.normalize(Link("email", values[EMAIL]))
@@ -194,7 +195,11 @@ def _event(
         except IdentityGraphError as error:
             problems.append((spelt[EMAIL], values[EMAIL], str(error)))
         else:
-            if owner is None:
+            # An address erased at its owner's request goes to the graph,
+            # which refuses it and logs its keyed hash: the rejects row then
+            # names the hash, not the address.
+            erased = owner is None and graph.suppressed(link)
+            if owner is None and not erased:
                 problems.append(
                     (spelt[EMAIL], values[EMAIL], f"{address} is not a member: no customer owns it")
                 )
@@ -229,7 +234,7 @@ def _event(
     fields = {name: value for name, value in fields.items() if value}
     if fields:
         data["fields"] = fields
-    if problems or at is None or owner is None:
+    if problems or at is None or (owner is None and not erased):
         return None
     content = json.dumps(
         [kind, address, at.isoformat(), sorted(data.items())],

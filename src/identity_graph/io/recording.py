@@ -5,11 +5,9 @@ one answer per event; a ticket of three lines is one event but three rows.
 So pending events are kept in buckets by how many rows each came from, and
 each bucket is recorded by its own ``record_many`` call: within a bucket
 every event weighs the same, and the counts convert to rows exactly.
-Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``) are found in
-the graph's refusal log — ``record_many`` logs each one with the event it
-refused, or, for a value ``forget`` erased, with that value's keyed hash,
-which is matched against the batch's events — and their rows go to the
-rejects file.
+Refused events (a ``DuplicateEvent``, an ``UnknownCustomer``, a
+``SuppressedLink``) come back from ``record_many`` with their errors, and
+their rows go to the rejects file.
 
 Memory is O(batch_size) events; a store writes one transaction per
 ``record_many`` call, so per batch rather than per row.
@@ -17,12 +15,13 @@ Memory is O(batch_size) events; a store writes one transaction per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import IdentityGraphError
+from ..errors import SuppressedLink
 from ..events import Event
 from ..ids import Link
+from ..text import escape_invalid
 from .summary import Rejects
 
 if TYPE_CHECKING:
@@ -88,66 +87,27 @@ class EventBatches:
     def _record(self, weight: int, items: list[tuple[Event, list[int]]]) -> None:
         graph = self._graph
         events = [event for event, _rows in items]
-        logged = len(graph.refusals())
         saved = graph.register_unknown
         if self._register_unknown is not None:
             graph.register_unknown = self._register_unknown
+        refused: list[tuple[Event, Exception]] = []
         try:
-            recorded, unchanged = graph.record_many(events)
+            recorded, unchanged = graph.record_many(events, refused=refused)
         finally:
             graph.register_unknown = saved
         self.imported += recorded * weight
         self.unchanged += unchanged * weight
-        missing = len(events) - recorded - unchanged
-        if not missing:
+        if not refused:
             return
-        # Refusals name the very Event object that was refused, except those
-        # for an erased value, which name its keyed hash only.
-        rows_of = {id(event): (event, rows) for event, rows in items}
-        found = 0
-        for refusal in graph.refusals()[logged:]:
-            refused = refusal.args.get("event") if refusal.op == "record" else None
-            if refusal.op == "record" and refusal.error == "SuppressedLink":
-                refused = _erased_match(graph, refusal.args, rows_of)
-            if not isinstance(refused, Event) or id(refused) not in rows_of:
-                continue
-            event, rows = rows_of.pop(id(refused))
-            reason = self._explain(event, refusal.error, refusal.reason)
+        # record_many hands back the very Event objects it refused (the
+        # refusal log may hold only a keyed hash in place of one).
+        rows_of = {id(event): rows for event, rows in items}
+        for event, error in refused:
+            reason = self._explain(event, type(error).__name__, escape_invalid(str(error)))
             event_id = event.id or event.content_id()  # the id the ledger derives
-            for row in rows:
+            if isinstance(error, SuppressedLink):
+                # The rejects file must not write an erased event id back out.
+                shown = next(iter(error.shown.values()), "")
+                event_id = shown.value if isinstance(shown, Link) else str(shown)
+            for row in rows_of[id(event)]:
                 self._rejects.add(row, [(self._column, event_id, reason)])
-            found += 1
-        if found != missing:  # pragma: no cover - record_many logs every refusal
-            raise RuntimeError(
-                f"record_many refused {missing} events but the refusal log names {found}"
-            )
-
-
-def _erased_match(
-    graph: IdentityGraph, shown: Mapping[str, object], waiting: Mapping[int, tuple[Event, object]]
-) -> Event | None:
-    """The first waiting event that a refusal for an erased value was about:
-    the one whose id, customer id or link has the keyed hash the refusal
-    shows.  None for a refusal of one dropped link of an event that was
-    kept (it names the event's id as well).  O(waiting events x links)."""
-    if "link" in shown and "event" in shown:
-        return None  # a link dropped from an event, not the event refused
-    suppression = graph.state.suppression
-    types = graph.link_types
-    for event, _rows in waiting.values():
-        if "event" in shown and shown["event"] == suppression.event_hash(
-            event.id or event.content_id()
-        ):
-            return event
-        customer = event.customer_id
-        if customer is not None and shown.get("customer_id") == suppression.customer_hash(customer):
-            return event
-        if "link" in shown:
-            for link in event.links:
-                try:
-                    hashed = suppression.link_hash(types.key(link))
-                except (IdentityGraphError, ValueError):
-                    continue
-                if shown["link"] == Link(*hashed):
-                    return event
-    return None
