@@ -561,15 +561,25 @@ class IdentityGraph:
 
     # ------------------------------------------------------------------ queries
 
+    def _query_key(self, link: Link) -> LinkKey:
+        """``link``'s key for a query.  A value erased by ``forget`` is asked
+        about by whoever still has it; the graph's cache of recently
+        normalised links must not keep it afterwards.  O(len)."""
+        key = self._types.key(link)
+        suppression = self._core.suppression
+        if suppression.links and suppression.link_hash(key) in suppression.links:
+            self._types.forget_recent(link)
+        return key
+
     def normalize(self, link: Link) -> Link:
         """``link`` with its normalised value, or ``InvalidLink`` / ``BlockedLink``.  O(len)."""
-        name, value = self._types.key(link)
+        name, value = self._query_key(link)
         return Link(name, value)
 
     @_reads()
     def owner(self, link: Link, at: datetime | None = None) -> CustomerId | None:
         """The customer ``link`` belongs to at ``at``, or now.  O(log k)."""
-        history = self._ownership.history(self._types.key(link))
+        history = self._ownership.history(self._query_key(link))
         if at is None:
             return hist.current_owner(history)
         return hist.owner_at(history, self._now(at))
@@ -577,7 +587,7 @@ class IdentityGraph:
     @_reads()
     def history(self, link: Link) -> list[tuple[datetime, CustomerId | None]]:
         """Every change point of ``link``: ``[(valid_from, owner or None), ...]``.  O(k)."""
-        history = self._ownership.history(self._types.key(link))
+        history = self._ownership.history(self._query_key(link))
         return [] if history is None else [(at, o) for at, o, _ in hist.points(history)]
 
     @_reads()
@@ -593,7 +603,7 @@ class IdentityGraph:
                 if ref in self._order:
                     return self._partition.profile_id(ref)
             elif type(ref) is Link:
-                key = self._types.key(ref)
+                key = self._query_key(ref)
                 owner = hist.current_owner(self._ownership.history(key))
                 return Link(key[0], key[1]) if owner is None else self._partition.profile_id(owner)
         return self._resolve(ref, at)
@@ -606,7 +616,7 @@ class IdentityGraph:
                 return self._partition.profile_id(ref)
             return self._partition.profile_id(self._customer(ref))
         if isinstance(ref, Link):
-            key = self._types.key(ref)
+            key = self._query_key(ref)
             history = self._ownership.history(key)
             owner = (
                 hist.current_owner(history) if at is None else hist.owner_at(history, self._now(at))

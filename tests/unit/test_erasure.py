@@ -772,3 +772,18 @@ def test_an_erased_id_is_refused_before_any_check_that_would_log_it() -> None:
             g.record(event)
         assert [r.error for r in g.refusals()[before:]] == ["SuppressedLink"]
     assert_none_of(["ev-z1", "ev-z2", "zed-9"], repr(g.refusals()).lower(), "the refusals")
+
+
+def test_queries_about_an_erased_value_leave_nothing_reachable() -> None:
+    """A query that names an erased link (its owner, its history, its
+    profile, its normalised form) put the value back into the graph's cache
+    of recently normalised links, reachable until the next forget."""
+    g = forgotten()
+    for spelling in ("ZELDA.QX@example.org", " zelda.qx@Example.org"):
+        link = Link("email", spelling)
+        assert g.owner(link) is None and g.history(link) == []
+        assert g.resolve(link) == g.normalize(link)
+        assert g.suppressed(link)
+        assert g.events(link) == []
+    leaked = [text for text in reachable_strings(g) if "zelda.qx" in text.lower()]
+    assert leaked == []
