@@ -975,6 +975,18 @@ class StoreSession(Session):
         where = store.describe
         self._flush()  # what this transaction did so far, into the store first
         store.erasing()
+        # The hashes in the plan were made with memory's secret: the store
+        # keeps it from the first erasure on, so a graph opened later (or
+        # another process, which loads again at the new epoch) makes the same
+        # hashes and still recognises the suppressed values.
+        key = store.erasure_key()
+        if key is None:
+            store.set_erasure_key(state.suppression.secret)
+        elif key != state.suppression.secret:
+            raise StoreError(
+                f"{where}: ig_meta row erasure_key changed while the graph was open;"
+                " nothing was erased"
+            )
         rows = []
         for seq, text in store.journal_mentioning(plan.needles()):
             record = plan.record(decode_record(seq, text, where))

@@ -35,7 +35,6 @@ PREFIX = "erased:"
 DIGITS = 32
 
 
-
 def new_secret() -> bytes:
     """A fresh per-graph secret (32 random bytes)."""
     return secrets.token_bytes(32)

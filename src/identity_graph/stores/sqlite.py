@@ -64,6 +64,7 @@ class SQLiteStore(SqlStore):
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous={synchronous!r} must be one of {_SYNCHRONOUS}")
         self.path = Path(path)
+        self._timeout = timeout
         self.describe = str(self.path)
         try:
             # isolation_level=None: autocommit; transactions are begun by hand
@@ -195,22 +196,29 @@ class SQLiteStore(SqlStore):
     def scrub(self) -> None:
         """After an erasure: ``VACUUM`` rebuilds the file from the live rows
         (no free page or free space inside a page keeps an old byte), then
-        the WAL is checkpointed and truncated to zero bytes, so neither file
-        keeps a page written before.  O(file size).  ``StoreError`` when
-        another connection's open read keeps the WAL from being truncated."""
+        the WAL is checkpointed into the file and truncated to zero bytes,
+        so neither file keeps a page written before.  O(file size).
+
+        A connection in the middle of a read (an open read transaction,
+        in this process or another) still sees the old pages, and SQLite
+        keeps them for it: the checkpoint waits for it as a writer waits
+        for the lock (up to ``timeout``), then ``StoreError`` says the old
+        pages stay until a checkpoint can run.  An open graph between
+        calls holds no read, and does not get in the way."""
         conn = self._conn
         try:
             conn.execute("VACUUM")
-            for _attempt in range(50):
-                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if not busy:
-                    return
-                time.sleep(0.1)
-            raise StoreError(
-                f"{self.describe}: the erasure was committed, but another connection kept"
-                f" reading, so {self.path.name}-wal could not be truncated; it may hold old"
-                " pages until the next erasure or until every connection is closed"
-            )
+            # One call: SQLite's busy handler does the waiting (up to timeout).
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                raise StoreError(
+                    f"{self.describe}: the erasure was committed, but another connection"
+                    f" kept reading for {self._timeout:g} s, so the write-ahead log could not"
+                    f" be copied into the file and truncated: the old pages stay readable"
+                    f" in {self.path.name} and {self.path.name}-wal until a checkpoint"
+                    " runs with no read open (at the latest when the last connection"
+                    " closes)"
+                )
         finally:
             conn.execute("PRAGMA secure_delete=OFF")
 
