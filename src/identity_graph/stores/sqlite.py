@@ -102,6 +102,8 @@ class SQLiteStore(SqlStore):
                 raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
             raise
         self._data_version = -1
+        # secure_delete as it was before an erasure turned it on (None: not on).
+        self._secure_delete: int | None = None
 
     def _use_wal(self, timeout: float) -> None:
         """Switch the file to WAL (once; the mode is kept in the file).
@@ -191,6 +193,9 @@ class SQLiteStore(SqlStore):
     def erasing(self) -> None:
         # Deleted and rewritten content is overwritten with zeros, in the
         # pages written to the WAL and, at the checkpoint, in the file.
+        # Some builds have it on by default: scrub() puts back what it was.
+        if self._secure_delete is None:
+            self._secure_delete = int(self._conn.execute("PRAGMA secure_delete").fetchone()[0])
         self._conn.execute("PRAGMA secure_delete=ON")
 
     def scrub(self) -> None:
@@ -220,7 +225,9 @@ class SQLiteStore(SqlStore):
                     " closes)"
                 )
         finally:
-            conn.execute("PRAGMA secure_delete=OFF")
+            if self._secure_delete is not None:
+                conn.execute(f"PRAGMA secure_delete={self._secure_delete:d}")
+                self._secure_delete = None
 
     def close(self) -> None:
         self._conn.close()
