@@ -5,7 +5,9 @@ erasure is one transaction, and other processes catch up to it.
   none of the person's values after ``forget`` (they did before), while
   the other customers' values are still there; with a second graph open on
   the file too; a connection in the middle of a read keeps the old pages
-  (``forget`` says so with ``StoreError``, and they go when it ends).
+  (``forget`` says so with ``StoreError``, and they go when it ends);
+  without the VACUUM (a crash right after the commit) the next close
+  still leaves no erased byte.
 - PostgreSQL: every ``ig_*`` table read as text holds none of them, the
   touched tables were vacuumed, and (for a superuser) neither do the
   tables' and indexes' files.
@@ -35,6 +37,7 @@ import pytest
 
 from identity_graph import Event, IdentityGraph, Link
 from identity_graph.errors import StoreError
+from identity_graph.stores import SQLiteStore
 from identity_graph.testing import (
     ERASED_PERSON,
     ERASED_TEXTS,
@@ -162,6 +165,23 @@ def test_sqlite_an_open_read_keeps_the_old_pages_and_forget_says_so(tmp_path: Pa
     reader.execute("ROLLBACK")
     reader.close()
     graph.close()
+    data = file_bytes(path)
+    assert found(data) == []
+    assert found(data, KEPT) == list(KEPT)
+
+
+def test_sqlite_without_the_vacuum_the_next_close_still_clears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after a crash between the commit and VACUUM: the pages the
+    erasure changed or freed were zeroed (secure_delete), so once the log
+    is copied into the file no erased byte remains."""
+    path = tmp_path / "graph.db"
+    graph = sqlite_store(path)
+    monkeypatch.setattr(SQLiteStore, "scrub", lambda self: None)
+    graph.forget(ERASED_PERSON, at=LATER)
+    assert found(file_bytes(path))  # the log still holds the old frames
+    graph.close()  # the last connection: the log goes into the file
     data = file_bytes(path)
     assert found(data) == []
     assert found(data, KEPT) == list(KEPT)
