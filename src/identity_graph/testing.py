@@ -31,7 +31,14 @@ What it checks, in two layers:
   in-memory graph and to a graph on the store give equal states, journals,
   events, refusals and indicators; reopening (with and without a
   checkpoint) gives the same graph again; a write that fails in the store
-  leaves the store and the graph as they were.
+  leaves the store and the graph as they were;
+- **erasure** — ``forget`` on the store gives the graph, journal, events
+  and refusals that ``forget`` gives in memory, and the same again after
+  reopening; no row the store hands back (journal, events, refusals,
+  checkpoint) holds an erased value, while the other customers' values
+  stay; the suppression list and its releases survive reopening;
+  ``verify()`` passes; a second graph object on the store catches up to
+  the erasure (the store's erasure epoch) and serves no erased value.
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ from typing import Any
 
 import pytest
 
+from . import checkpoint as checkpoints
 from .errors import (
     IdentityGraphError,
     InvalidCustomerId,
     InvalidEvent,
     InvalidLink,
     StoreError,
+    SuppressedLink,
 )
 from .events import Event, FrozenMap, same_event
 from .graph import IdentityGraph
@@ -60,9 +69,13 @@ from .text import MAX_ATTRIBUTE_LENGTH, MAX_DATA_DEPTH
 
 __all__ = [
     "ALLOWED_CONTROLS",
+    "ERASED_PERSON",
+    "ERASED_TEXTS",
     "FORMAT_CHARACTERS",
+    "KEPT_TEXTS",
     "REFUSED_INPUTS",
     "StoreContract",
+    "erasure_scenario",
     "largest_accepted",
     "nested_data",
     "random_operations",
@@ -348,6 +361,101 @@ def largest_accepted(graph: IdentityGraph) -> None:
     assert graph.record(Event("visit", at=T0, customer_id="c2", data=frozen, id="frozen"))
 
 
+# ------------------------------------------------------------------ erasure
+
+#: The person the erasure tests forget.
+ERASED_PERSON = "c-erase-me-7731"
+_PERSON_EMAIL = Link("email", "erasmina.forgetwell@forget.example")
+_PERSON_PHONE = Link("phone", "+358 40 765 4321")
+
+#: Texts that only the erased person's data holds: after ``forget`` none of
+#: them may be found anywhere (the phone both as given and normalised).
+ERASED_TEXTS = (
+    ERASED_PERSON,
+    "Erasmina",
+    "Forgetwell",
+    "erasmina.forgetwell@forget.example",
+    "765 4321",
+    "+358407654321",
+    "ev-erasmina-",
+    "987.65",
+    "erasmina private note",
+)
+#: Texts of the customers that stay (one merged with the person, one not).
+KEPT_TEXTS = ("c-kept-merged", "Keptina", "keptina@keep.example", "c-untouched", "Untoucha")
+
+
+def erasure_scenario(graph: IdentityGraph) -> None:
+    """The person of :data:`ERASED_PERSON` with attributes, links (two of
+    their own, one later relinked to another customer), a merge with
+    ``c-kept-merged``, events on their id and on their email, and refusals
+    naming them; plus the customers who stay, with their own events and
+    refusals."""
+    hour = timedelta(hours=1)
+    person, email = ERASED_PERSON, _PERSON_EMAIL
+    graph.register(person, {"first_name": "Erasmina", "last_name": "Forgetwell"}, at=T0)
+    graph.link(person, email, at=T0)
+    graph.link(person, _PERSON_PHONE, at=T0)
+    graph.link(person, Link("loyalty_card", "5550001"), at=T0)
+    graph.register("c-kept-merged", {"first_name": "Keptina"}, at=T0)
+    graph.link("c-kept-merged", Link("email", "keptina@keep.example"), at=T0)
+    graph.register("c-untouched", {"first_name": "Untoucha"}, at=T0)
+    graph.link("c-untouched", Link("email", "untoucha@keep.example"), at=T0)
+    graph.merge(person, "c-kept-merged", reason="same household", at=T0 + hour)
+    graph.relink(Link("loyalty_card", "5550001"), to="c-kept-merged", at=T0 + 2 * hour)
+    data = {
+        "amount": "987.65",
+        "items": [{"sku": "A", "quantity": 1, "price": "987.65"}],
+        "note": "erasmina private note",
+    }
+    graph.record(Event("purchase", at=T0 + hour, customer_id=person, data=data, id="ev-erasmina-1"))
+    graph.record(Event("visit", at=T0 + 3 * hour, links=(email,), id="ev-erasmina-2"))
+    graph.record(Event("visit", at=T0 + hour, customer_id="c-kept-merged", id="ev-keptina-1"))
+    graph.record(Event("visit", at=T0 + hour, customer_id="c-untouched", id="ev-untoucha-1"))
+    for customer in (person, "c-untouched"):
+        with pytest.raises(InvalidLink):
+            graph.link(customer, Link("email", "n/a"), at=T0 + hour)
+
+
+def _erased_in(text: str) -> list[str]:
+    return [value for value in ERASED_TEXTS if value in text]
+
+
+def _seen(graph: IdentityGraph) -> str:
+    """Everything a graph serves, as one text: profiles, attributes, events,
+    journal entries, changes and refusals."""
+    parts: list[object] = [graph.customers(), list(graph.journal()), graph.refusals()]
+    parts.append(graph.changes(0))
+    for profile in graph.profiles():
+        parts.extend((profile, graph.events(profile.id)))
+    return repr(parts)
+
+
+def _close(graph: IdentityGraph, store: Store) -> None:
+    """Close a graph opened on a second connection (not ``store`` itself,
+    which the test's fixture closes)."""
+    if graph.store is not store:
+        graph.close()
+
+
+def _stored_rows(store: Store) -> str:
+    """Every row the store hands back, as one text (the checkpoint decoded)."""
+    store.begin(False)
+    try:
+        head = store.head()
+        rows: list[object] = [
+            list(store.journal(0)),
+            list(store.events(0, head.events)),
+            list(store.refusals(0, head.refusals)),
+        ]
+        found = store.checkpoint()
+    finally:
+        store.rollback()
+    if found is not None:
+        rows.append(checkpoints.loads(found[2]))
+    return repr(rows)
+
+
 class StoreContract:
     """The contract suite; subclass it and define :meth:`new_store`."""
 
@@ -619,3 +727,116 @@ class StoreContract:
             raise KeyError("the caller changed its mind")
         assert snapshot(stored) == before
         assert snapshot(IdentityGraph.open(self.reopen(store) or store)) == before
+
+    # ------------------------------------------------------------- erasure
+
+    #: The secret of the keyed hashes, shared by the in-memory twin.
+    secret = bytes(range(32))
+
+    def _erased_pair(self, store: Store) -> tuple[IdentityGraph, IdentityGraph]:
+        """The same calls on a graph in memory and on the store (random
+        operations, :func:`erasure_scenario`, a checkpoint, ``forget``)."""
+        memory = IdentityGraph(secret=self.secret)
+        stored = IdentityGraph.open(store, secret=self.secret)
+        for graph in (memory, stored):
+            apply(graph, random_operations(21, 60))
+            erasure_scenario(graph)
+        stored.checkpoint()  # the old checkpoint held the person
+        assert _erased_in(_stored_rows(store)), "the scenario stored nothing to erase"
+        at = T0 + timedelta(days=100)
+        entries = [
+            graph.forget(ERASED_PERSON, at=at, reason="request 17") for graph in (memory, stored)
+        ]
+        assert entries[0] == entries[1]
+        return memory, stored
+
+    def _again(self, store: Store) -> IdentityGraph:
+        """A new graph object on the store's data (on ``store`` itself when
+        it has no second connection)."""
+        second = self.reopen(store)
+        return IdentityGraph.open(second if second is not None else store)
+
+    def test_forget_on_the_store_equals_forget_in_memory_and_after_reopening(
+        self, store: Store
+    ) -> None:
+        memory, stored = self._erased_pair(store)
+        reopened = self._again(store)
+        for graph in (stored, reopened):
+            assert graph == memory
+            assert snapshot(graph) == snapshot(memory)
+            assert list(graph.journal()) == list(memory.journal())
+            assert graph.changes(0) == memory.changes(0)
+            assert IdentityGraph.from_journal(graph.journal()) == graph
+        assert ERASED_PERSON not in reopened.customers()
+        assert reopened.resolve("c-kept-merged") == "c-kept-merged"
+        _close(reopened, store)
+
+    def test_no_row_holds_an_erased_value_after_forget(self, store: Store) -> None:
+        _memory, stored = self._erased_pair(store)
+        reopened = self._again(store)
+        for text in (_seen(stored), _seen(reopened), _stored_rows(store)):
+            assert _erased_in(text) == []
+            assert all(value in text for value in KEPT_TEXTS[:3])
+        _close(reopened, store)
+
+    def test_refusals_naming_the_person_are_gone(self, store: Store) -> None:
+        memory, stored = self._erased_pair(store)
+        reopened = self._again(store)
+        for graph in (stored, reopened):
+            refusals = graph.refusals()
+            assert [r.args for r in refusals] == [r.args for r in memory.refusals()]
+            assert any(r.args.get("customer_id") == "c-untouched" for r in refusals)
+            assert _erased_in(repr(refusals)) == []
+        _close(reopened, store)
+
+    def test_the_suppression_list_survives_reopening(self, store: Store) -> None:
+        self._erased_pair(store)
+        reopened = self._again(store)
+        assert reopened.suppressed(ERASED_PERSON)
+        assert reopened.suppressed(_PERSON_EMAIL)
+        later = T0 + timedelta(days=101)
+        with pytest.raises(SuppressedLink):
+            reopened.register(ERASED_PERSON, at=later)
+        with pytest.raises(SuppressedLink):
+            reopened.link("c-newcomer", _PERSON_EMAIL, at=later)
+        # The refusals were stored with the hashes, not the values.
+        assert _erased_in(repr(reopened.refusals())) == []
+        assert reopened.release_suppression(ERASED_PERSON, at=later) is not None
+        _close(reopened, store)
+        again = self._again(store)
+        assert not again.suppressed(ERASED_PERSON)
+        assert again.suppressed(_PERSON_EMAIL)  # released one value, not the other
+        again.register(ERASED_PERSON, {"first_name": "Back"}, at=later)
+        with pytest.raises(SuppressedLink):
+            again.link(ERASED_PERSON, _PERSON_EMAIL, at=later)
+        _close(again, store)
+
+    def test_verify_passes_after_forget(self, store: Store) -> None:
+        _memory, stored = self._erased_pair(store)
+        assert stored.verify() == len(list(stored.journal()))
+        reopened = self._again(store)
+        assert reopened.verify() == len(list(stored.journal()))
+        _close(reopened, store)
+
+    def test_a_second_graph_catches_up_to_the_erasure(self, store: Store) -> None:
+        second = self.reopen(store)
+        if second is None:
+            pytest.skip("this store has no second connection")
+        first = IdentityGraph.open(store)
+        erasure_scenario(first)
+        other = IdentityGraph.open(second)
+        assert ERASED_PERSON in other.customers()
+        assert _erased_in(_seen(other))  # its memory holds the person, events loaded
+        first.forget(ERASED_PERSON, at=T0 + timedelta(days=100))
+        assert ERASED_PERSON not in other.customers()
+        assert other.suppressed(ERASED_PERSON)
+        assert other == first
+        assert snapshot(other) == snapshot(first)
+        assert _erased_in(_seen(other)) == []
+        # Both keep writing, each seeing the other's calls.
+        other.link("c-untouched", Link("email", "later@keep.example"), at=T0 + timedelta(days=101))
+        assert first.resolve(Link("email", "later@keep.example")) == "c-untouched"
+        with pytest.raises(SuppressedLink):
+            other.register(ERASED_PERSON, at=T0 + timedelta(days=101))
+        assert other == first
+        _close(other, store)

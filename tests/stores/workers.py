@@ -7,6 +7,9 @@ Run as a script, never imported by pytest as a test module::
     python workers.py create TARGET WORKER REPORT  open a brand-new store, write one link
     python workers.py fulldisk PATH LIMIT MODE     write until RLIMIT_FSIZE stops it
     python workers.py readonly PATH UID HOW        try to write a store it cannot write
+    python workers.py forget PATH PERSON           forget one person (until SIGKILLed)
+    python workers.py eraser TARGET PEOPLE REPORT  forget several people, with pauses
+    python workers.py busy TARGET OPS SEED REPORT  link, record and read meanwhile
 
 Protocol: the worker prints ``IMPORTED`` on stdout once the library is
 imported, and ``READY`` once the graph is open.  ``crash`` and ``create``
@@ -21,12 +24,18 @@ with a single ``os.write`` after the call returned (so after its commit):
 - ``E <event id>``: an event ``record``/``record_many`` holds in the ledger;
 - ``S <step>`` / ``C <seq>``: a checkpoint starts / was written at ``seq``;
 - ``X <json>``: the worker's last words (``fulldisk``, ``contend``).
+- ``F <person>``: ``forget`` of that person returned (``eraser``).
+
+``eraser`` and ``busy`` print ``DONE`` when their calls are over and wait
+for a line on stdin; then they catch up, print the :func:`digest` of what
+their graph serves and exit.
 
 A line without its ``\\n`` was cut by a kill and does not count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -331,6 +340,137 @@ def readonly(path: str, uid: int, read_only: bool) -> None:
     Report("-").lines("X " + json.dumps(result))
 
 
+# ------------------------------------------------------------------ erasure
+
+
+#: The people ``eraser`` forgets, and the texts only each of them holds.
+def gone_texts(person: str) -> list[str]:
+    number = person.rsplit("-", 1)[1]
+    return [person, f"Gonename{number}x", f"gone{number}.person@", f"ev-gone-{number}-"]
+
+
+def add_gone_person(g: IdentityGraph, person: str, at: datetime) -> None:
+    """A person ``eraser`` forgets: attributes, an email, events."""
+    number = person.rsplit("-", 1)[1]
+    g.register(person, {"first_name": f"Gonename{number}x"}, at=at)
+    g.link(person, Link("email", f"gone{number}.person@erase.example"), at=at)
+    for i in range(3):
+        g.record(purchase(f"ev-gone-{number}-{i}", at + timedelta(minutes=i), person, None))
+
+
+def served(g: IdentityGraph) -> str:
+    """Everything the graph serves, as one text."""
+    parts: list[object] = [sorted(g.customers()), list(g.journal()), g.refusals()]
+    for profile in sorted(g.profiles(), key=lambda p: p.id):
+        parts.extend((profile, g.events(profile.id)))
+    return repr(parts)
+
+
+def digest(g: IdentityGraph) -> str:
+    """A hash of the graph's state and of what it serves (equal graphs, in
+    any process, have equal digests)."""
+    return hashlib.sha256((repr(g._state()) + served(g)).encode()).hexdigest()
+
+
+def check_no_erased(g: IdentityGraph, people: list[str]) -> None:
+    """Fail if the graph serves a value of someone it knows was erased."""
+    # In one transaction: the reads see one state of the store (between two
+    # separate reads the other process may forget a profile just listed).
+    with g.batch():
+        erased = [person for person in people if g.suppressed(person)]
+        text = served(g)
+    for person in erased:
+        found = [value for value in gone_texts(person) if value in text]
+        if found:
+            raise AssertionError(f"{person} was erased, but the graph serves {found}")
+
+
+def final(g: IdentityGraph, report: Report, extra: dict[str, Any]) -> None:
+    say("DONE")
+    wait_for_go()
+    g.customers()  # catch up with the other process's last calls
+    extra["digest"] = digest(g)
+    report.lines("X " + json.dumps(extra))
+    g.close()
+
+
+def forget_one(path: str, person: str) -> None:
+    """Forget one person (the parent kills this process at a random moment)."""
+    say("IMPORTED")
+    wait_for_go()
+    g = IdentityGraph.open(path)
+    say("READY")
+    g.forget(person, at=T0 + timedelta(days=400), reason="crash test")
+    say("FORGOTTEN")
+    g.close()
+    time.sleep(60)  # the parent kills it
+
+
+def eraser(target: str, people: list[str], report_path: str) -> None:
+    """Forget ``people`` one by one while another process writes."""
+    report = Report(report_path)
+    rng = random.Random(len(people))
+    say("IMPORTED")
+    g = IdentityGraph.open(target)
+    say("READY")
+    wait_for_go()
+    for step, person in enumerate(people):
+        time.sleep(0.05 + rng.random() * 0.1)
+        g.forget(person, at=T0 + timedelta(days=300 + step), reason="two writers")
+        report.lines(f"F {person}")
+        check_no_erased(g, people)
+    final(g, report, {"worker": "eraser"})
+
+
+def busy(target: str, ops: int, seed: int, people: list[str], report_path: str) -> None:
+    """Links, relinks, merges, events and reads on customers other than
+    ``people``, while ``eraser`` forgets them (at least ``ops`` calls, and
+    until every one is erased); every few calls, check that
+    nothing of a person this process knows was erased is served."""
+    rng = random.Random(seed)
+    report = Report(report_path)
+    say("IMPORTED")
+    g = IdentityGraph.open(target)
+    say("READY")
+    wait_for_go()
+    customers = [f"b{i}" for i in range(10)]
+    links = [Link("email", f"busy{i}@keep.example") for i in range(8)]
+    checks = 0
+    deadline = time.monotonic() + 90
+    for step in itertools.count():
+        # At least ops calls, and on until every erasure is seen, so the
+        # calls come before, between and after them.
+        if step >= ops and (all(map(g.suppressed, people)) or time.monotonic() > deadline):
+            break
+        time.sleep(rng.random() * 0.004)  # SQLite: let the other writer take turns
+        at = T0 + timedelta(days=rng.randrange(200), seconds=rng.randrange(86400))
+        roll = rng.random()
+        try:
+            if roll < 0.3:
+                report.entry(g.link(rng.choice(customers), rng.choice(links), at=at), "link")
+            elif roll < 0.45:
+                report.entry(g.relink(rng.choice(links), to=rng.choice(customers), at=at), "relink")
+            elif roll < 0.55:
+                a, b = rng.sample(customers, 2)
+                report.merge(g.merge(a, b, reason="busy", at=at))
+            elif roll < 0.8:
+                event_id = f"busy-{seed}-{step}"
+                g.record(purchase(event_id, at, rng.choice(customers), None))
+                report.lines(f"E {event_id}")
+            else:
+                g.events(rng.choice(customers))
+                g.profile(rng.choice(customers))
+        except StoreError:
+            raise
+        except IdentityGraphError:
+            pass
+        if step % 10 == 0:
+            check_no_erased(g, people)
+            checks += 1
+    check_no_erased(g, people)
+    final(g, report, {"worker": "busy", "checks": checks})
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "crash":
@@ -345,6 +485,12 @@ def main(argv: list[str]) -> None:
         fulldisk(args[0], int(args[1]), args[2])
     elif mode == "readonly":
         readonly(args[0], int(args[1]), args[2] == "read_only")
+    elif mode == "forget":
+        forget_one(args[0], args[1])
+    elif mode == "eraser":
+        eraser(args[0], args[1].split(","), args[2])
+    elif mode == "busy":
+        busy(args[0], int(args[1]), int(args[2]), args[3].split(","), args[4])
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

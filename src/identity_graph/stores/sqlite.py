@@ -64,6 +64,7 @@ class SQLiteStore(SqlStore):
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous={synchronous!r} must be one of {_SYNCHRONOUS}")
         self.path = Path(path)
+        self._timeout = timeout
         self.describe = str(self.path)
         try:
             # isolation_level=None: autocommit; transactions are begun by hand
@@ -101,6 +102,8 @@ class SQLiteStore(SqlStore):
                 raise StoreError(f"cannot open SQLite store {self.describe}: {error}") from error
             raise
         self._data_version = -1
+        # secure_delete as it was before an erasure turned it on (None: not on).
+        self._secure_delete: int | None = None
 
     def _use_wal(self, timeout: float) -> None:
         """Switch the file to WAL (once; the mode is kept in the file).
@@ -190,29 +193,41 @@ class SQLiteStore(SqlStore):
     def erasing(self) -> None:
         # Deleted and rewritten content is overwritten with zeros, in the
         # pages written to the WAL and, at the checkpoint, in the file.
+        # Some builds have it on by default: scrub() puts back what it was.
+        if self._secure_delete is None:
+            self._secure_delete = int(self._conn.execute("PRAGMA secure_delete").fetchone()[0])
         self._conn.execute("PRAGMA secure_delete=ON")
 
     def scrub(self) -> None:
         """After an erasure: ``VACUUM`` rebuilds the file from the live rows
         (no free page or free space inside a page keeps an old byte), then
-        the WAL is checkpointed and truncated to zero bytes, so neither file
-        keeps a page written before.  O(file size).  ``StoreError`` when
-        another connection's open read keeps the WAL from being truncated."""
+        the WAL is checkpointed into the file and truncated to zero bytes,
+        so neither file keeps a page written before.  O(file size).
+
+        A connection in the middle of a read (an open read transaction,
+        in this process or another) still sees the old pages, and SQLite
+        keeps them for it: the checkpoint waits for it as a writer waits
+        for the lock (up to ``timeout``), then ``StoreError`` says the old
+        pages stay until a checkpoint can run.  An open graph between
+        calls holds no read, and does not get in the way."""
         conn = self._conn
         try:
             conn.execute("VACUUM")
-            for _attempt in range(50):
-                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if not busy:
-                    return
-                time.sleep(0.1)
-            raise StoreError(
-                f"{self.describe}: the erasure was committed, but another connection kept"
-                f" reading, so {self.path.name}-wal could not be truncated; it may hold old"
-                " pages until the next erasure or until every connection is closed"
-            )
+            # One call: SQLite's busy handler does the waiting (up to timeout).
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                raise StoreError(
+                    f"{self.describe}: the erasure was committed, but another connection"
+                    f" kept reading for {self._timeout:g} s, so the write-ahead log could not"
+                    f" be copied into the file and truncated: the old pages stay readable"
+                    f" in {self.path.name} and {self.path.name}-wal until a checkpoint"
+                    " runs with no read open (at the latest when the last connection"
+                    " closes)"
+                )
         finally:
-            conn.execute("PRAGMA secure_delete=OFF")
+            if self._secure_delete is not None:
+                conn.execute(f"PRAGMA secure_delete={self._secure_delete:d}")
+                self._secure_delete = None
 
     def close(self) -> None:
         self._conn.close()
