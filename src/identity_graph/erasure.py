@@ -41,20 +41,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
 from . import history as hist
 from .errors import InvalidLink
-from .events import Event
+from .events import Anchor, Event
 from .guards import Refusal
 from .ids import CustomerId, Link, LinkKey, LinkTypes
 from .journal import ARITY, Record
 from .suppression import Suppression
+from .times import utc
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -66,7 +67,7 @@ _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 #: Record arguments that hold a customer id.
 _CUSTOMER_ARGS = frozenset({"customer_id", "a", "b", "merged_with"})
 
-__all__ = ["Erasure", "plan"]
+__all__ = ["Erasure", "EventFinder", "plan"]
 
 
 @attrs.frozen
@@ -94,9 +95,9 @@ class Erasure:
     #: The reprs of every erased text (the customer id, link values, event
     #: ids), for the quoted texts of a refusal's reason.
     quoted: frozenset[str]
-    #: The customer id and erased link values of four characters or more,
-    #: found in a reason even unquoted, as whole words (an email inside a
-    #: longer message; not ``zed-9`` inside ``zed-99``).
+    #: The erased link values of four characters or more, found in a
+    #: reason even unquoted, as tokens of their own (an email inside a
+    #: longer message).
     plain: tuple[str, ...]
 
     # --- the forget entry ----------------------------------------------------
@@ -216,7 +217,8 @@ class Erasure:
         erased event: in its arguments (a link counts by its normalised
         value) or in its reason's text, where a value shows by its repr (any
         quoted text of the reason is looked up) and a link value of four
-        characters or more also as itself.  O(size of the refusal)."""
+        characters or more also as a token of its own.  O(size of the
+        refusal)."""
         if any(self._mentions(value) for value in refusal.args.values()):
             return True
         reason = refusal.reason
@@ -226,9 +228,13 @@ class Erasure:
 
     @staticmethod
     def _bare(text: str, reason: str) -> bool:
-        """Whether ``text`` shows in ``reason`` as a whole word: customer
-        ``zed-9`` is not named by a message about ``zed-99``.  O(len)."""
-        pattern = r"(?<!\w)" + re.escape(text) + r"(?!\w)"
+        """Whether ``text`` shows in ``reason`` as a token of its own: after
+        the start, a space, a quote or an opening bracket, and before the
+        end, a space, a quote, a closing bracket or punctuation.  An email
+        ``mary@x.org`` is named by "refused mary@x.org, ..." but not by
+        "noemail@mary@x.org"; ``-``, ``.`` and ``@`` inside a token never
+        end it.  O(len(reason))."""
+        pattern = r"(?<![^\s'\"(\[{<])" + re.escape(text) + r"(?![^\s'\")\]}>,;:.!?])"
         return re.search(pattern, reason) is not None
 
     def _mentions(self, value: Any, depth: int = 0) -> bool:
@@ -261,10 +267,25 @@ def _only_holder(points: list[hist.Point], customer: CustomerId) -> bool:
     return all(owner is None or owner == customer for _at, owner, _seq in points)
 
 
-def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTypes) -> Erasure:
+#: Finds a store's events that may go with a person: given the anchors
+#: (the person's id and every link they claimed) and the erased link
+#: values, every event anchored on one of the anchors or whose text holds
+#: one of the values, with its anchor (more is harmless: each is checked).
+EventFinder: TypeAlias = Callable[[list[Anchor], list[str]], Iterable[tuple[Event, Anchor]]]
+
+
+def plan(
+    state: GraphState,
+    ledger: Ledger,
+    customer: CustomerId,
+    types: LinkTypes,
+    find: EventFinder | None = None,
+) -> Erasure:
     """Decide what forgetting ``customer`` removes (see the module notes).
-    Reads only.  O(the person's links and events + claimants + merges +
-    events with more than one identity)."""
+    Reads only.  The events come from the ledger's index, or, for a stored
+    graph that has not loaded its events, from ``find`` (one search of the
+    store's event rows).  O(the person's links and events + claimants +
+    merges + events with more than one identity)."""
     suppression = state.suppression
     ownership = state.ownership
     claimed = ownership.claimed_by(customer)
@@ -281,7 +302,17 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
     merge_ids = tuple(
         sorted(partition.active_merges(customer), key=lambda m: partition.merges[m].seq)
     )
-    events = _events(ledger, ownership, customer, erased, shared)
+    if find is None:
+        events = _events(ledger, ownership, customer, erased, shared)
+    else:
+        anchors: list[Anchor] = [customer, *claimed]
+        shared_set = set(shared)
+        events = {
+            event.id
+            for event, anchor in find(anchors, [key[1] for key in erased])
+            if event.id is not None
+            and _goes(event, anchor, ownership, customer, erased, shared_set)
+        }
     erased_values = [key[1] for key in erased]
     texts = [customer, *erased_values, *events]
     return Erasure(
@@ -294,10 +325,27 @@ def plan(state: GraphState, ledger: Ledger, customer: CustomerId, types: LinkTyp
         suppression=suppression,
         types=types,
         quoted=frozenset(repr(text) for text in texts),
-        plain=tuple(
-            sorted(text for text in {customer, *(key[1] for key in erased)} if len(text) >= 4)
-        ),
+        # Customer ids are always quoted in messages; only link values are
+        # looked for unquoted too (four characters or more).
+        plain=tuple(sorted({key[1] for key in erased if len(key[1]) >= 4})),
     )
+
+
+def _goes(
+    event: Event,
+    anchor: Anchor,
+    ownership: Any,
+    customer: CustomerId,
+    erased: Mapping[LinkKey, LinkKey],
+    shared: set[LinkKey],
+) -> bool:
+    """Whether one event goes with the person: the rule :func:`_events`
+    applies through the ledger's index, for one event found in a store."""
+    if anchor == customer or anchor in erased:
+        return True
+    if anchor in shared and ownership.owner_at(anchor, utc(event.at)) == customer:
+        return True
+    return any(link.key in erased for link in event.links)
 
 
 def _events(
@@ -307,12 +355,12 @@ def _events(
     erased: Mapping[LinkKey, LinkKey],
     shared: Iterable[LinkKey],
 ) -> set[str]:
-    """Ids of the events that go with the person."""
-    anchored = dict(ledger.anchored())
+    """Ids of the events that go with the person, through the ledger's
+    indexes.  O(the person's events + events with several identities)."""
     found: set[str] = set()
 
     def take(anchor: Any, start: datetime | None = None, end: datetime | None = None) -> None:
-        index = anchored.get(anchor)
+        index = ledger.index(anchor)
         if index is None:
             return
         low = None if start is None else (start,)
@@ -327,10 +375,6 @@ def _events(
             if owner == customer:
                 take(key, start, end)
     if erased:
-        # An event anchored elsewhere whose links name the person's link:
-        # only events with more than one identity can be one.
-        events = ledger.by_id()
-        for event_id in ledger.several():
-            if any(link.key in erased for link in events[event_id].links):
-                found.add(event_id)
+        # An event anchored elsewhere whose links name the person's link.
+        found.update(ledger.naming(erased))
     return found

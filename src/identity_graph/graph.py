@@ -285,11 +285,15 @@ class IdentityGraph:
     def _key(self, link: Link, op: str, args: Mapping[str, Any], at: datetime) -> LinkKey:
         """Normalise a link for a mutating call; log a blocked value as a refusal."""
         try:
-            return self._types.key(link)
+            key = self._types.key(link)
         except BlockedLink as error:
             # Blocked values are refusals; merely malformed values are
             # plain input errors (InvalidLink) and are not logged.
             raise self._guards.refuse(at, op, args, error) from None
+        suppression = self._core.suppression
+        if suppression.links and suppression.link_hash(key) in suppression.links:
+            self._types.forget_recent(link)  # an erased value stays out of the cache
+        return key
 
     # ------------------------------------------------------------------ mutations
 
@@ -474,12 +478,12 @@ class IdentityGraph:
         """Unfreeze a link frozen for moving too often; None if it was not frozen."""
         self._writable("release")
         at = self._now(at)
-        key = self._types.key(link)
+        key = self._query_key(link)
         if key not in self._guards.frozen:
             return None
         return self._core.commit("release", {"link": key}, at)
 
-    @_writes(events=True)
+    @_writes()
     def forget(
         self, customer_id: CustomerId, at: datetime | None = None, reason: str = ""
     ) -> Entry | None:
@@ -518,7 +522,8 @@ class IdentityGraph:
                     return None  # erased before: the request is met
                 raise UnknownCustomer(f"customer {checked!r} is not registered")
             customer_id = checked
-        plan = erasure.plan(core, self._ledger, customer_id, self._types)
+        find = self._session.event_finder()
+        plan = erasure.plan(core, self._ledger, customer_id, self._types, find)
         self._session.erase(plan, core, self._ledger)
         # Raw spellings of the erased links may sit in the normalisation cache.
         self._types.forget_recent()
@@ -928,7 +933,9 @@ class IdentityGraph:
     @_reads()
     def changes(self, since: int = 0) -> list[ProfileChange]:
         """Profile changes of the entries with ``seq > since``.  O(result)."""
-        return [change for entry in self._core.journal.entries(since) for change in entry.changes]
+        with self._session.snapshot():  # rows from one state of the store
+            journal = self._core.journal
+            return [change for entry in journal.entries(since) for change in entry.changes]
 
     def _replay_into(self, view: IdentityGraph, upto: int | None = None) -> None:
         """Replay this graph's journal (up to entry ``upto``) into the empty
@@ -936,12 +943,13 @@ class IdentityGraph:
         below the checkpoint are only read here) is the store's damage:
         ``StoreError`` naming the row.  O(entries)."""
         replay = view._core.replay
-        for seq, record in self._core.journal.records(0, upto):
-            op, args, at = raw(record)
-            try:
-                replay(op, args, at, seq)
-            except Exception as error:  # whatever the entry trips on
-                raise self._session.unreplayable(seq, record, error) from error
+        with self._session.snapshot():  # rows from one state of the store
+            for seq, record in self._core.journal.records(0, upto):
+                op, args, at = raw(record)
+                try:
+                    replay(op, args, at, seq)
+                except Exception as error:  # whatever the entry trips on
+                    raise self._session.unreplayable(seq, record, error) from error
 
     @_reads(events=True)
     def as_of(self, seq: int) -> IdentityGraph:
@@ -982,7 +990,13 @@ class IdentityGraph:
         store = open_store(target, **options)
         try:
             graph = cls(**config)
-            graph._session = StoreSession(store, graph._core, graph._ledger, **sizes)
+            graph._session = StoreSession(
+                store,
+                graph._core,
+                graph._ledger,
+                on_reset=graph._types.forget_recent,
+                **sizes,
+            )
         except BaseException:
             store.close()
             raise
@@ -1064,8 +1078,11 @@ class IdentityGraph:
         """
         self._session.verify()
         replayed = IdentityGraph(**self._config)
-        self._replay_into(replayed)
-        if replayed._state() != self._state():
+        # One state of the store for the replay and the comparison.
+        with self._session.snapshot():
+            self._replay_into(replayed)
+            same = replayed._core.comparable() == self._core.comparable()
+        if not same:
             raise StoreError(
                 f"{self._session.describe()}: ig_checkpoints disagrees with the journal:"
                 " replaying ig_journal from its first row gives another graph"

@@ -19,7 +19,7 @@ O(anchors × spans × log n + result), never a scan of the ledger.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, Mapping
+from collections.abc import Container, ItemsView, Iterable, Mapping
 from datetime import datetime
 
 from sortedcontainers import SortedList
@@ -185,9 +185,19 @@ class Ledger:
             found = [event for event in found if event.type in wanted]
         return found
 
-    def several(self) -> frozenset[str]:
-        """Ids of the events with more than one identity.  O(their number)."""
-        return frozenset(self._several)
+    def index(self, anchor: Anchor) -> SortedList | None:
+        """The ``(at in UTC, event id)`` index of one anchor, or None.  O(1)."""
+        return self._by_anchor.get(anchor)
+
+    def naming(self, keys: Container[LinkKey]) -> list[str]:
+        """Ids of the events whose links name one of ``keys`` besides their
+        anchor (events with more than one identity).  O(such events)."""
+        events = self._events
+        return [
+            event_id
+            for event_id in self._several
+            if any(link.key in keys for link in events[event_id].links)
+        ]
 
     def by_id(self) -> Mapping[str, Event]:
         """Every event by id (read only).  O(1)."""

@@ -208,6 +208,7 @@ class PurchaseColumns:
         self._reset()
         self.exact = True
         self.problem = ""
+        self._culprit: str | None = None  # the id of the purchase that turned exact off
 
     def _reset(self) -> None:
         self.anchor = array("q")  # anchor code
@@ -240,11 +241,12 @@ class PurchaseColumns:
         try:
             self._add(event, anchor)
         except Exception as error:  # any unreadable ticket disables the engine, never ingest
-            self._give_up(f"purchase {event.id!r} cannot be read as columns: {error}")
+            self._give_up(f"purchase {event.id!r} cannot be read as columns: {error}", event.id)
 
-    def _give_up(self, problem: str) -> None:
+    def _give_up(self, problem: str, culprit: str | None) -> None:
         self.exact = False
         self.problem = problem
+        self._culprit = culprit
         self._reset()  # the columns are no longer used: free them
 
     def _add(self, event: Event, anchor: Anchor) -> None:
@@ -269,7 +271,8 @@ class PurchaseColumns:
         ):
             self._give_up(
                 f"purchase {event.id!r}: amount {unscaled}E{exponent} or quantity {quantity} "
-                "is beyond the columnar engine's exact range (18 digits, exponents within ±18)"
+                "is beyond the columnar engine's exact range (18 digits, exponents within ±18)",
+                event.id,
             )
             return
         code = self.anchor_codes.get(anchor)
@@ -298,6 +301,10 @@ class PurchaseColumns:
         of an erased anchor or string remains.  O(purchases + strings), in
         C loops but for one list comprehension per column of codes."""
         if not self.exact:
+            if self._culprit in ids:
+                # The reason quoted the erased purchase (its id, its amount).
+                self.problem = "a purchase that was since erased could not be read as columns"
+                self._culprit = None
             return
         keep = [event_id not in ids for event_id in self.ids]
         if all(keep):

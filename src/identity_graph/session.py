@@ -80,7 +80,7 @@ from .ledger import Ledger
 from .state import GraphState
 
 if TYPE_CHECKING:
-    from .erasure import Erasure
+    from .erasure import Erasure, EventFinder
     from .stores.base import CheckpointRow, Extent, Store
 
 __all__ = ["RETRIES", "Session", "StoreSession", "StoredJournal", "decode_record", "encode_record"]
@@ -431,6 +431,16 @@ class Session:
         """How many events ``record_many`` writes per transaction (None: all at once)."""
         return None
 
+    def event_finder(self) -> EventFinder | None:
+        """How an erasure finds the events that go with a person: None when
+        the ledger in memory holds them all (here, always)."""
+        return None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside the block see one state of the store (none here)."""
+        yield
+
     def erase(self, plan: Erasure, state: GraphState, ledger: Ledger) -> None:
         """Remove what ``plan`` erases from the journal's past entries, the
         ledger and the refusal log (a store session: from the store's rows
@@ -472,15 +482,20 @@ class StoreSession(Session):
         *,
         checkpoint_every: int = 10_000,
         batch_size: int = 10_000,
+        on_reset: Callable[[], object] | None = None,
     ) -> None:
         if checkpoint_every < 1 or batch_size < 1:
             raise ValueError("checkpoint_every and batch_size must be at least 1")
+        #: Called whenever memory is emptied to load again (another process
+        #: erased someone, or a write failed): the graph drops its caches.
+        self._on_reset = on_reset
         self._store = store
         self._state = state
         self._ledger = ledger
         self._checkpoint_every = checkpoint_every
         self._batch_size = batch_size
         self._in_transaction = False
+        self._in_snapshot = False
         self._closed = False
         self._store_changed = False
         # Events are loaded on the first call that needs them (events, kpis,
@@ -526,6 +541,11 @@ class StoreSession(Session):
         # Owed by an erasure in the open transaction: a checkpoint and a new
         # epoch before the commit, clearing the freed space after it.
         self._erased = False
+        # True while an erasure writes its rows: a failure then (even one a
+        # caller catches inside a batch) must roll the transaction back.
+        self._erasing = False
+        if self._on_reset is not None:
+            self._on_reset()  # caches of values the rows held (a link's spelling)
 
     def _load(self, checkpoint: bool = True) -> None:
         """Fill memory from the store: checkpoint, journal tail, events, refusals.
@@ -719,6 +739,37 @@ class StoreSession(Session):
             self._store_changed = True
             raise
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads of stored rows inside the block (a replay of the journal for
+        ``as_of`` or ``verify``, the change feed) see one state of the store,
+        the one memory was loaded from: an erasure another process commits
+        meanwhile rewrites rows, and a replay must not mix rows from before
+        and after it.  Memory loads again first if one was committed since."""
+        self._check_open()
+        if self._in_transaction or self._in_snapshot:
+            yield
+            return
+        store = self._store
+        try:
+            for _attempt in range(RETRIES):
+                store.begin(False)
+                if store.head().epoch == self._epoch:
+                    break
+                store.rollback()
+                self._load(checkpoint=False)
+            else:  # pragma: no cover - erasures committed faster than a load
+                raise StoreError(f"{store.describe}: erasures kept rewriting rows while read")
+        except store.driver_errors as error:
+            raise StoreError(f"cannot read {store.describe}: {error}") from error
+        self._in_snapshot = True
+        try:
+            yield
+        finally:
+            self._in_snapshot = False
+            with contextlib.suppress(*store.driver_errors):
+                store.rollback()
+
     def _want_events(self) -> None:
         """Start keeping events in memory (from the next catch-up on; at once
         inside a transaction, so a record in a batch sees them all)."""
@@ -733,7 +784,7 @@ class StoreSession(Session):
         self._check_open()
         if events and not self._events_wanted:
             self._want_events()
-        if not self._in_transaction:
+        if not self._in_transaction and not self._in_snapshot:
             self._sync()
         try:
             return call()
@@ -795,9 +846,21 @@ class StoreSession(Session):
                 self._event_pos = head.events
             added.clear()
         self._refusal_count = len(self._state.guards.log)
+
+    def _finish_erasures(self) -> None:
+        """Before the commit of a transaction that erased (once, however
+        many people it erased): the old checkpoint holds the erased values,
+        so a new one replaces it, and the epoch moves on so other processes
+        know that rows they loaded were rewritten."""
+        if self._erasing:
+            # An erasure that did not finish (its caller caught the error and
+            # went on): nothing of it may be committed.
+            raise StoreError(
+                f"{self._store.describe}: an erasure failed before it finished; the whole"
+                " transaction was rolled back"
+            )
         if self._erased:
-            # The old checkpoint holds the erased values: replace it, and
-            # tell other processes that rows they loaded were rewritten.
+            store = self._store
             seq = len(self._journal)
             store.save_checkpoint((seq, checkpoints.FORMAT, checkpoints.dumps(self._state)))
             self._checkpoint_seq = seq
@@ -814,6 +877,7 @@ class StoreSession(Session):
         committed = False
         before: tuple[int, int, int] | None = None  # memory as the store has it
         self._erased = False
+        self._erasing = False
         try:
             store.begin(True)
             try:
@@ -825,6 +889,7 @@ class StoreSession(Session):
             before = self._memory_mark()
             yield
             self._flush()
+            self._finish_erasures()
             store.commit()
             committed = True
             if self._erased:
@@ -869,6 +934,8 @@ class StoreSession(Session):
                 with self._transaction("write"):
                     try:
                         result = call()
+                    except StoreError:
+                        raise  # damage found, or a failed erasure: roll back
                     except IdentityGraphError as error:
                         refused = error  # committed with its refusal, then raised
             except StoreError as error:
@@ -963,26 +1030,49 @@ class StoreSession(Session):
                 (("id", event_id, event.id or ""), ("type", kind, event.type), ("at", at, utc)),
             )
 
+    def event_finder(self) -> EventFinder | None:
+        """None when this process keeps the events in memory; otherwise one
+        search of the store's event rows (by anchor, and by the erased
+        values' text), so a process that never read events does not load
+        them all to erase one person's.  O(event rows), in the database."""
+        if self._events_wanted:
+            return None
+        return self._find_events
+
+    def _find_events(
+        self, anchors: list[Anchor], values: list[str]
+    ) -> Iterator[tuple[Event, Anchor]]:
+        store = self._store
+        where = store.describe
+        texts = [codec.dumps_anchor(anchor) for anchor in anchors]
+        needles = [json.dumps(value, ensure_ascii=False) for value in values]
+        for pos, anchor, body in store.events_matching(texts, needles):
+            if body.startswith(_TOMBSTONE_START):
+                continue  # erased before
+            try:
+                yield _loads_event(body), codec.loads_anchor(anchor)
+            except Exception as error:  # whatever the decoder trips on, the row is at fault
+                what = culprit(("body", body, _loads_event), ("anchor", anchor, codec.loads_anchor))
+                raise damaged(where, "ig_events", pos, error, what) from error
+
     def erase(self, plan: Erasure, state: GraphState, ledger: Ledger) -> None:
         """Remove what ``plan`` erases from the store's rows, in the open write
         transaction, then from memory: journal rows rewritten with the
         keyed hashes, event rows replaced by erased rows, refusal rows
-        deleted.  A new checkpoint and epoch follow before the commit, and
-        the freed space is cleared after it.  O(rows that hold the values'
-        text + events + refusals)."""
+        deleted.  Every row is read and checked before the first write.  A
+        new checkpoint and epoch follow before the commit (once per
+        transaction), and the freed space is cleared after it.  O(rows
+        that hold the values' text + the person's events + refusals)."""
         assert self._in_transaction, "an erasure runs in a write transaction"
         store = self._store
         where = store.describe
         self._flush()  # what this transaction did so far, into the store first
-        store.erasing()
         # The hashes in the plan were made with memory's secret: the store
         # keeps it from the first erasure on, so a graph opened later (or
         # another process, which loads again at the new epoch) makes the same
         # hashes and still recognises the suppressed values.
         key = store.erasure_key()
-        if key is None:
-            store.set_erasure_key(state.suppression.secret)
-        elif key != state.suppression.secret:
+        if key is not None and key != state.suppression.secret:
             raise StoreError(
                 f"{where}: ig_meta row erasure_key changed while the graph was open;"
                 " nothing was erased"
@@ -992,15 +1082,7 @@ class StoreSession(Session):
             record = plan.record(decode_record(seq, text, where))
             if record is not None:
                 rows.append((seq, encode_record(seq, record)))
-        store.rewrite_journal(rows)
-        if plan.events:
-            found = store.events_by_id(list(plan.events))
-            store.replace_events(
-                [
-                    (pos, (plan.events[event_id], "", "", "", tombstone(body)))
-                    for pos, event_id, body in found
-                ]
-            )
+        found = store.events_by_id(list(plan.events)) if plan.events else []
         doomed = []
         for pos, when, op, reason, body in store.refusals(0, store.head().refusals):
             try:
@@ -1011,10 +1093,23 @@ class StoreSession(Session):
                 raise damaged(where, "ig_refusals", pos, error, what) from error
             if plan.names(refusal):
                 doomed.append(pos)
+        # Everything read: now the writes, all or (on any failure) none.
+        self._erasing = True
+        store.erasing()
+        if key is None:
+            store.set_erasure_key(state.suppression.secret)
+        store.rewrite_journal(rows)
+        store.replace_events(
+            [
+                (pos, (plan.events[event_id], "", "", "", tombstone(body)))
+                for pos, event_id, body in found
+            ]
+        )
         store.delete_refusals(doomed)
         super().erase(plan, state, ledger)
         self._refusal_count = len(state.guards.log)
         self._erased = True
+        self._erasing = False
 
     def _scrub(self) -> None:
         """Clear the space an erasure freed (after its commit)."""

@@ -412,6 +412,16 @@ def erasure_scenario(graph: IdentityGraph) -> None:
     graph.record(Event("visit", at=T0 + 3 * hour, links=(email,), id="ev-erasmina-2"))
     graph.record(Event("visit", at=T0 + hour, customer_id="c-kept-merged", id="ev-keptina-1"))
     graph.record(Event("visit", at=T0 + hour, customer_id="c-untouched", id="ev-untoucha-1"))
+    # On the shared card: while it was the person's (goes), and after (stays).
+    card = Link("loyalty_card", "5550001")
+    graph.record(Event("call", at=T0 + hour, links=(card,), id="ev-erasmina-card"))
+    graph.record(Event("call", at=T0 + 3 * hour, links=(card,), id="ev-keptina-card"))
+    # Anchored on someone else, but naming the person's email: it goes.
+    graph.record(
+        Event(
+            "visit", at=T0 + 3 * hour, customer_id="c-untouched", links=(email,), id="ev-erasmina-3"
+        )
+    )
     for customer in (person, "c-untouched"):
         with pytest.raises(InvalidLink):
             graph.link(customer, Link("email", "n/a"), at=T0 + hour)
@@ -477,6 +487,28 @@ class StoreContract:
         store.close()
 
     # ---------------------------------------------------------------- rows
+
+    def test_refusal_positions_are_never_reused(self, store: Store) -> None:
+        """An erasure deletes refusal rows, the last ones among them; a new
+        row must still get a position above every one given out, or a
+        process that had read up to it would skip the new row."""
+        row = (T0.isoformat(), "link", "a reason", '{"m":[]}')
+        store.begin(True)
+        store.append_refusals([row, row, row])
+        store.commit()
+        store.begin(True)
+        highest = store.head().refusals
+        store.delete_refusals([highest - 1, highest])
+        store.commit()
+        store.begin(True)
+        store.append_refusals([row])
+        store.commit()
+        store.begin(False)
+        try:
+            positions = [pos for pos, *_rest in store.refusals(0, store.head().refusals)]
+        finally:
+            store.rollback()
+        assert positions[:-1] == [highest - 2] and positions[-1] > highest
 
     def test_new_store_is_empty_and_current(self, store: Store) -> None:
         store.begin(False)
@@ -778,6 +810,28 @@ class StoreContract:
             assert _erased_in(text) == []
             assert all(value in text for value in KEPT_TEXTS[:3])
         _close(reopened, store)
+
+    def test_a_graph_that_never_read_events_erases_the_same_events(self, store: Store) -> None:
+        """A graph that opens and forgets at once (the command line does)
+        finds the person's events with one search of the event rows instead
+        of loading them all: the result is the same."""
+        memory = IdentityGraph(secret=self.secret)
+        first = IdentityGraph.open(store, secret=self.secret)
+        for graph in (memory, first):
+            apply(graph, random_operations(23, 60))
+            erasure_scenario(graph)
+        second = self.reopen(store)
+        # The store keeps no key before its first erasure: this one is used.
+        fresh = IdentityGraph.open(second if second is not None else store, secret=self.secret)
+        at = T0 + timedelta(days=100)
+        erased = [g.forget(ERASED_PERSON, at=at) for g in (memory, fresh)]
+        assert erased[0] == erased[1] and erased[1] is not None
+        assert len(erased[1].args["events"]) == 4  # id, email, card in its span, naming email
+        assert fresh == memory and snapshot(fresh) == snapshot(memory)
+        assert _erased_in(_seen(fresh)) == [] and _erased_in(_stored_rows(store)) == []
+        _close(fresh, store)
+        if first.store is not store:
+            first.close()
 
     def test_refusals_naming_the_person_are_gone(self, store: Store) -> None:
         memory, stored = self._erased_pair(store)

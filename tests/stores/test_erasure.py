@@ -273,7 +273,9 @@ def test_postgres_forget_leaves_no_row_text_and_vacuums(postgres_url: str) -> No
 
 def picture(graph: IdentityGraph) -> tuple[object, ...]:
     """The graph's state, its event ids and its refusals (cheaper than
-    ``snapshot``, which also computes indicators)."""
+    ``snapshot``, which also computes indicators).  ``_check`` loads the
+    events first (a graph that only forgot never read them)."""
+    graph._check()
     return (graph._state(), sorted(graph._ledger.by_id()), graph.refusals())
 
 

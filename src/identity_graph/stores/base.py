@@ -189,7 +189,9 @@ class Store(ABC):
 
     @abstractmethod
     def append_refusals(self, rows: Sequence[RefusalRow]) -> None:
-        """Append refusals."""
+        """Append refusals, at positions above every position ever used:
+        never reused, even after :meth:`delete_refusals` removed the last
+        rows (a process that read up to a position skips what lies below)."""
 
     @abstractmethod
     def save_checkpoint(self, row: CheckpointRow) -> None:
@@ -206,6 +208,18 @@ class Store(ABC):
             if any(needle in record for needle in needles):
                 yield seq, record
 
+    def events_matching(
+        self, anchors: Sequence[str], needles: Sequence[str]
+    ) -> Iterator[tuple[int, str, str]]:
+        """``(pos, anchor, event)`` of every event row whose anchor is one of
+        ``anchors`` or whose text contains one of ``needles``, in order (an
+        erasure looks for a person's events without loading them all).
+        This default reads every row: O(events)."""
+        wanted = set(anchors)
+        for pos, anchor, body in self.events(0, self.head().events):
+            if anchor in wanted or any(needle in body for needle in needles):
+                yield pos, anchor, body
+
     @abstractmethod
     def rewrite_journal(self, rows: Sequence[tuple[int, str]]) -> None:
         """Replace the encoded record of existing journal rows ``(seq, record)``."""
@@ -221,7 +235,8 @@ class Store(ABC):
 
     @abstractmethod
     def delete_refusals(self, positions: Sequence[int]) -> None:
-        """Delete the refusal rows at these positions (the others keep theirs)."""
+        """Delete the refusal rows at these positions (the others keep theirs,
+        and deleted positions are never given out again)."""
 
     @abstractmethod
     def erasure_key(self) -> bytes | None:

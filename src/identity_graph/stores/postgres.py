@@ -56,7 +56,7 @@ class PostgresStore(SqlStore):
     """A graph in a PostgreSQL database (tables ``ig_*`` in the search path)."""
 
     param = "%s"
-    contains = "strpos(record, ?) > 0"
+    contains = "strpos({0}, ?) > 0"
     types: ClassVar[dict[str, str]] = {
         "bigint": "BIGINT",
         "serial": "BIGSERIAL PRIMARY KEY",

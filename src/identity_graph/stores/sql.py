@@ -32,8 +32,8 @@ class SqlStore(Store):
 
     param = "?"
     types: ClassVar[dict[str, str]] = {}
-    #: SQL that is true when ``record`` contains the text ``?``.
-    contains = "instr(record, ?) > 0"
+    #: SQL that is true when column ``{0}`` contains the text ``?``.
+    contains = "instr({0}, ?) > 0"
 
     # --- dialect hooks -----------------------------------------------------
 
@@ -263,11 +263,32 @@ class SqlStore(Store):
     def journal_mentioning(self, needles: Sequence[str]) -> Iterator[tuple[int, str]]:
         if not needles:
             return
-        test = " OR ".join([self.contains] * len(needles))
+        test = " OR ".join([self.contains.format("record")] * len(needles))
         sql = f"SELECT seq, record FROM ig_journal WHERE seq > ? AND ({test}) ORDER BY seq LIMIT ?"
         since = 0
         while True:
             rows = self.fetch(sql, (since, *needles, CHUNK))
+            yield from rows
+            if len(rows) < CHUNK:
+                return
+            since = rows[-1][0]
+
+    def events_matching(
+        self, anchors: Sequence[str], needles: Sequence[str]
+    ) -> Iterator[tuple[int, str, str]]:
+        # One pass over the table in the database (no index on the anchor:
+        # it doubled the cost of every bulk insert); rows come in chunks.
+        tests = [f"anchor IN ({', '.join('?' * len(anchors))})"] if anchors else []
+        tests.extend([self.contains.format("body")] * len(needles))
+        if not tests:
+            return
+        sql = (
+            f"SELECT pos, anchor, body FROM ig_events WHERE pos > ? AND ({' OR '.join(tests)})"
+            " ORDER BY pos LIMIT ?"
+        )
+        since = 0
+        while True:
+            rows = self.fetch(sql, (since, *anchors, *needles, CHUNK))
             yield from rows
             if len(rows) < CHUNK:
                 return
