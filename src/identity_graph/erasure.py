@@ -54,7 +54,7 @@ from .events import Anchor, Event
 from .guards import Refusal
 from .ids import CustomerId, Link, LinkKey, LinkTypes
 from .journal import ARITY, Record
-from .suppression import Suppression
+from .suppression import Suppression, names_in, token_in
 from .times import utc
 
 if TYPE_CHECKING:
@@ -95,6 +95,13 @@ class Erasure:
     #: The reprs of every erased text (the customer id, link values, event
     #: ids), for the quoted texts of a refusal's reason.
     quoted: frozenset[str]
+    #: The erased link values and the person's id as ``repr`` quotes it: a
+    #: cheap first look for them inside free text (the id itself counts
+    #: only as a whole value, checked apart).
+    texts: tuple[str, ...]
+    #: Whether free text names the person
+    #: (:func:`~identity_graph.suppression.names_in`).
+    names_text: Callable[[str], bool]
     #: The erased link values of four characters or more, found in a
     #: reason even unquoted, as tokens of their own (an email inside a
     #: longer message).
@@ -120,10 +127,11 @@ class Erasure:
 
     def needles(self) -> list[str]:
         """Texts at least one of which every journal row to rewrite contains
-        (the JSON text of the customer id and of each erased link value): a
+        (the customer id and each erased link value, as JSON writes them
+        inside a string, so also inside another customer's free text): a
         store searches its rows for them before decoding any."""
-        texts = [self.customer, *(key[1] for key in self.erased)]
-        return sorted({json.dumps(text, ensure_ascii=False) for text in texts})
+        whole = json.dumps(self.customer, ensure_ascii=False)
+        return sorted({whole, *(json.dumps(t, ensure_ascii=False)[1:-1] for t in self.texts)})
 
     # --- the journal ---------------------------------------------------------
 
@@ -132,11 +140,18 @@ class Erasure:
         look at each item and inside each tuple (a link key, the parts of a
         split, the profiles of a link_history).  About 1 us a record."""
         customer, erased = self.customer, self.erased
+        texts = self.texts
         for item in record:
             kind = type(item)
             if kind is str:
-                if item == customer:
+                if item == customer or any(text in item for text in texts):
                     return True
+            elif kind is MappingProxyType or kind is dict:  # attributes (a store's: a dict)
+                for value in item.values():
+                    if type(value) is str and (
+                        value == customer or any(text in value for text in texts)
+                    ):
+                        return True
             elif kind is tuple:
                 if item in erased:
                     return True
@@ -171,8 +186,12 @@ class Erasure:
                 new = MappingProxyType(
                     {k: self.suppression.value_hash(v) for k, v in value.items()}
                 )
-            elif name == "reason" and about and op == "merge":
-                new = self.suppression.value_hash(value)
+            elif name == "attributes":  # another customer's: values that name the person
+                hidden = {k: self._hidden(v) for k, v in value.items()}
+                if any(hidden[k] is not v for k, v in value.items()):
+                    new = MappingProxyType(hidden)
+            elif name == "reason" and op == "merge":
+                new = self.suppression.value_hash(value) if about else self._hidden(value)
             if new is not value:
                 values[index] = new
                 changed = True
@@ -193,6 +212,14 @@ class Erasure:
             out.append(kind)
             out.extend(new_items)
         return tuple(out) if changed else None
+
+    def _hidden(self, value: Any) -> Any:
+        """``value`` (free text about someone else) as its hash when it
+        names the person (:func:`~identity_graph.suppression.names_in`),
+        else ``value`` itself."""
+        if isinstance(value, str) and self.names_text(value):
+            return self.suppression.value_hash(value)
+        return value
 
     def _profile(self, profile: Any) -> Any:
         if profile == self.customer and type(profile) is str:
@@ -224,18 +251,7 @@ class Erasure:
         reason = refusal.reason
         if any(quoted in self.quoted for quoted in _QUOTED.findall(reason)):
             return True
-        return any(self._bare(text, reason) for text in self.plain)
-
-    @staticmethod
-    def _bare(text: str, reason: str) -> bool:
-        """Whether ``text`` shows in ``reason`` as a token of its own: after
-        the start, a space, a quote or an opening bracket, and before the
-        end, a space, a quote, a closing bracket or punctuation.  An email
-        ``mary@x.org`` is named by "refused mary@x.org, ..." but not by
-        "noemail@mary@x.org"; ``-``, ``.`` and ``@`` inside a token never
-        end it.  O(len(reason))."""
-        pattern = r"(?<![^\s'\"(\[{<])" + re.escape(text) + r"(?![^\s'\")\]}>,;:.!?])"
-        return re.search(pattern, reason) is not None
+        return any(token_in(text, reason) for text in self.plain)
 
     def _mentions(self, value: Any, depth: int = 0) -> bool:
         if depth > 40:
@@ -325,6 +341,8 @@ def plan(
         suppression=suppression,
         types=types,
         quoted=frozenset(repr(text) for text in texts),
+        texts=tuple(sorted({repr(customer), *(key[1] for key in erased)})),
+        names_text=names_in(customer, [key[1] for key in erased]),
         # Customer ids are always quoted in messages; only link values are
         # looked for unquoted too (four characters or more).
         plain=tuple(sorted({key[1] for key in erased if len(key[1]) >= 4})),

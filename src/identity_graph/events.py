@@ -33,7 +33,15 @@ from .errors import (
     SuppressedLink,
     UnknownCustomer,
 )
-from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
+from .ids import (
+    ERASED_PREFIX,
+    ERASED_RULE,
+    CustomerId,
+    Link,
+    LinkKey,
+    LinkTypes,
+    check_customer_id,
+)
 from .text import MAX_DATA_DEPTH, MAX_INT_DIGITS, text_problem
 from .times import RANGE_RULE, utc
 
@@ -640,6 +648,8 @@ def prepare(
         problem = text_problem(event_id)
         if problem is not None:
             raise InvalidEvent(f"event id {event_id!r} {problem}")
+        if event_id.startswith(ERASED_PREFIX):
+            raise InvalidEvent(f"event id {event_id[:40]!r} {ERASED_RULE}")
     data = event.data
     # Data an Event froze from plain ASCII text needs no second walk.
     clean = type(data) is FrozenMap and data._clean

@@ -46,6 +46,14 @@ _known_names: set[str] = set()
 _RECENT_LINKS = 65536
 
 
+#: How the keyed hashes that replace erased values start
+#: (:mod:`identity_graph.suppression`): no customer id, link value or event
+#: id may start so, or a new value could pass for an erased one's hash.
+ERASED_PREFIX = "erased:"
+#: The rule, for messages.
+ERASED_RULE = f"begins with {ERASED_PREFIX!r}, which marks the keyed hashes of erased values"
+
+
 def check_customer_id(value: object) -> CustomerId:
     """Return ``value`` as a customer id, or raise :class:`InvalidCustomerId`.
 
@@ -60,7 +68,11 @@ def check_customer_id(value: object) -> CustomerId:
         # characters, so the length and one scan for control characters (NUL
         # among them) decide.  Any fault is named by the full checks below.
         stripped = value.strip()
-        if 0 < len(stripped) <= MAX_CUSTOMER_ID_LENGTH and ascii_control(stripped) is None:
+        if (
+            0 < len(stripped) <= MAX_CUSTOMER_ID_LENGTH
+            and ascii_control(stripped) is None
+            and not stripped.startswith(ERASED_PREFIX)
+        ):
             return stripped
     if not isinstance(value, str):
         raise InvalidCustomerId(
@@ -80,6 +92,8 @@ def check_customer_id(value: object) -> CustomerId:
     problem = identifier_problem(stripped)
     if problem is not None:
         raise InvalidCustomerId(f"customer id {stripped!r} {problem}")
+    if stripped.startswith(ERASED_PREFIX):
+        raise InvalidCustomerId(f"customer id {stripped[:40]!r} {ERASED_RULE}")
     return stripped
 
 
@@ -454,6 +468,8 @@ class LinkTypes:
         if problem is not None:
             shown = repr(raw) if value == raw else f"{raw!r} (normalised {value!r})"
             raise InvalidLink(f"{name} {shown} {problem}")
+        if value.startswith(ERASED_PREFIX):
+            raise InvalidLink(f"{name} {raw[:40]!r} {ERASED_RULE}")
         if value == folded:  # the common case: normalising only trimmed and lower-cased
             return (name, value)
         rule = resolved.blocklist.match(value.casefold())

@@ -24,7 +24,7 @@ from .guards import Guards, Limits
 from .ids import CustomerId, LinkKey
 from .journal import Entry, Journal, RawProfileId
 from .resolution import Merge, Partition
-from .suppression import Suppression
+from .suppression import Suppression, names_in
 
 __all__ = ["AttributeRecord", "GraphState", "Ownership"]
 
@@ -394,12 +394,24 @@ class GraphState:
         ownership.drop_claims(customer)
         self.partition.forget(customer)
         self._attributes.pop(customer, None)
+        # Others' free text that names the person (an attribute holding their
+        # email, a merge reason quoting it) becomes its hash, as the journal's
+        # entries do.  In a replay the entries hold the hashes already and the
+        # texts looked for are hashes too: nothing is found.
+        suppression = self.suppression
+        names = names_in(customer, [key[1] for key in erased])
+        for held in self._attributes.values():
+            for name, (value, when, set_by) in held.items():
+                if isinstance(value, str) and names(value):
+                    held[name] = (suppression.value_hash(value), when, set_by)
+        for merge in self.partition.merges.values():
+            if names(merge.reason):
+                merge.reason = suppression.value_hash(merge.reason)
         order = self._order
         place = order.pop(customer)
         for other, index in order.items():
             if index > place:  # the registration order closes up
                 order[other] = index - 1
-        suppression = self.suppression
         suppression.customers.add(hashed)
         suppression.links.update(args["links"])
         suppression.events.update(args["events"])

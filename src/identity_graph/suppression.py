@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Callable, Collection
 from typing import Any
 
 from .errors import SuppressedLink
-from .ids import Link, LinkKey
+from .ids import ERASED_PREFIX, Link, LinkKey
 
-__all__ = ["DIGITS", "PREFIX", "Suppression", "new_secret", "pseudonym"]
+__all__ = ["DIGITS", "PREFIX", "Suppression", "names_in", "new_secret", "pseudonym", "token_in"]
 
 #: How every keyed hash starts.
-PREFIX = "erased:"
+PREFIX = ERASED_PREFIX
 #: Hex digits of the HMAC kept (128 bits).
 DIGITS = 32
 
@@ -51,6 +53,38 @@ def _value_text(value: Any) -> str:
     # Any attribute value, reason or raw text, hashed by its repr: the
     # hash must only be stable for one value within one graph.
     return value if isinstance(value, str) else repr(value)
+
+
+def token_in(text: str, within: str) -> bool:
+    """Whether ``text`` shows in ``within`` as a token of its own: after the
+    start, a space, a quote or an opening bracket, and before the end, a
+    space, a quote, a closing bracket or punctuation.  An email
+    ``mary@x.org`` is in "refused mary@x.org, ..." but not in
+    "noemail@mary@x.org"; ``-``, ``.`` and ``@`` inside a token never end
+    it.  O(len(within))."""
+    if text not in within:
+        return False
+    pattern = r"(?<![^\s'\"(\[{<])" + re.escape(text) + r"(?![^\s'\")\]}>,;:.!?])"
+    return re.search(pattern, within) is not None
+
+
+def names_in(customer: str, values: Collection[str]) -> Callable[[str], bool]:
+    """A test of free text (another customer's attribute, a merge reason):
+    whether it names an erased person.  It does when it *is* their customer
+    id or one of their erased link values, quotes one (as ``repr`` writes
+    it), or holds a link value of four characters or more as a token of its
+    own.  The customer id counts only whole or quoted: ``c1`` is inside too
+    many texts.  Each test is O(len(text) x values)."""
+    whole = {customer, *values}
+    quoted = [repr(customer), *(repr(value) for value in values)]
+    long = [value for value in values if len(value) >= 4]
+
+    def names(text: str) -> bool:
+        if text in whole or any(quote in text for quote in quoted):
+            return True
+        return any(token_in(value, text) for value in long)
+
+    return names
 
 
 class Suppression:

@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from identity_graph import Event, IdentityGraph, Link
-from identity_graph.errors import StoreError
+from identity_graph.errors import InvalidLink, StoreError
 from identity_graph.stores import SQLiteStore
 from identity_graph.testing import (
     ERASED_PERSON,
@@ -418,3 +418,98 @@ def _gone(person: str) -> list[str]:
     from .workers import gone_texts
 
     return gone_texts(person)
+
+
+# -------------------------------------------------------------- the review's findings
+
+
+def _small(path: Path) -> IdentityGraph:
+    g = IdentityGraph.open(path)
+    g.register("ann", {"first_name": "Annqx"}, at=T0)
+    g.link("ann", Link("email", "ann.qx@example.com"), at=T0)
+    g.link("bob", Link("email", "bob@example.com"), at=T0)
+    g.record(Event("purchase", at=LATER, customer_id="ann", id="T-ANN-1", data={"amount": "77.31"}))
+    with pytest.raises(InvalidLink):
+        g.link("bob", Link("email", "null"), at=LATER)
+    return g
+
+
+def test_a_failed_erasure_writes_nothing(tmp_path: Path) -> None:
+    """A damaged refusal row, found after the journal and event rows had
+    been rewritten, was a StoreError the write path committed like a
+    refusal: half an erasure (rows hashed, no forget entry) was kept."""
+    path = tmp_path / "graph.db"
+    g = _small(path)
+
+    def rows() -> dict[str, list[tuple[object, ...]]]:
+        return {
+            table: sql_rows(path, f"SELECT * FROM {table}")
+            for table in ("ig_journal", "ig_events", "ig_meta")
+        }
+
+    before = rows()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE ig_refusals SET body = 'garbage'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="ig_refusals row 1 is damaged"):
+        g.forget("ann", at=LATER)
+    g.close()
+    assert rows() == before
+
+
+def test_forgets_in_one_batch_write_one_checkpoint(tmp_path: Path) -> None:
+    """Each forget of a batch wrote a checkpoint and moved the epoch."""
+    g = IdentityGraph.open(tmp_path / "graph.db")
+    for i in range(5):
+        g.link(f"c{i}", Link("email", f"u{i}@example.com"), at=T0)
+    store = g.store
+    assert store is not None
+    saved: list[int] = []
+    original = store.save_checkpoint
+    store.save_checkpoint = lambda row: (saved.append(row[0]), original(row))[1]  # type: ignore[method-assign]
+    with g.batch():
+        for i in range(4):
+            g.forget(f"c{i}", at=LATER)
+    assert saved == [len(list(g.journal()))]
+    store.begin(False)
+    try:
+        assert store.head().epoch == 1
+    finally:
+        store.rollback()
+    g.close()
+
+
+def test_another_graph_drops_the_erased_spelling_from_its_cache(tmp_path: Path) -> None:
+    """A second graph that had resolved the person's email kept its
+    spelling in its link cache after catching up to the erasure."""
+    path = tmp_path / "graph.db"
+    first = _small(path)
+    second = IdentityGraph.open(path)
+    assert second.resolve(Link("email", "Ann.QX@Example.com")) == "ann"
+    first.forget("ann", at=LATER)
+    assert second.customers() == ["bob"]
+    strings = [text for text in _strings(second) if "ann.qx" in text.lower()]
+    assert strings == []
+    first.close()
+    second.close()
+
+
+def _strings(root: object) -> list[str]:
+    import gc
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    found: list[str] = []
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str):
+            found.append(item)
+        elif not isinstance(item, (*skip, bytes, int, float)):
+            stack.extend(gc.get_referents(item))
+    return found

@@ -37,7 +37,7 @@ from identity_graph import (
     UnknownCustomer,
 )
 from identity_graph import checkpoint as checkpoints
-from identity_graph.errors import DuplicateEvent, SuppressedLink
+from identity_graph.errors import DuplicateEvent, InvalidCustomerId, InvalidEvent, SuppressedLink
 from identity_graph.io import import_customers, import_offline_data, import_offline_events
 from identity_graph.suppression import pseudonym
 
@@ -787,3 +787,92 @@ def test_queries_about_an_erased_value_leave_nothing_reachable() -> None:
         assert g.events(link) == []
     leaked = [text for text in reachable_strings(g) if "zelda.qx" in text.lower()]
     assert leaked == []
+
+
+# ---------------------------------------------------------------- the review's findings
+
+
+def _person() -> IdentityGraph:
+    g = new_graph()
+    g.register("annxy", {"city": "Oulu"}, at=TIMES[0])
+    g.link("annxy", Link("email", "secret.ann@example.com"), at=TIMES[0])
+    g.link("bob", Link("email", "bob@example.com"), at=TIMES[0])
+    g.link("cat", Link("email", "cat@example.com"), at=TIMES[0])
+    return g
+
+
+def test_others_free_text_naming_the_person_becomes_a_hash() -> None:
+    """Another customer's attribute holding the person's email (or quoting
+    their id), and a merge reason between two others quoting the email,
+    stayed in clear in the journal and the state."""
+    g = _person()
+    g.register(
+        "bob",
+        {"spouse": "secret.ann@example.com", "ref": "annxy", "note": "friend of 'annxy'"},
+        at=TIMES[1],
+    )
+    g.register("bob", {"city": "annxy street", "hobby": "chess"}, at=TIMES[1])  # not the person
+    g.merge("bob", "cat", reason="cat said secret.ann@example.com is a friend", at=TIMES[1])
+    g.forget("annxy", at=TIMES[2])
+    assert_none_of(["secret.ann", "'annxy'"], visible_text(g), "the graph")
+    kept = g.attributes("bob")
+    assert kept["city"] == "annxy street" and kept["hobby"] == "chess"
+    assert all(kept[name].startswith("erased:") for name in ("spouse", "ref", "note"))
+    assert IdentityGraph.from_journal(g.journal(), secret=g.state.suppression.secret) == g
+    g._check()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda g: g.register("erased:0123456789abcdef0123456789abcdef"),
+        lambda g: g.link("x", Link("crm_id", "erased:0123")),
+        lambda g: g.record(Event("call", at=TIMES[0], customer_id="bob", id="erased:77")),
+    ],
+)
+def test_values_that_look_like_a_keyed_hash_are_refused(call: Any) -> None:
+    """An id equal to an erased person's (public) hash was accepted, and the
+    journal then showed two people under one id."""
+    g = _person()
+    with pytest.raises(
+        (InvalidCustomerId, InvalidLink, InvalidEvent), match="begins with 'erased:'"
+    ):
+        call(g)
+
+
+def test_unlink_and_release_of_an_erased_value_leave_nothing_reachable() -> None:
+    g = _person()
+    g.forget("annxy", at=TIMES[2])
+    assert g.unlink(Link("email", "Secret.Ann@example.com"), at=TIMES[3]) is None
+    assert g.release(Link("email", "Secret.Ann@example.com"), at=TIMES[3]) is None
+    leaked = [text for text in reachable_strings(g) if "secret.ann" in text.lower()]
+    assert leaked == []
+
+
+def test_the_columns_problem_text_forgets_the_erased_purchase() -> None:
+    """The purchase that turned the columnar engine off was quoted (id and
+    amount) in the columns' problem text after it was erased."""
+    g = _person()
+    huge = Decimal("1234567890123456789012.5")
+    g.record(
+        Event("purchase", at=TIMES[1], customer_id="annxy", id="T-ANN-HUGE", data={"amount": huge})
+    )
+    g.forget("annxy", at=TIMES[2])
+    leaked = [text for text in reachable_strings(g) if "T-ANN-HUGE" in text or "1234567890" in text]
+    assert leaked == []
+
+
+def test_a_refusal_mentioning_the_id_inside_other_tokens_stays() -> None:
+    """Forgetting "mary" deleted refusals about ``mary-1`` and ``noemail@mary.com``."""
+    g = new_graph()
+    g.register("mary", at=TIMES[0])
+    g.register("bob", at=TIMES[0])
+    with pytest.raises(InvalidEvent):
+        g.record(
+            Event("purchase", at=TIMES[1], customer_id="bob", id="mary-1", data={"amount": "x"})
+        )
+    with pytest.raises(InvalidLink):
+        g.link("bob", Link("email", "noemail@mary.com"), at=TIMES[1])
+    before = g.refusals()
+    g.forget("mary", at=TIMES[2])
+    assert g.refusals() == before
