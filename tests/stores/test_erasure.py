@@ -390,3 +390,25 @@ def _gone(person: str) -> list[str]:
     from .workers import gone_texts
 
     return gone_texts(person)
+
+
+def test_postgres_forget_command_says_the_tables_were_vacuumed(postgres_url: str) -> None:
+    """Regression: the command's summary said "the store was vacuumed" on
+    every store; on PostgreSQL its tables are vacuumed, and an id erased
+    already is named by its keyed hash."""
+    from click.testing import CliRunner
+
+    from identity_graph.cli import cli
+
+    with IdentityGraph.open(postgres_url) as graph:
+        graph.link("qx-7", Link("email", "qx7@example.org"), at=LATER)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["forget", "qx-7", "--db", postgres_url])
+    assert first.exit_code == 0, first.output
+    assert first.output.endswith("; the store's tables were vacuumed\n"), first.output
+    again = runner.invoke(cli, ["forget", "qx-7", "--db", postgres_url])
+    assert again.exit_code == 0, again.output
+    hashed = first.output.split(" ")[4]
+    assert hashed.startswith("erased:")
+    assert again.output == f"customer {hashed} was erased already; nothing to do\n"
+    assert "qx-7" not in first.output + again.output
