@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -35,6 +35,9 @@ from .graph import IdentityGraph, Profile
 from .ids import Link
 from .kpis import NAMINGS
 from .times import RANGE_RULE, check_range
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 __all__ = ["cli", "main", "parse_ref", "parse_time"]
 
@@ -940,14 +943,17 @@ def forget(customer_id: str, reason: str, db: str, region: str | None) -> None:
     held, its events and the merges that held it; the journal keeps keyed
     hashes in their place, and the id and links are refused from then on
     (see release-suppression).  The store's freed space is cleared (SQLite:
-    VACUUM).  Write customer:ID for an id that looks like name:value.
-    Backups and copies outside the store are yours to erase: see
-    docs/erasure.md."""
+    VACUUM and the write-ahead log truncated; PostgreSQL: VACUUM of its
+    tables).  The output names the person only by the id's keyed hash.
+    Write customer:ID for an id that looks like name:value.  Backups and
+    copies outside the store are yours to erase: see docs/erasure.md."""
     customer = _customer_argument(customer_id)
     with _graph(db, region) as graph:
         entry = graph.forget(customer, reason=reason)
+        hashed = graph.state.suppression.customer_hash(customer)
+        cleared = _cleared(graph.store)
     if entry is None:
-        click.echo(f"customer {customer} was erased already; nothing to do")
+        click.echo(f"customer {hashed} was erased already; nothing to do")
         return
     args = entry.args
     shared = sum(1 for change in entry.changes if change.kind in ("link_moved", "link_history"))
@@ -955,8 +961,24 @@ def forget(customer_id: str, reason: str, db: str, region: str | None) -> None:
     click.echo(
         f"erased the customer as {args['customer_id']} in journal entry #{entry.seq}: "
         f"{_counted(len(args['links']), 'link')}, {_counted(len(args['events']), 'event')} "
-        f"and {_counted(len(args['merge_ids']), 'merge')} went{kept}; the store was vacuumed"
+        f"and {_counted(len(args['merge_ids']), 'merge')} went{kept}; {cleared}"
     )
+
+
+def _cleared(store: Store | None) -> str:
+    """What ``forget`` did to clear the space an erasure freed in ``store``
+    (its ``scrub``), for the summary line."""
+    from .stores.memory import MemoryStore
+    from .stores.postgres import PostgresStore
+    from .stores.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return "the store was vacuumed and its write-ahead log truncated"
+    if isinstance(store, PostgresStore):
+        return "the store's tables were vacuumed"
+    if store is None or isinstance(store, MemoryStore):
+        return "nothing to clear (the graph is kept in memory)"
+    return "the store cleared the space it freed"
 
 
 @cli.command("release-suppression")

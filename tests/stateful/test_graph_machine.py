@@ -582,8 +582,11 @@ class GraphMachine(RuleBasedStateMachine):
             customers = [c for c in CUSTOMERS if c not in self.model.suppressed_customers]
             if self.model.order and data.draw(st.integers(0, 3), label="registered only"):
                 customers = self.model.order
-            customer = data.draw(st.sampled_from(customers), label="event customer")
-            pool = data.draw(st.lists(st.sampled_from(links), max_size=1), label="event links")
+            # Everyone erased: an erased customer comes back (and is refused).
+            customer = data.draw(st.sampled_from(customers or CUSTOMERS), label="event customer")
+            # Every link erased: none.
+            some = st.lists(st.sampled_from(links), max_size=1) if links else st.just([])
+            pool = data.draw(some, label="event links")
         else:
             customer = None
             pool = data.draw(

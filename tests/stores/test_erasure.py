@@ -8,9 +8,11 @@ erasure is one transaction, and other processes catch up to it.
   (``forget`` says so with ``StoreError``, and they go when it ends);
   without the VACUUM (a crash right after the commit) the next close
   still leaves no erased byte.
-- PostgreSQL: every ``ig_*`` table read as text holds none of them, the
-  touched tables were vacuumed, and (for a superuser) neither do the
-  tables' and indexes' files.
+- PostgreSQL: every ``ig_*`` table read as text holds none of them, and
+  the touched tables were vacuumed.  Plain ``VACUUM`` does not promise to
+  overwrite the dead rows' bytes in the data files (nor do the statistics'
+  dead-tuple counts prove anything: the forgetting session's counts may be
+  flushed after the VACUUM's), so the files are not checked.
 - SIGKILL at random moments of a ``forget``: the store opens, verifies, and
   holds the person entirely or not at all.
 - Two processes on one store, one forgetting while the other writes and
@@ -209,31 +211,6 @@ def table_text(url: str) -> str:
     )
 
 
-def relation_files(url: str) -> bytes:
-    """The files of the ig_* tables, their TOAST tables and their indexes,
-    read by the server after a CHECKPOINT (superusers only)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-        names = conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_class t"
-            " ON c.oid IN (t.oid, t.reltoastrelid)"
-            " OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = t.oid)"
-            " WHERE t.relnamespace = current_schema()::regnamespace AND t.relname LIKE 'ig\\_%'"
-        ).fetchall()
-        return b"".join(
-            bytes(row[0])
-            for (name,) in names
-            for row in [
-                conn.execute(
-                    "SELECT pg_read_binary_file(pg_relation_filepath(CAST(%s AS regclass)))",
-                    (name,),
-                ).fetchone()
-            ]
-        )
-
-
 def test_postgres_forget_leaves_no_row_text_and_vacuums(postgres_url: str) -> None:
     graph = IdentityGraph.open(postgres_url)
     erasure_scenario(graph)
@@ -245,11 +222,6 @@ def test_postgres_forget_leaves_no_row_text_and_vacuums(postgres_url: str) -> No
         " WHERE schemaname = current_schema()"
     )
     assert all(row[1] is None for row in sql_rows(postgres_url, stats))
-    (superuser,) = sql_rows(
-        postgres_url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-    )[0]
-    if superuser:
-        assert found(relation_files(postgres_url))  # the files held the person
 
     graph.forget(ERASED_PERSON, at=LATER, reason="request 17")
 
@@ -258,12 +230,12 @@ def test_postgres_forget_leaves_no_row_text_and_vacuums(postgres_url: str) -> No
     assert found(text, KEPT) == list(KEPT)
 
     def vacuumed() -> bool:
-        rows = {name: (last, dead) for name, last, dead in sql_rows(postgres_url, stats)}
-        return all(rows[name][0] is not None and rows[name][1] == 0 for name in TOUCHED)
+        # Only that VACUUM ran: n_dead_tup may count the forgetting session's
+        # dead rows again, its statistics being flushed after the VACUUM's.
+        rows = {name: last for name, last, _dead in sql_rows(postgres_url, stats)}
+        return all(rows[name] is not None for name in TOUCHED)
 
-    eventually(vacuumed, "VACUUM ran on every table forget touched, leaving no dead row")
-    if superuser:
-        assert found(relation_files(postgres_url)) == []
+    eventually(vacuumed, "VACUUM ran on every table forget touched")
     graph.verify()
     graph.close()
 
@@ -418,6 +390,28 @@ def _gone(person: str) -> list[str]:
     from .workers import gone_texts
 
     return gone_texts(person)
+
+
+def test_postgres_forget_command_says_the_tables_were_vacuumed(postgres_url: str) -> None:
+    """Regression: the command's summary said "the store was vacuumed" on
+    every store; on PostgreSQL its tables are vacuumed, and an id erased
+    already is named by its keyed hash."""
+    from click.testing import CliRunner
+
+    from identity_graph.cli import cli
+
+    with IdentityGraph.open(postgres_url) as graph:
+        graph.link("qx-7", Link("email", "qx7@example.org"), at=LATER)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["forget", "qx-7", "--db", postgres_url])
+    assert first.exit_code == 0, first.output
+    assert first.output.endswith("; the store's tables were vacuumed\n"), first.output
+    again = runner.invoke(cli, ["forget", "qx-7", "--db", postgres_url])
+    assert again.exit_code == 0, again.output
+    hashed = first.output.split(" ")[4]
+    assert hashed.startswith("erased:")
+    assert again.output == f"customer {hashed} was erased already; nothing to do\n"
+    assert "qx-7" not in first.output + again.output
 
 
 # -------------------------------------------------------------- the review's findings

@@ -58,3 +58,14 @@ def test_the_keys_are_not_kept_in_python_memory() -> None:
         assert seen.claim_customer("customer-29999", 1) == 29_999
     # A dict of the same keys would take several MiB.
     assert peak < 512 * 1024, peak
+
+
+def test_a_row_s_fate_is_applied_until_put_off_or_rejected() -> None:
+    with FileIndex() as seen:
+        assert seen.fate(2) == "applied"
+        seen.defer(3, ["c3"])
+        seen.reject(4)
+        seen.reject(4)  # a row rejected twice is noted once
+        assert (seen.fate(3), seen.fate(4)) == ("deferred", "rejected")
+        seen.undefer(3)
+        assert seen.fate(3) == "applied"

@@ -539,3 +539,83 @@ def test_a_unit_price_is_kept_only_when_it_is_exact(tmp_path: Path) -> None:
     assert "unit_price" not in items["SKU-2"]
     assert str(items["SKU-3"]["unit_price"]) == "2.50"
     assert items["SKU-1"]["line_total"] == Decimal("1.00")
+
+
+# ------------------------------------------------------------------ erased values
+
+
+def forgotten_graph(tmp_path: Path) -> IdentityGraph:
+    """``qx-9`` erased, with its tickets (``T-9``, one without a transaction
+    id) and its call; ``c1`` stays."""
+    g = IdentityGraph()
+    old = write(
+        tmp_path,
+        "2024-03-01 10:15:00,qx-9,7,Coffee,SKU-1,2,7.80,HEL-01,Paulig,T-9,card",
+        "2024-03-02 09:00:00,qx-9,3,,CALL-IN,1,0,,,,",
+        "2024-03-03 12:00:00,qx-9,7,Tea,SKU-2,1,1.00,HEL-01,Paulig,,",
+        "2024-03-01 10:15:00,c1,7,Coffee,SKU-1,2,7.80,HEL-01,Paulig,T-1,card",
+        name="old.csv",
+    )
+    assert import_offline_data(g, old, tz="UTC").rejected == 0
+    assert g.forget("qx-9") is not None
+    return g
+
+
+def test_an_erased_customer_is_rejected_under_its_own_column(tmp_path: Path) -> None:
+    """Regression: a new line of an erased customer was rejected under
+    ``EventTransaction Attr1`` (the batches' one column), even a call line
+    whose transaction cell is empty; the customer id is the erased value."""
+    g = forgotten_graph(tmp_path)
+    hashed = g.state.suppression.customer_hash("qx-9")
+    path = write(
+        tmp_path,
+        "2024-04-01 10:00:00,qx-9,7,Coffee,SKU-1,1,1.00,HEL-01,Paulig,T-10,card",
+        "2024-04-02 09:00:00,qx-9,3,,CALL-IN,1,0,,,,",
+        "2024-04-03 09:00:00,qx-9,7,Tea,SKU-2,1,1.00,HEL-01,Paulig,,",
+        # Re-sent: the tickets' ids were erased (the call is refused for its
+        # customer id, checked before an id is derived from its content).
+        "2024-03-01 10:15:00,qx-9,7,Coffee,SKU-1,2,7.80,HEL-01,Paulig,T-9,card",
+        "2024-03-03 12:00:00,qx-9,7,Tea,SKU-2,1,1.00,HEL-01,Paulig,,",
+        "2024-03-02 09:00:00,qx-9,3,,CALL-IN,1,0,,,,",
+        header=HEADER.replace("Customer ID", "customer_id"),
+    )
+    rejects = tmp_path / "rejects.csv"
+    summary = import_offline_data(g, path, tz="UTC", rejects=rejects)
+    assert summary == ImportSummary(read=6, imported=0, unchanged=0, rejected=6)
+    lines = rejects_of(rejects)
+    assert [(line["row"], line["column"]) for line in lines] == [
+        ("2", "customer_id"),  # the file's spelling
+        ("3", "customer_id"),
+        ("4", "customer_id"),
+        ("5", "EventTransaction Attr1"),  # the ticket's id derives from it
+        ("6", ""),  # from the customer and the time: no one column
+        ("7", "customer_id"),
+    ]
+    assert [line["value"] for line in lines[:3]] == [hashed] * 3
+    assert all(line["value"].startswith("erased:") for line in lines)
+    assert "qx-9" not in repr(lines) and "T-9" not in repr(lines)
+
+
+def test_lines_that_disagree_with_an_erased_ticket_name_hashes_only(tmp_path: Path) -> None:
+    """Regression: a line whose ticket belongs to another customer named
+    both customers and the ticket in clear, erased or not."""
+    g = forgotten_graph(tmp_path)
+    suppression = g.state.suppression
+    path = write(
+        tmp_path,
+        "2024-03-01 10:15:00,qx-9,7,Coffee,SKU-1,2,7.80,HEL-01,Paulig,T-9,card",
+        "2024-03-01 10:15:00,c1,7,Coffee,SKU-2,1,1.00,HEL-01,Paulig,T-9,card",
+        "2024-04-01 10:00:00,c1,7,Coffee,SKU-1,1,1.00,HEL-01,Paulig,T-11,card",
+        "2024-04-01 10:00:00,qx-9,7,Coffee,SKU-2,1,1.00,HEL-01,Paulig,T-11,card",
+    )
+    rejects = tmp_path / "rejects.csv"
+    assert import_offline_data(g, path, tz="UTC", rejects=rejects).rejected == 4
+    lines = rejects_of(rejects)
+    ticket = suppression.event_hash("offline:T-9")
+    customer = suppression.customer_hash("qx-9")
+    assert lines[0]["reason"].startswith(f"ticket {ticket} has a rejected line (row 3)")
+    assert lines[1]["value"] == "c1"
+    assert f"ticket {ticket} belongs to customer {customer!r}" in lines[1]["reason"]
+    assert lines[3]["value"] == customer
+    assert "ticket 'T-11' belongs to customer 'c1'" in lines[3]["reason"]
+    assert "qx-9" not in repr(lines) and "T-9" not in repr(lines)

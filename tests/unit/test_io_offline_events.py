@@ -271,3 +271,30 @@ def test_the_rows_before_an_unreadable_one_are_imported(tmp_path: Path) -> None:
     assert import_offline_events(g, path, tz="UTC") == ImportSummary(
         read=4, imported=0, unchanged=4, rejected=0
     )
+
+
+def test_erased_addresses_and_events_are_rejected_under_the_file_s_column(
+    tmp_path: Path,
+) -> None:
+    """Regression: a row refused for an erased value named the column
+    ``Member Email Address`` as the format spells it, not as the file does;
+    the line names the value's keyed hash only."""
+    g = members()
+    header = HEADER.replace("Member Email Address", "member_email_address")
+    assert import_offline_events(g, write(tmp_path, GOOD[0], header=header), tz="UTC").imported
+    (erased_id,) = [event.id for event in g.events("c1")]
+    assert erased_id is not None
+    g.forget("c1")
+    rows = [GOOD[0], GOOD[1].replace("2024-03-02", "2024-04-02")]  # re-sent, and new
+    rejects = tmp_path / "rejects.csv"
+    summary = import_offline_events(
+        g, write(tmp_path, *rows, header=header), tz="UTC", rejects=rejects
+    )
+    assert summary == ImportSummary(read=2, imported=0, unchanged=0, rejected=2)
+    suppression = g.state.suppression
+    address = suppression.link_hash(("email", "ann@example.com"))[1]
+    assert [(r["row"], r["column"], r["value"]) for r in rejects_of(rejects)] == [
+        ("2", "member_email_address", suppression.event_hash(erased_id)),
+        ("3", "member_email_address", address),
+    ]
+    assert "ann@" not in rejects.read_text(encoding="utf-8").lower()

@@ -333,6 +333,7 @@ def import_customers(
                         unchanged += 1
                     else:
                         rejected.add(row, problems)
+                        seen.reject(row)  # a later row's message must not say it kept a link
         with graph.batch():
             for row, result in rows.retry():
                 if isinstance(result, list):
@@ -445,8 +446,11 @@ class _Rows:
                 continue
             twin = next((c for c, known in found if known == link), None)
             if twin is not None:
+                value, named = self.shown_link(link)
+                if value == link.value:
+                    value = text  # not erased: the cell as the file gives it
                 problems.append(
-                    (column.header, text, f"{link} is in column {twin.header!r} of this row too")
+                    (column.header, value, f"{named} is in column {twin.header!r} of this row too")
                 )
                 continue
             found.append((column, link))
@@ -461,7 +465,8 @@ class _Rows:
             customer = matched
             earlier = self.seen.claim_customer(customer, row)
             if earlier is not None:
-                return [("", "", f"the row matches customer {customer!r}, as row {earlier} does")]
+                shown = self.shown_customer(customer)
+                return [("", "", f"the row matches customer {shown!r}, as row {earlier} does")]
         refused, merges = self.conflicts(customer, found)
         if refused or (merges and not merging):
             return _Conflicts(refused)
@@ -504,18 +509,22 @@ class _Rows:
         given a second row, a link value given to a second row.
 
         Decided on the file's content alone, so every import of one file
-        rejects the same rows; the earlier row keeps the customer or the link.
+        rejects the same rows, whatever became of the earlier row; the
+        message says what did (it keeps the link, was rejected, or waits
+        for the end of the file).  An erased value is named by its keyed
+        hash, never as the file gives it.
         """
         problems: list[Problem] = []
         if customer is not None and self.id_position is not None:
             earlier = self.seen.claim_customer(customer, row)
             if earlier is not None:
                 header = self.layout.id_column or ""
+                shown = self.shown_customer(customer)
                 problems.append(
                     (
                         header,
-                        customer,
-                        f"customer {customer!r} has row {earlier} of this file already; "
+                        shown,
+                        f"customer {shown!r} has row {earlier} of this file already; "
                         "give a customer one row (a second link goes in a second column)",
                     )
                 )
@@ -523,15 +532,45 @@ class _Rows:
         for column, link in found:
             earlier = given.get((link.name, link.value))
             if earlier is not None:
+                value, named = self.shown_link(link)
                 problems.append(
                     (
                         column.header,
-                        link.value,
-                        f"{link} is given by row {earlier} of this file already; a link "
-                        "belongs to one customer at a time (that row keeps it)",
+                        value,
+                        f"{named} is given by row {earlier} of this file already; a link "
+                        f"belongs to one customer at a time ({self.fate(earlier)})",
                     )
                 )
         return problems
+
+    def fate(self, row: int) -> str:
+        """What became of an earlier ``row`` of the file, for a message."""
+        fate = self.seen.fate(row)
+        if fate == "rejected":
+            return f"row {row} was rejected: its own line says why"
+        if fate == "deferred":
+            return (
+                f"row {row} waits for the end of the file, as a link of it belongs to another "
+                "customer, and keeps this one only if it is imported then"
+            )
+        return "that row keeps it"
+
+    def shown_customer(self, customer: str) -> str:
+        """How a rejects line names ``customer``: by its keyed hash if the id
+        was erased at the person's request.  O(len) per id."""
+        if customer not in self.graph.state.order and self.graph.suppressed(customer):
+            return self.graph.state.suppression.customer_hash(customer)
+        return customer
+
+    def shown_link(self, link: Link) -> tuple[str, str]:
+        """How a rejects line names the normalised ``link``: its value and
+        ``name:value``, or its keyed hash and ``name hash`` if the value was
+        erased at the person's request (the form the graph's own refusal
+        uses).  O(len)."""
+        if self.graph.suppressed(link):
+            _, hashed = self.graph.state.suppression.link_hash(link.key)
+            return hashed, f"{link.name} {hashed}"
+        return link.value, str(link)
 
     def match(self, found: list[tuple[LinkColumn, Link]], generated: bool) -> str | list[Problem]:
         """The customer a row without an id belongs to, or why there is none."""

@@ -28,6 +28,7 @@ _SCHEMA = (
     "CREATE TABLE generate (id TEXT, name TEXT, row INTEGER, cells INTEGER,"
     " PRIMARY KEY (id, name)) WITHOUT ROWID",
     "CREATE TABLE deferred (row INTEGER PRIMARY KEY, cells BLOB)",
+    "CREATE TABLE rejected (row INTEGER PRIMARY KEY)",
 )
 
 
@@ -46,7 +47,8 @@ class FileIndex(ClosesOnExit):
 
     def claim_links(self, links: list[tuple[str, str]], row: int) -> dict[tuple[str, str], int]:
         """Note that ``row`` gives ``links``; return the earlier row of each one
-        an earlier row gave already (that row keeps it)."""
+        an earlier row gave already (whatever became of that row: the claim
+        is the file's content)."""
         earlier: dict[tuple[str, str], int] = {}
         for name, value in links:
             first = self.row_of_link(name, value)
@@ -108,6 +110,19 @@ class FileIndex(ClosesOnExit):
                 return
             after = int(found[0])
             yield after, pickle.loads(found[1])  # our own bytes, see defer
+
+    def reject(self, row: int) -> None:
+        """Note that ``row`` was rejected (a later row's message says so)."""
+        self._db.execute("INSERT OR IGNORE INTO rejected VALUES (?)", (row,))
+
+    def fate(self, row: int) -> str:
+        """What became of ``row`` so far: ``"rejected"``, ``"deferred"`` (put
+        off until the end of the file) or ``"applied"``."""
+        if self._db.execute("SELECT 1 FROM rejected WHERE row = ?", (row,)).fetchone():
+            return "rejected"
+        if self._db.execute("SELECT 1 FROM deferred WHERE row = ?", (row,)).fetchone():
+            return "deferred"
+        return "applied"
 
     def close(self) -> None:
         self._db.close()

@@ -120,9 +120,16 @@ class _Ticket:
 
 def _ticket_id(transaction: str, customer: str, at: datetime) -> str:
     if transaction:
-        ticket_id = f"offline:{transaction}"
-    else:
-        ticket_id = f"offline:{customer}@{at:%Y-%m-%dT%H:%M:%SZ}"
+        return _transaction_id(transaction)
+    return _bounded(f"offline:{customer}@{at:%Y-%m-%dT%H:%M:%SZ}")
+
+
+def _transaction_id(transaction: str) -> str:
+    """The event id of the ticket with transaction id ``transaction``."""
+    return _bounded(f"offline:{transaction}")
+
+
+def _bounded(ticket_id: str) -> str:
     if len(ticket_id) > MAX_EVENT_ID_LENGTH:
         # Still derived from the ticket, so still idempotent.
         ticket_id = "offline:h-" + hashlib.sha256(ticket_id.encode()).hexdigest()[:32]
@@ -311,6 +318,7 @@ class _Reader:
         batch_size: int,
         register_unknown: bool,
     ) -> None:
+        self.graph = graph
         self.table = table
         self.zone = zone
         self.types = types
@@ -369,6 +377,7 @@ class _Reader:
             register_unknown=register_unknown,
             explain=self._explain,
             column=columns.spelling(TRANSACTION) if TRANSACTION in columns else "",
+            erased_column=self._erased_column,
         )
         self.unnamed = unnamed_columns(table.header)
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
@@ -388,6 +397,38 @@ class _Reader:
                 "lines of one ticket must lie within ticket_window rows of each other)"
             )
         return f"{error}: {reason}"
+
+    def _erased_column(self, event: Event, erased: str) -> str | None:
+        """The column a line refused for an erased value names: ``Customer
+        ID`` for the customer id; for the event id, the transaction column
+        when the ticket's id derives from it, else none (the id derives from
+        several cells: a ticket's customer and time, a line's content)."""
+        if erased == "customer_id":
+            return self.spelt[CUSTOMER]
+        if erased == "event":
+            transaction = event.data.get("transaction") or {}
+            return None if event.type == "purchase" and "attr1" in transaction else ""
+        return None
+
+    def shown_customer(self, customer: str) -> str:
+        """How a rejects line names ``customer``: by its keyed hash if the id
+        was erased at the person's request.  O(len)."""
+        if self.graph.suppressed(customer):
+            return self.graph.state.suppression.customer_hash(customer)
+        return customer
+
+    def shown_ticket(self, ticket: _Ticket) -> str:
+        """How a rejects line names a ticket: its transaction id, by its
+        event id's keyed hash if that event was erased at the person's
+        request, or the row of its first line when it has none."""
+        if not ticket.transaction:
+            return f"of row {ticket.rows[0]}"
+        suppression = self.graph.state.suppression
+        if suppression.events:
+            hashed = suppression.event_hash(_transaction_id(ticket.transaction))
+            if hashed in suppression.events:
+                return hashed
+        return repr(ticket.transaction)
 
     # ------------------------------------------------------------------ reading
 
@@ -628,9 +669,10 @@ class _Reader:
             problems.append(
                 (
                     self.spelt[CUSTOMER],
-                    customer,
-                    f"ticket {ticket.transaction!r} belongs to customer {ticket.customer!r} "
-                    f"(row {ticket.rows[0]}); one ticket has one customer",
+                    self.shown_customer(customer),
+                    f"ticket {self.shown_ticket(ticket)} belongs to customer "
+                    f"{self.shown_customer(ticket.customer)!r} (row {ticket.rows[0]}); "
+                    "one ticket has one customer",
                 )
             )
         elif ticket.customer is None and customer is not None:
@@ -667,7 +709,7 @@ class _Reader:
             ticket.problems.setdefault(ticket.rows[0], [("", "", "no valid customer or time")])
         if ticket.problems:
             bad = min(ticket.problems)
-            name = repr(ticket.transaction) if ticket.transaction else f"of row {ticket.rows[0]}"
+            name = self.shown_ticket(ticket)
             for row in ticket.rows:
                 self.rejects.add(
                     row,

@@ -118,7 +118,9 @@ def import_offline_events(
         extras = [
             (name, position) for name, key, position in columns.items() if key not in _KNOWN_KEYS
         ]
-        batches = EventBatches(graph, rejected, batch_size=batch_size, column=EMAIL)
+        # A refused event is named by its id, which derives from the row's
+        # content and is refused for its address: under the address's column.
+        batches = EventBatches(graph, rejected, batch_size=batch_size, column=spelt[EMAIL])
         width = len(table.header)
         unnamed = unnamed_columns(table.header)
         read = 0

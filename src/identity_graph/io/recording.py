@@ -34,12 +34,26 @@ __all__ = ["EventBatches"]
 Explain = Callable[[Event, str, str], str]
 
 
+#: The column a rejects line names for an event refused for an erased value,
+#: given the event and what was erased (``"customer_id"``, ``"link"`` or
+#: ``"event"``, the key of the error's ``shown``); None for the batches' column.
+ErasedColumn = Callable[[Event, str], str | None]
+
+
 def _plain_reason(_event: Event, error: str, reason: str) -> str:
     return f"{error}: {reason}"
 
 
+def _no_column(_event: Event, _erased: str) -> str | None:
+    return None
+
+
 class EventBatches:
     """Events waiting to be recorded, with the rows each came from.
+
+    A refused event's rejects line names ``column`` and the event's id; one
+    refused for a value ``forget`` erased names the value's keyed hash, under
+    the column ``erased_column`` gives for it (``column`` if None).
 
     ``register_unknown`` applies to the import's ``record_many`` calls only
     (the graph's own setting is put back after each): with it, a customer id
@@ -56,6 +70,7 @@ class EventBatches:
         register_unknown: bool | None = None,
         explain: Explain = _plain_reason,
         column: str = "",
+        erased_column: ErasedColumn = _no_column,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be a whole number >= 1")
@@ -65,6 +80,7 @@ class EventBatches:
         self._register_unknown = register_unknown
         self._explain = explain
         self._column = column
+        self._erased_column = erased_column
         self._buckets: dict[int, list[tuple[Event, list[int]]]] = {}
         self._pending = 0
         self.imported = 0
@@ -104,10 +120,13 @@ class EventBatches:
         rows_of = {id(event): rows for event, rows in items}
         for event, error in refused:
             reason = self._explain(event, type(error).__name__, escape_invalid(str(error)))
-            event_id = event.id or event.content_id()  # the id the ledger derives
+            column, value = self._column, event.id or event.content_id()  # the ledger's id
             if isinstance(error, SuppressedLink):
-                # The rejects file must not write an erased event id back out.
-                shown = next(iter(error.shown.values()), "")
-                event_id = shown.value if isinstance(shown, Link) else str(shown)
+                # The rejects file must not write an erased value back out:
+                # the line names its hash, under the column it came from.
+                erased, shown = next(iter(error.shown.items()), ("", ""))
+                value = shown.value if isinstance(shown, Link) else str(shown)
+                chosen = self._erased_column(event, erased)
+                column = column if chosen is None else chosen
             for row in rows_of[id(event)]:
-                self._rejects.add(row, [(self._column, event_id, reason)])
+                self._rejects.add(row, [(column, value, reason)])
