@@ -19,7 +19,7 @@ O(anchors × spans × log n + result), never a scan of the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Container, ItemsView, Iterable, Mapping
+from collections.abc import ItemsView, Iterable, Mapping
 from datetime import datetime
 
 from sortedcontainers import SortedList
@@ -63,10 +63,10 @@ class Ledger:
         """Forget every event (new containers: an as_of() view keeps the old ones)."""
         self._events: dict[str, Event] = {}
         self._by_anchor: dict[Anchor, SortedList] = {}
-        # Ids of the events with more than one identity (a customer id and
-        # links, or several links): the only ones an erasure must look
-        # into beyond their anchor.  Few in most ledgers.
-        self._several: set[str] = set()
+        # For each link an event names besides its anchor (an event with a
+        # customer id and links, or several links), the ids of such events:
+        # an erasure finds the events that name the person's link this way.
+        self._naming: dict[LinkKey, list[str]] = {}
         # What the indicators read of each purchase, as columns.
         self.purchases = PurchaseColumns()
 
@@ -76,7 +76,7 @@ class Ledger:
         shared.is_view = True
         shared._events = self._events
         shared._by_anchor = self._by_anchor
-        shared._several = self._several
+        shared._naming = self._naming
         shared.purchases = self.purchases
         return shared
 
@@ -117,7 +117,15 @@ class Ledger:
         index.add((utc(event.at), event.id))
         links = event.links
         if links and (len(links) > 1 or event.customer_id is not None):
-            self._several.add(event.id)
+            naming = self._naming
+            for link in links:
+                key = link.key
+                if key != anchor:
+                    held = naming.get(key)
+                    if held is None:
+                        naming[key] = [event.id]
+                    else:
+                        held.append(event.id)
         if event.type == "purchase":
             self.purchases.add(event, anchor)
 
@@ -132,8 +140,13 @@ class Ledger:
             event = self._events.pop(event_id, None)
             if event is None:
                 continue
-            self._several.discard(event_id)
             found += 1
+            for link in event.links:
+                held = self._naming.get(link.key)
+                if held is not None and event_id in held:
+                    held.remove(event_id)
+                    if not held:
+                        del self._naming[link.key]
             purchases = purchases or event.type == "purchase"
             mark = (utc(event.at), event_id)
             anchors: list[Anchor] = [event.customer_id] if event.customer_id is not None else []
@@ -189,15 +202,11 @@ class Ledger:
         """The ``(at in UTC, event id)`` index of one anchor, or None.  O(1)."""
         return self._by_anchor.get(anchor)
 
-    def naming(self, keys: Container[LinkKey]) -> list[str]:
+    def naming(self, keys: Iterable[LinkKey]) -> list[str]:
         """Ids of the events whose links name one of ``keys`` besides their
-        anchor (events with more than one identity).  O(such events)."""
-        events = self._events
-        return [
-            event_id
-            for event_id in self._several
-            if any(link.key in keys for link in events[event_id].links)
-        ]
+        anchor (events with more than one identity).  O(result)."""
+        naming = self._naming
+        return [event_id for key in keys for event_id in naming.get(key, ())]
 
     def by_id(self) -> Mapping[str, Event]:
         """Every event by id (read only).  O(1)."""
@@ -255,3 +264,15 @@ class Ledger:
                     assert event.customer_id is None and Link(*anchor) in event.links
                 indexed += 1
         assert indexed == len(self._events), "an event is indexed twice or not at all"
+        named = 0
+        for key, ids in self._naming.items():
+            assert ids and len(set(ids)) == len(ids), f"{key}: an empty or repeated list"
+            for event_id in ids:
+                assert Link(*key) in self._events[event_id].links, f"{event_id} does not name {key}"
+            named += len(ids)
+        several = sum(
+            len(e.links) - (e.customer_id is None)
+            for e in self._events.values()
+            if e.links and (len(e.links) > 1 or e.customer_id is not None)
+        )
+        assert named == several, "an event names a link the index misses"
