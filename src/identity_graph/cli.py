@@ -987,7 +987,13 @@ def _cleared(store: Store | None) -> str:
 def release_suppression(ref: str, db: str, region: str | None) -> None:
     """Let an erased customer id or link value (REF) be registered, linked or
     recorded again, when the person came back on their own.  Prints whether
-    anything was lifted."""
+    anything was lifted.  Give the id or value itself: a keyed hash
+    (erased:...) cannot be released, since it names no value."""
+    if ref.strip().startswith("erased:"):
+        raise click.UsageError(
+            f"{ref[:50]!r} is a keyed hash; release-suppression takes the customer id or the"
+            " link value that was erased (name:value), which only the person can give again"
+        )
     target = parse_ref(ref)
     what = f"link {target}" if isinstance(target, Link) else f"customer id {target}"
     with _graph(db, region) as graph:

@@ -54,7 +54,7 @@ from .events import Anchor, Event
 from .guards import Refusal
 from .ids import CustomerId, Link, LinkKey, LinkTypes
 from .journal import ARITY, Record
-from .suppression import Suppression, names_in, token_in
+from .suppression import Suppression, ascii_lower, names_in, token_in
 from .times import utc
 
 if TYPE_CHECKING:
@@ -108,10 +108,12 @@ class Erasure:
     #: The reprs of every erased text (the customer id, link values, event
     #: ids), for the quoted texts of a refusal's reason.
     quoted: frozenset[str]
-    #: The erased link values and the person's id as ``repr`` quotes it: a
-    #: cheap first look for them inside free text (the id itself counts
-    #: only as a whole value, checked apart).
+    #: The erased link values, case-folded: a cheap first look for them
+    #: inside free text.
     texts: tuple[str, ...]
+    #: The person's id quoted (``'ann-1'``, ``"ann-1"``): the same for the id,
+    #: which counts in free text only quoted (whole values are compared apart).
+    quotes: tuple[str, ...]
     #: Whether free text names the person
     #: (:func:`~identity_graph.suppression.names_in`).
     names_text: Callable[[str], bool]
@@ -138,13 +140,19 @@ class Erasure:
         alias.update((hashed, key) for key, hashed in self.erased.items())
         return alias
 
-    def needles(self) -> list[str]:
-        """Texts at least one of which every journal row to rewrite contains
-        (the customer id and each erased link value, as JSON writes them
-        inside a string, so also inside another customer's free text): a
-        store searches its rows for them before decoding any."""
-        whole = json.dumps(self.customer, ensure_ascii=False)
-        return sorted({whole, *(json.dumps(t, ensure_ascii=False)[1:-1] for t in self.texts)})
+    def needles(self) -> tuple[list[str], list[str]]:
+        """What a store searches its journal rows for before decoding any:
+        texts one of which every row to rewrite holds, as JSON writes them
+        inside a string (so also inside another customer's free text).
+        First the exact ones (the customer id and each erased link value as
+        stored, and the id quoted); then the same link values lower-cased
+        in ASCII, to be found in a row lower-cased in ASCII (another
+        customer's free text may spell an email in capitals)."""
+        exact = {json.dumps(self.customer, ensure_ascii=False)}
+        exact.update(json.dumps(quote, ensure_ascii=False)[1:-1] for quote in self.quotes)
+        exact.update(json.dumps(key[1], ensure_ascii=False)[1:-1] for key in self.erased)
+        folded = {ascii_lower(json.dumps(key[1], ensure_ascii=False)[1:-1]) for key in self.erased}
+        return sorted(exact), sorted(folded)
 
     # --- the journal ---------------------------------------------------------
 
@@ -153,7 +161,6 @@ class Erasure:
         look at each item and inside each tuple (a link key, the parts of a
         split, the profiles of a link_history).  About 1 us a record."""
         customer, erased = self.customer, self.erased
-        texts = self.texts
         for item in record:
             kind = type(item)
             if kind is str:
@@ -161,13 +168,11 @@ class Erasure:
                     return True
                 if item in _WORDS:  # an op, argument name or change kind: not free text
                     continue
-                if any(text in item for text in texts):
+                if self._may_name(item):
                     return True
             elif kind is MappingProxyType or kind is dict:  # attributes (a store's: a dict)
                 for value in item.values():
-                    if type(value) is str and (
-                        value == customer or any(text in value for text in texts)
-                    ):
+                    if type(value) is str and (value == customer or self._may_name(value)):
                         return True
             elif kind is tuple:
                 if item in erased:
@@ -176,6 +181,14 @@ class Erasure:
                     if inner == customer or (type(inner) is tuple and inner in erased):
                         return True
         return False
+
+    def _may_name(self, text: str) -> bool:
+        """A cheap first look: whether free text holds one of :attr:`texts`
+        (the id as quoted, a link value in any letter case)."""
+        lowered = text.casefold()
+        return any(needle in lowered for needle in self.texts) or any(
+            quote in text for quote in self.quotes
+        )
 
     def record(self, record: Record) -> Record | None:
         """``record`` with every erased value replaced by its hash, or None
@@ -358,7 +371,8 @@ def plan(
         suppression=suppression,
         types=types,
         quoted=frozenset(repr(text) for text in texts),
-        texts=tuple(sorted({repr(customer), *(key[1] for key in erased)})),
+        texts=tuple(sorted({key[1].casefold() for key in erased})),
+        quotes=(repr(customer), f'"{customer}"'),
         names_text=names_in(customer, [key[1] for key in erased]),
         # Customer ids are always quoted in messages; only link values are
         # looked for unquoted too (four characters or more).

@@ -1078,7 +1078,8 @@ class StoreSession(Session):
                 " nothing was erased"
             )
         rows = []
-        for seq, text in store.journal_mentioning(plan.needles()):
+        exact, folded = plan.needles()
+        for seq, text in store.journal_mentioning(exact, folded):
             record = plan.record(decode_record(seq, text, where))
             if record is not None:
                 rows.append((seq, encode_record(seq, record)))

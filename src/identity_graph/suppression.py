@@ -29,7 +29,16 @@ from typing import Any
 from .errors import SuppressedLink
 from .ids import ERASED_PREFIX, Link, LinkKey
 
-__all__ = ["DIGITS", "PREFIX", "Suppression", "names_in", "new_secret", "pseudonym", "token_in"]
+__all__ = [
+    "DIGITS",
+    "PREFIX",
+    "Suppression",
+    "ascii_lower",
+    "names_in",
+    "new_secret",
+    "pseudonym",
+    "token_in",
+]
 
 #: How every keyed hash starts.
 PREFIX = ERASED_PREFIX
@@ -55,34 +64,55 @@ def _value_text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+#: What may stand right before a token: a space, a quote, an opening
+#: bracket, or a separator of ``key=value`` and list texts.
+_BEFORE = r"(?<![^\s'\"(\[{<,;:=/|])"
+#: What may stand right after one: the same, a closing bracket, punctuation.
+_AFTER = r"(?![^\s'\")\]}>,;:=/|.!?])"
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with its ASCII letters lower-cased, others kept: what
+    SQLite's ``lower()`` does, so a search in Python and in SQL agree."""
+    return text.translate(_ASCII_LOWER)
+
+
 def token_in(text: str, within: str) -> bool:
     """Whether ``text`` shows in ``within`` as a token of its own: after the
-    start, a space, a quote or an opening bracket, and before the end, a
-    space, a quote, a closing bracket or punctuation.  An email
-    ``mary@x.org`` is in "refused mary@x.org, ..." but not in
-    "noemail@mary@x.org"; ``-``, ``.`` and ``@`` inside a token never end
-    it.  O(len(within))."""
+    start, a space, a quote, an opening bracket or one of ``,;:=/|``, and
+    before the end, a space, a quote, a closing bracket, one of those or
+    ``.!?``.  An email ``mary@x.org`` is in "mailto:mary@x.org" and
+    "refused mary@x.org, ..." but not in "noemail@mary@x.org": ``-``, ``.``
+    and ``@`` inside a token never end it.  O(len(within))."""
     if text not in within:
         return False
-    pattern = r"(?<![^\s'\"(\[{<])" + re.escape(text) + r"(?![^\s'\")\]}>,;:.!?])"
-    return re.search(pattern, within) is not None
+    return re.search(_BEFORE + re.escape(text) + _AFTER, within) is not None
 
 
 def names_in(customer: str, values: Collection[str]) -> Callable[[str], bool]:
     """A test of free text (another customer's attribute, a merge reason):
     whether it names an erased person.  It does when it *is* their customer
-    id or one of their erased link values, quotes one (as ``repr`` writes
-    it), or holds a link value of four characters or more as a token of its
-    own.  The customer id counts only whole or quoted: ``c1`` is inside too
-    many texts.  Each test is O(len(text) x values)."""
-    whole = {customer, *values}
-    quoted = [repr(customer), *(repr(value) for value in values)]
-    long = [value for value in values if len(value) >= 4]
+    id, quotes it (``'ann-1'`` or ``"ann-1"``), or holds one of their erased
+    link values (as the graph stored it: the normalised value, in any
+    letter case) whole, quoted or, for a value of four characters or more,
+    as a token of its own.  The customer id counts only whole or quoted:
+    ``c1`` is inside too many texts.  Each test is O(len(text) x values)."""
+    folded = [value.casefold() for value in values]
+    whole = {customer, *folded}
+    quoted = [repr(customer), f'"{customer}"']
+    quoted_values = [*(repr(value) for value in folded), *(f'"{value}"' for value in folded)]
+    long = [value for value in folded if len(value) >= 4]
 
     def names(text: str) -> bool:
-        if text in whole or any(quote in text for quote in quoted):
+        if text == customer or any(quote in text for quote in quoted):
             return True
-        return any(token_in(value, text) for value in long)
+        lowered = text.casefold()
+        if lowered in whole or any(quote in lowered for quote in quoted_values):
+            return True
+        return any(token_in(value, lowered) for value in long)
 
     return names
 

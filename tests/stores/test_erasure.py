@@ -507,3 +507,23 @@ def _strings(root: object) -> list[str]:
         elif not isinstance(item, (*skip, bytes, int, float)):
             stack.extend(gc.get_referents(item))
     return found
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_others_free_text_in_other_capitals_is_found_in_the_store(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The store searched its journal rows for the exact stored value only:
+    another customer's attribute spelling the email in capitals stayed."""
+    target: str | Path = tmp_path / "graph.db"
+    if kind == "postgres":
+        target = request.getfixturevalue("postgres_url")
+    g = IdentityGraph.open(target)
+    g.link("ann", Link("email", "ann.qx@example.com"), at=T0)
+    g.register("bob", {"spouse": "Ann.QX@Example.COM", "city": "Oulu"}, at=T0)
+    g.forget("ann", at=LATER)
+    assert g.attributes("bob")["spouse"].startswith("erased:")
+    assert IdentityGraph.from_journal(g.journal(), secret=g.state.suppression.secret) == g
+    g.close()
+    rows = sql_rows(target, "SELECT record FROM ig_journal")
+    assert not any("ann.qx" in str(row).lower() for row in rows)

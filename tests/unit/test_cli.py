@@ -731,6 +731,11 @@ def test_release_suppression_lifts_an_id_or_a_link_once(demo_store: Path) -> Non
         (["release-suppression", "email:nope"], 1, "InvalidLink: email 'nope' must contain"),
         (["release-suppression", "phone:12"], 1, "InvalidLink: phone '12'"),
         (["release-suppression"], 2, "Missing argument 'REF'"),
+        (
+            ["release-suppression", "erased:0123456789abcdef0123456789abcdef"],
+            2,
+            "is a keyed hash; release-suppression takes the customer id or the link value",
+        ),
         (["forget", "C-1001", "--db", "missing.db"], 1, "no store at missing.db"),
         (["release-suppression", "C-1001", "--db", "missing.db"], 1, "no store at missing.db"),
     ],

@@ -876,3 +876,30 @@ def test_a_refusal_mentioning_the_id_inside_other_tokens_stays() -> None:
     before = g.refusals()
     g.forget("mary", at=TIMES[2])
     assert g.refusals() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Secret.Ann@Example.COM", True),  # another letter case
+        ("mailto:secret.ann@example.com", True),
+        ("spouse=secret.ann@example.com", True),
+        ("bob,secret.ann@example.com;x", True),
+        ('he is "annxy"', True),
+        ("he is 'annxy'", True),
+        ("write to secret.ann@example.com.", True),
+        ("noemail@secret.ann@example.com.org", False),  # another address
+        ("xsecret.ann@example.com", False),
+        ("annxy2", False),  # another id
+        ("annxy street", False),  # an unquoted short id is not the person
+    ],
+)
+def test_free_text_naming_the_person_by_the_token_rule(text: str, named: bool) -> None:
+    g = _person()
+    g.register("bob", {"note": text}, at=TIMES[1])
+    g.merge("bob", "cat", reason=text, at=TIMES[1])
+    g.forget("annxy", at=TIMES[2])
+    note = g.attributes("bob")["note"]
+    reason = next(e.args["reason"] for e in g.journal() if e.op == "merge")
+    assert (note.startswith("erased:"), reason.startswith("erased:")) == (named, named)
+    assert IdentityGraph.from_journal(g.journal(), secret=g.state.suppression.secret) == g

@@ -199,13 +199,20 @@ class Store(ABC):
 
     # ---------------------------------------------------------------- erasure
 
-    def journal_mentioning(self, needles: Sequence[str]) -> Iterator[tuple[int, str]]:
+    def journal_mentioning(
+        self, needles: Sequence[str], folded: Sequence[str] = ()
+    ) -> Iterator[tuple[int, str]]:
         """``(seq, record)`` of every journal row whose text contains one of
-        ``needles``, in order (an erasure looks for the rows to rewrite).
-        This default reads every row: O(journal); a database searches its
-        rows in SQL."""
+        ``needles``, or whose text with its ASCII letters lower-cased
+        contains one of ``folded``, in order (an erasure looks for the rows
+        to rewrite).  This default reads every row: O(journal); a database
+        searches its rows in SQL."""
+        from ..suppression import ascii_lower
+
         for seq, record in self.journal(0):
-            if any(needle in record for needle in needles):
+            if any(needle in record for needle in needles) or (
+                folded and any(needle in ascii_lower(record) for needle in folded)
+            ):
                 yield seq, record
 
     def events_matching(

@@ -57,6 +57,8 @@ class PostgresStore(SqlStore):
 
     param = "%s"
     contains = "strpos({0}, ?) > 0"
+    # lower() follows the database's locale; translate() is ASCII everywhere.
+    lower = "translate({0}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
     types: ClassVar[dict[str, str]] = {
         "bigint": "BIGINT",
         "serial": "BIGSERIAL PRIMARY KEY",

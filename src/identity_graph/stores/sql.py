@@ -32,6 +32,8 @@ class SqlStore(Store):
 
     param = "?"
     types: ClassVar[dict[str, str]] = {}
+    #: SQL that lower-cases the ASCII letters of ``{0}`` (SQLite's lower()).
+    lower = "lower({0})"
     #: SQL that is true when column ``{0}`` contains the text ``?``.
     contains = "instr({0}, ?) > 0"
 
@@ -260,10 +262,15 @@ class SqlStore(Store):
 
     # --- erasure ---------------------------------------------------------------
 
-    def journal_mentioning(self, needles: Sequence[str]) -> Iterator[tuple[int, str]]:
-        if not needles:
+    def journal_mentioning(
+        self, needles: Sequence[str], folded: Sequence[str] = ()
+    ) -> Iterator[tuple[int, str]]:
+        tests = [self.contains.format("record")] * len(needles)
+        tests.extend([self.contains.format(self.lower.format("record"))] * len(folded))
+        if not tests:
             return
-        test = " OR ".join([self.contains.format("record")] * len(needles))
+        needles = [*needles, *folded]
+        test = " OR ".join(tests)
         sql = f"SELECT seq, record FROM ig_journal WHERE seq > ? AND ({test}) ORDER BY seq LIMIT ?"
         since = 0
         while True:
