@@ -414,6 +414,12 @@ def eraser(target: str, people: list[str], report_path: str) -> None:
     g = IdentityGraph.open(target)
     say("READY")
     wait_for_go()
+    # The other process writes first (on a loaded machine its start can
+    # take longer than a sleep), so the erasures fall among its writes.
+    start = len(g.state.journal)
+    deadline = time.monotonic() + 30
+    while len(g.state.journal) < start + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     for step, person in enumerate(people):
         time.sleep(0.05 + rng.random() * 0.1)
         g.forget(person, at=T0 + timedelta(days=300 + step), reason="two writers")
