@@ -383,6 +383,18 @@ def _compare(
             raise damaged(where, table, row, problem)
 
 
+def decode_refusal(row: tuple[int, str, str, str, str], where: str = "store") -> Refusal:
+    """The refusal of one ``(pos, at, op, reason, body)`` row; ``StoreError``
+    naming the row if it is not one this library writes.  O(size)."""
+    pos, when, op, reason, body = row
+    try:
+        args, name = _refused(body)
+        return Refusal(datetime.fromisoformat(when), op, args, reason, name)
+    except Exception as error:  # whatever the decoder trips on, the row is at fault
+        what = culprit(("at", when, datetime.fromisoformat), ("body", body, _refused))
+        raise damaged(where, "ig_refusals", pos, error, what) from error
+
+
 def _refused(body: str) -> tuple[Any, str]:
     """A refusal row's body: what the refused call was given, and its error's name."""
     details = codec.loads(body)
@@ -686,15 +698,9 @@ class StoreSession(Session):
             raise self._events_missing(head.events_written)
         if head.refusals > self._refusal_pos:
             log = self._state.guards.log
-            for pos, when, op, reason, body in store.refusals(self._refusal_pos, head.refusals):
-                try:
-                    args, name = _refused(body)
-                    refusal = Refusal(datetime.fromisoformat(when), op, args, reason, name)
-                except Exception as error:  # whatever the decoder trips on
-                    what = culprit(("at", when, datetime.fromisoformat), ("body", body, _refused))
-                    raise damaged(where, "ig_refusals", pos, error, what) from error
-                log.append(refusal)
-                self._refusal_pos = pos
+            for row in store.refusals(self._refusal_pos, head.refusals):
+                log.append(decode_refusal(row, where))
+                self._refusal_pos = row[0]
 
     def _events_missing(self, written: int | None) -> StoreError:
         """The error for an event table of another length than written."""
@@ -1085,15 +1091,9 @@ class StoreSession(Session):
                 rows.append((seq, encode_record(seq, record)))
         found = store.events_by_id(list(plan.events)) if plan.events else []
         doomed = []
-        for pos, when, op, reason, body in store.refusals(0, store.head().refusals):
-            try:
-                args, name = _refused(body)
-                refusal = Refusal(datetime.fromisoformat(when), op, args, reason, name)
-            except Exception as error:  # whatever the decoder trips on
-                what = culprit(("at", when, datetime.fromisoformat), ("body", body, _refused))
-                raise damaged(where, "ig_refusals", pos, error, what) from error
-            if plan.names(refusal):
-                doomed.append(pos)
+        for row in store.refusals(0, store.head().refusals):
+            if plan.names(decode_refusal(row, where)):
+                doomed.append(row[0])
         # Everything read: now the writes, all or (on any failure) none.
         self._erasing = True
         store.erasing()

@@ -43,7 +43,9 @@ What it checks, in two layers:
 
 from __future__ import annotations
 
+import gc
 import random
+import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -79,6 +81,7 @@ __all__ = [
     "largest_accepted",
     "nested_data",
     "random_operations",
+    "reachable_strings",
 ]
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -383,6 +386,36 @@ ERASED_TEXTS = (
 )
 #: Texts of the customers that stay (one merged with the person, one not).
 KEPT_TEXTS = ("c-kept-merged", "Keptina", "keptina@keep.example", "c-untouched", "Untoucha")
+
+
+def reachable_strings(root: object) -> Iterator[str]:
+    """Every string reachable from ``root`` through the objects it refers to
+    (``gc.get_referents``), not through code, classes or modules, which hold
+    no data of a graph: what an erasure test searches for erased values
+    ("nothing of the person stays reachable").  O(objects reachable)."""
+    skip = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        types.CodeType,
+        types.FrameType,
+        types.MethodType,
+        bytes,
+        int,
+        float,
+    )
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str):
+            yield item
+        elif not isinstance(item, skip):
+            stack.extend(gc.get_referents(item))
 
 
 def erasure_scenario(graph: IdentityGraph) -> None:

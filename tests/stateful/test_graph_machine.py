@@ -36,12 +36,10 @@ same-instant collisions are frequent.  Guards are disabled with generous limits.
 from __future__ import annotations
 
 import copy
-import gc
 import itertools
 import random
-import types
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
@@ -71,6 +69,7 @@ from identity_graph import (
 )
 from identity_graph.errors import SuppressedLink
 from identity_graph.suppression import pseudonym
+from identity_graph.testing import reachable_strings
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(days=d) for d in (0, 1, 2, 3, 5)]
@@ -126,34 +125,6 @@ def hashed_link(secret: bytes, link: Link) -> Link:
 
 def hashed_event(secret: bytes, event_id: str) -> str:
     return pseudonym(secret, "event", event_id)
-
-
-def reachable_strings(root: object) -> Iterator[str]:
-    """Every string reachable from ``root`` through its objects (not through
-    code, classes or modules, which hold no data of the graph)."""
-    skip = (
-        type,
-        types.ModuleType,
-        types.FunctionType,
-        types.BuiltinFunctionType,
-        types.CodeType,
-        types.FrameType,
-        types.MethodType,
-        bytes,
-        int,
-        float,
-    )
-    seen: set[int] = set()
-    stack: list[object] = [root]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, str):
-            yield item
-        elif not isinstance(item, skip):
-            stack.extend(gc.get_referents(item))
 
 
 # Dropped from an event (and logged as a refusal), never an identity.

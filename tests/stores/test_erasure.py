@@ -45,6 +45,7 @@ from identity_graph.testing import (
     ERASED_TEXTS,
     KEPT_TEXTS,
     erasure_scenario,
+    reachable_strings,
 )
 
 from .helpers import (
@@ -483,30 +484,10 @@ def test_another_graph_drops_the_erased_spelling_from_its_cache(tmp_path: Path) 
     assert second.resolve(Link("email", "Ann.QX@Example.com")) == "ann"
     first.forget("ann", at=LATER)
     assert second.customers() == ["bob"]
-    strings = [text for text in _strings(second) if "ann.qx" in text.lower()]
+    strings = [text for text in reachable_strings(second) if "ann.qx" in text.lower()]
     assert strings == []
     first.close()
     second.close()
-
-
-def _strings(root: object) -> list[str]:
-    import gc
-    import types
-
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
-    seen: set[int] = set()
-    stack: list[object] = [root]
-    found: list[str] = []
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, str):
-            found.append(item)
-        elif not isinstance(item, (*skip, bytes, int, float)):
-            stack.extend(gc.get_referents(item))
-    return found
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

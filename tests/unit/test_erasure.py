@@ -11,11 +11,9 @@ from the journal and the histories, not asked of the erasure module.
 from __future__ import annotations
 
 import csv
-import gc
 import importlib.util
 import itertools
-import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +38,7 @@ from identity_graph import checkpoint as checkpoints
 from identity_graph.errors import DuplicateEvent, InvalidCustomerId, InvalidEvent, SuppressedLink
 from identity_graph.io import import_customers, import_offline_data, import_offline_events
 from identity_graph.suppression import pseudonym
+from identity_graph.testing import reachable_strings
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(days=d) for d in (0, 1, 2, 4, 7)]
@@ -241,31 +240,6 @@ def person_values(g: IdentityGraph, customer: str) -> set[str]:
         values.add(event_id)
         values.add(events[event_id].data["note"])
     return {value.lower() for value in values}
-
-
-def reachable_strings(root: object) -> Iterator[str]:
-    """Every string reachable from ``root`` through its objects (not through
-    code, classes or modules, which hold no data of the graph)."""
-    skip = (
-        type,
-        types.ModuleType,
-        types.FunctionType,
-        types.BuiltinFunctionType,
-        types.CodeType,
-        types.FrameType,
-        types.MethodType,
-    )
-    seen: set[int] = set()
-    stack: list[object] = [root]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, str):
-            yield item
-        elif not isinstance(item, (*skip, bytes, int, float)):
-            stack.extend(gc.get_referents(item))
 
 
 def visible_text(g: IdentityGraph) -> str:
