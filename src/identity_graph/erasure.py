@@ -25,16 +25,19 @@ Each erased value is replaced by its keyed hash
   link at a time ``c`` owned it, and every event whose links name a link
   only ``c`` held (its record names the person);
 - the refusals that name ``c``, one of those link values, or one of those
-  events.
+  events;
+- other customers' free text that names ``c`` (an attribute, the reason of
+  a merge between two others) becomes its hash
+  (:func:`~identity_graph.suppression.names_in`).
 
 **Suppression.**  The hashes of ``c``, of the erased link values and of the
 erased event ids go on the suppression list
 (:class:`~identity_graph.suppression.Suppression`).
 
-Costs: :func:`plan` is O(the person's links, spans and events + claimants +
-merges + events with more than one identity); rewriting the journal is
-O(journal) in memory (a store searches its rows for the values' encoded
-text first).
+Costs: :func:`plan` is O(the person's links, spans and events +
+customers, whose claims are scanned + merges); rewriting the journal is
+O(journal) in memory (a store searches its rows for the values' text in SQL
+first).
 """
 
 from __future__ import annotations
@@ -330,7 +333,7 @@ def plan(
     """Decide what forgetting ``customer`` removes (see the module notes).
     Reads only.  The events come from the ledger's index, or, for a stored
     graph that has not loaded its events, from ``find`` (one search of the
-    store's event rows).  O(the person's links and events + claimants +
+    store's event rows).  O(the person's links and events + customers (their claims) +
     merges + events with more than one identity)."""
     suppression = state.suppression
     ownership = state.ownership
