@@ -333,8 +333,8 @@ def plan(
     """Decide what forgetting ``customer`` removes (see the module notes).
     Reads only.  The events come from the ledger's index, or, for a stored
     graph that has not loaded its events, from ``find`` (one search of the
-    store's event rows).  O(the person's links and events + customers (their claims) +
-    merges + events with more than one identity)."""
+    store's event rows).  O(the person's links and events + customers,
+    whose claims are scanned)."""
     suppression = state.suppression
     ownership = state.ownership
     claimed = ownership.claimed_by(customer)
