@@ -505,7 +505,9 @@ class IdentityGraph:
         Returns the ``forget`` entry, whose changes name the customer by
         its hash; None when the id was erased already.  ``reason`` is kept
         in the journal as given: name the request, not the person.
-        O(journal + the person's links and events + customers + merges).
+        In memory O(journal + purchases + customers + merges); on a store,
+        SQL searches of its rows, a new checkpoint (O(state)) and the
+        freed space cleared (SQLite's ``VACUUM``: O(file size)).
         """
         self._writable("forget")
         at = self._now(at)
