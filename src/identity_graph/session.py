@@ -81,7 +81,7 @@ from .state import GraphState
 
 if TYPE_CHECKING:
     from .erasure import Erasure, EventFinder
-    from .stores.base import CheckpointRow, Extent, Store
+    from .stores.base import CheckpointRow, Extent, Head, Store
 
 __all__ = ["RETRIES", "Session", "StoreSession", "StoredJournal", "decode_record", "encode_record"]
 
@@ -724,6 +724,8 @@ class StoreSession(Session):
             if not store.changed() and not self._store_changed:
                 return
             self._store_changed = False
+            if self._up_to(store.head()):
+                return  # one statement when nothing changed (PostgreSQL's usual read)
             # One read transaction: the head and the rows read after it come
             # from one snapshot, so an erasure committed meanwhile (which
             # rewrites rows) is seen whole or not at all.
@@ -744,6 +746,16 @@ class StoreSession(Session):
             self._reset()
             self._store_changed = True
             raise
+
+    def _up_to(self, head: Head) -> bool:
+        """Whether memory already holds everything ``head`` says the store
+        has (no new row, no erasure since).  O(1)."""
+        return (
+            head.epoch == self._epoch
+            and head.seq == len(self._journal)
+            and head.refusals <= self._refusal_pos
+            and (not self._events_wanted or head.events <= self._event_pos)
+        )
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
