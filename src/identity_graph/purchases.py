@@ -195,6 +195,16 @@ def _unscaled(value: Decimal) -> tuple[int, int]:
     return known
 
 
+def _renumbered(items: list[Any], kept: list[int]) -> tuple[list[Any], list[int]]:
+    """The ``items`` whose codes (indexes) are still used in ``kept``, in
+    their old order, and each old code's new code.  O(len(kept) + items)."""
+    used = sorted(set(kept))
+    code = [0] * len(items)
+    for new, old in enumerate(used):
+        code[old] = new
+    return [items[old] for old in used], code
+
+
 class PurchaseColumns:
     """The purchases of one ledger as columns (row ``i`` is the ``i``-th filed).
 
@@ -309,13 +319,8 @@ class PurchaseColumns:
         keep = [event_id not in ids for event_id in self.ids]
         if all(keep):
             return
-        anchors = self.anchors
         kept_anchor = list(compress(self.anchor, keep))
-        used = sorted(set(kept_anchor))
-        anchor_code = [0] * len(anchors)
-        for new, old in enumerate(used):
-            anchor_code[old] = new
-        self.anchors = [anchors[old] for old in used]
+        self.anchors, anchor_code = _renumbered(self.anchors, kept_anchor)
         self.anchor_codes = {anchor: code for code, anchor in enumerate(self.anchors)}
         self.link_anchors = [
             code for code, anchor in enumerate(self.anchors) if not isinstance(anchor, str)
@@ -333,12 +338,7 @@ class PurchaseColumns:
         self.x_row = array("q", [position[row] - 1 for row in compress(self.x_row, x_keep)])
         self.x_kind = array("b", compress(self.x_kind, x_keep))
         kept_code = list(compress(self.x_code, x_keep))
-        names = self.names
-        used = sorted(set(kept_code))
-        name_code = [0] * len(names)
-        for new, old in enumerate(used):
-            name_code[old] = new
-        self.names = [names[old] for old in used]
+        self.names, name_code = _renumbered(self.names, kept_code)
         self.name_codes = {name: code for code, name in enumerate(self.names)}
         self.x_code = array("q", [name_code[old] for old in kept_code])
         ends = self.x_end
