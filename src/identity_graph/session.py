@@ -269,6 +269,8 @@ def damaged(
     row is not and shows ``what`` (a column and its text)."""
     if isinstance(error, Unreadable | IdentityGraphError | zlib.error):
         reason = str(error)
+    elif isinstance(error, checkpoints.Damaged):
+        reason = f"it is not {_ROWS[table]} this library writes: {error}"
     else:
         reason = f"it is not {_ROWS[table]} this library writes"
         if what is None and isinstance(error, KeyError) and error.args:

@@ -15,7 +15,8 @@ invariant (for tests), in the manner of ``sortedcontainers``' ``_check()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping
+import itertools
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -108,6 +109,23 @@ class Ownership:
             return (held,)
         return held  # type: ignore[return-value]
 
+    def saved_claims(
+        self,
+    ) -> tuple[list[CustomerId], list[LinkKey], list[tuple[CustomerId, tuple[LinkKey, ...]]]]:
+        """Every claim, for a checkpoint: the customers that claimed one link
+        and those links (in claim order), then the others with their keys.
+        O(claimants), without a call per claimant."""
+        one: list[CustomerId] = []
+        keys: list[LinkKey] = []
+        several: list[tuple[CustomerId, tuple[LinkKey, ...]]] = []
+        for customer, held in self._claimed.items():
+            if type(held[0]) is str:  # a single LinkKey, stored bare
+                one.append(customer)
+                keys.append(held)
+            else:
+                several.append((customer, held))  # type: ignore[arg-type]
+        return one, keys, several
+
     def links_of(self, customer: CustomerId) -> tuple[LinkKey, ...]:
         """Keys of the links ``customer`` owns now.  O(links it ever owned)."""
         history = self._history
@@ -149,6 +167,16 @@ class Ownership:
         """Set the history of ``key`` to its one saved point: most links have
         one, and a checkpoint of millions of links pays no list for it.  O(1)."""
         self._history[key] = point
+
+    def restore_many(self, keys: Iterable[LinkKey], points: Iterable[hist.Point]) -> None:
+        """Set the histories of links never seen to one saved point each (a
+        checkpoint), pairing ``keys`` and ``points`` in order.  O(n), in C."""
+        self._history.update(zip(keys, points, strict=True))
+
+    def restore_claims_many(self, customers: Iterable[CustomerId], keys: Iterable[LinkKey]) -> None:
+        """Set the claims of customers to one saved key each (a checkpoint),
+        pairing ``customers`` and ``keys`` in order.  O(n), in C."""
+        self._claimed.update(zip(customers, keys, strict=True))
 
     def restore_claims(self, customer: CustomerId, keys: list[LinkKey]) -> None:
         """Set the claims of ``customer`` from a checkpoint (in their order)."""
@@ -290,11 +318,18 @@ class GraphState:
         changes = self.apply(op, args, at, seq)
         self.journal.append(op, args, at, changes)
 
-    def restore_customers(self, customers: Iterable[CustomerId]) -> None:
-        """Register customers in this order (a checkpoint), without journal entries."""
+    def restore_customers(
+        self, customers: Iterable[CustomerId], numbers: Sequence[int] | None = None
+    ) -> None:
+        """Register customers in this order (a checkpoint), without journal
+        entries.  ``numbers`` (``0, 1, 2, ...``, at least as many) gives the
+        int objects to keep as their indexes, on an empty state, so that a
+        checkpoint can share them with the seqs it restores.  O(n), in C."""
         order = self._order
-        for customer in customers:
-            order[customer] = len(order)
+        start = len(order)
+        indexes = numbers if numbers is not None and start == 0 else itertools.count(start)
+        # numbers may be longer than customers: zip stops at the customers.
+        order.update(zip(customers, indexes))  # noqa: B905
 
     def restore_attribute(self, customer: CustomerId, name: str, record: AttributeRecord) -> None:
         """Set one attribute record (a checkpoint), without a journal entry."""

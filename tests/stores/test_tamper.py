@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, Link
+from identity_graph import checkpoint as checkpoints
 from identity_graph.checkpoint import FORMAT
 from identity_graph.errors import StoreError
 from identity_graph.stores import LATEST
@@ -503,13 +504,21 @@ def test_a_journal_row_below_the_checkpoint_of_another_shape_is_refused_when_rep
 
 def _checkpoint_fields(target: str) -> dict[str, Any]:
     (row,) = dump(target)["ig_checkpoints"]
-    saved: dict[str, Any] = json.loads(zlib.decompress(bytes(row[2])))
-    return saved
+    return checkpoints.loads(bytes(row[2]))
 
 
 @pytest.mark.parametrize(
     "change",
-    ["no-order", "order-a-number", "a-column-short", "merge-short", "frozen-a-string"],
+    [
+        "no-customers",
+        "customers-a-number",
+        "a-column-short",
+        "an-index-too-far",
+        "a-seq-too-far",
+        "a-customer-twice",
+        "merge-short",
+        "frozen-a-string",
+    ],
 )
 def test_a_checkpoint_of_another_shape_is_refused_readably(target: str, change: str) -> None:
     fill(target, checkpoint=True)
@@ -517,23 +526,69 @@ def test_a_checkpoint_of_another_shape_is_refused_readably(target: str, change: 
         g.merge("c1", "c2", reason="same", at=T0)
         g.checkpoint()
     saved = _checkpoint_fields(target)
-    if change == "no-order":
-        del saved["order"]
-    elif change == "order-a-number":
-        saved["order"] = 5
+    assert saved["format"] == FORMAT
+    if change == "no-customers":
+        del saved["customers"]
+    elif change == "customers-a-number":
+        saved["customers"] = 5
     elif change == "a-column-short":
-        saved["a_name"] = saved["a_name"][:-1] if saved["a_name"] else ["x"]
-        saved["h_name"] = saved["h_name"][:-1]
+        saved["p_seq"] = saved["p_seq"][:-1]
+    elif change == "an-index-too-far":
+        saved["p_owner"][0] = len(saved["customers"]) + 1
+    elif change == "a-seq-too-far":
+        saved["p_seq"][0] = saved["seq"] + 1
+    elif change == "a-customer-twice":
+        saved["customers"][1] = saved["customers"][0]
     elif change == "merge-short":
         saved["merges"] = [saved["merges"][0][:3]]
     else:
         saved["frozen"] = "x"
-    state = zlib.compress(json.dumps(saved).encode())
-    execute(target, "UPDATE ig_checkpoints SET state = ?", (state,))
+    execute(target, "UPDATE ig_checkpoints SET state = ?", (checkpoints.encode(saved),))
     message = refused(target, "ig_checkpoints row 9", "not a checkpoint this library writes")
     assert_readable(message)
-    if change == "no-order":
-        assert "'order'" in message
+    if change == "no-customers":
+        assert "'customers'" in message
+
+
+def _garbled(saved: dict[str, Any], change: str) -> bytes:
+    """The bytes of ``saved``'s checkpoint with its layout broken by ``change``."""
+    body = zlib.decompress(checkpoints.encode(saved))
+    end = body.index(b"\n")
+    header = json.loads(body[:end])
+    parts = header["parts"]
+    if change == "part-cut-short":
+        return zlib.compress(body[:-3])
+    if change == "bytes-after":
+        return zlib.compress(body + b"xyz")
+    if change == "part-of-unknown-kind":
+        parts[0][1] = "float"
+    elif change == "array-of-odd-length":
+        column = next(part for part in parts if part[1] == "u4")
+        column[2] += 1
+    elif change == "text-count-off":
+        parts[0][2] += 1
+    else:
+        header["parts"] = "none"
+    return zlib.compress(json.dumps(header).encode() + body[end:])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "part-cut-short",
+        "bytes-after",
+        "part-of-unknown-kind",
+        "array-of-odd-length",
+        "text-count-off",
+        "no-parts",
+    ],
+)
+def test_a_checkpoint_with_a_broken_layout_is_refused_readably(target: str, change: str) -> None:
+    fill(target, checkpoint=True)
+    saved = _checkpoint_fields(target)
+    execute(target, "UPDATE ig_checkpoints SET state = ?", (_garbled(saved, change),))
+    message = refused(target, "ig_checkpoints row 8", "not a checkpoint this library writes: it")
+    assert_readable(message)
 
 
 # ----------------------------------------------------------------- checkpoint

@@ -650,21 +650,6 @@ def test_checkpoint_round_trips_the_suppression_list() -> None:
     assert not restored.suppressed(Link("phone", "+358409998877"))
 
 
-def test_a_format_2_checkpoint_is_still_restored() -> None:
-    g = story()
-    saved = checkpoints.loads(checkpoints.dumps(g.state))
-    assert saved["format"] == 3
-    saved["format"] = 2
-    for key in ("s_customers", "s_links", "s_events"):
-        del saved[key]
-    restored = new_graph()
-    checkpoints.restore(restored.state, saved)
-    state, expected = restored.state.comparable(), g.state.comparable()
-    del state["journal"], expected["journal"]  # a checkpoint holds no journal
-    assert state == expected
-    assert restored.state.suppression.state() == ([], [], [])
-
-
 # ---------------------------------------------------------------- importers
 
 
