@@ -83,7 +83,15 @@ if TYPE_CHECKING:
     from .erasure import Erasure, EventFinder
     from .stores.base import CheckpointRow, Extent, Head, Store
 
-__all__ = ["RETRIES", "Session", "StoreSession", "StoredJournal", "decode_record", "encode_record"]
+__all__ = [
+    "RETRIES",
+    "Session",
+    "StoreSession",
+    "StoredJournal",
+    "decode_record",
+    "dumps_record",
+    "encode_record",
+]
 
 R = TypeVar("R")
 
@@ -194,8 +202,33 @@ def _crc(record: str) -> str:
 
 def encode_record(seq: int, record: Record) -> str:
     """Journal row ``seq``'s text for ``record`` (see above).  O(size)."""
-    text = codec.dumps(record)
+    text = dumps_record(record)
     return f"{_ROW_START}{seq},{_crc(text)},{text}{_ROW_END}"
+
+
+_json_string = json.encoder.encode_basestring
+
+
+def dumps_record(record: Record) -> str:
+    """Exactly ``codec.dumps(record)``, several times faster: the items most
+    records are made of (strings, link keys, times, whole numbers) are
+    written here, the rest by the codec.  The text must not change: its
+    checksum is stored with it, and erasures search it.  O(size)."""
+    parts: list[str] = []
+    append = parts.append
+    for item in record:
+        kind = type(item)
+        if kind is str:
+            append(_json_string(item))
+        elif kind is tuple and len(item) == 2 and type(item[0]) is type(item[1]) is str:
+            append(f'{{"t":[{_json_string(item[0])},{_json_string(item[1])}]}}')
+        elif kind is datetime:
+            append(f'{{"dt":"{item.isoformat()}"}}')
+        elif kind is int:
+            append(int.__repr__(item))
+        else:
+            append(codec.dumps(item))
+    return '{"t":[' + ",".join(parts) + "]}"
 
 
 # An event row's body: ``{"e":[n,crc,event]}``, where ``event`` is the

@@ -45,6 +45,16 @@ class SqlStore(Store):
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def _insert_many(
+        self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert ``rows`` into ``table``: one prepared statement run over
+        them all (``executemany``).  PostgreSQL copies a large batch."""
+        marks = ", ".join("?" * len(columns))
+        self._executemany(
+            self._q(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows
+        )
+
     def _q(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
 
@@ -366,9 +376,7 @@ class SqlStore(Store):
     # --- writes ----------------------------------------------------------------
 
     def append_journal(self, rows: Sequence[JournalRow]) -> None:
-        self._executemany(
-            self._q("INSERT INTO ig_journal (seq, op, at, record) VALUES (?, ?, ?, ?)"), rows
-        )
+        self._insert_many("ig_journal", ("seq", "op", "at", "record"), rows)
         if rows:
             # In the same transaction: a journal that ends before this seq
             # has lost its last rows (Extent.written).
@@ -380,10 +388,7 @@ class SqlStore(Store):
                 raise self._no_journal_seq()  # the caller rolls back: nothing is written
 
     def append_events(self, rows: Sequence[EventRow]) -> None:
-        self._executemany(
-            self._q("INSERT INTO ig_events (id, type, at, anchor, body) VALUES (?, ?, ?, ?, ?)"),
-            rows,
-        )
+        self._insert_many("ig_events", ("id", "type", "at", "anchor", "body"), rows)
         if rows:
             # In the same transaction (and under the write lock): a table
             # with fewer rows has lost some (Head.events_written).
@@ -398,9 +403,7 @@ class SqlStore(Store):
                 raise self._no_meta("event_count", "the number of event rows it wrote")
 
     def append_refusals(self, rows: Sequence[RefusalRow]) -> None:
-        self._executemany(
-            self._q("INSERT INTO ig_refusals (at, op, reason, body) VALUES (?, ?, ?, ?)"), rows
-        )
+        self._insert_many("ig_refusals", ("at", "op", "reason", "body"), rows)
 
     def save_checkpoint(self, row: CheckpointRow) -> None:
         self._execute(self._q("DELETE FROM ig_checkpoints WHERE seq >= ?"), (row[0],))
