@@ -31,6 +31,11 @@ events/s; single calls >= 2k/s with full durability.
 Run: ``python benchmarks/stores.py [--calls 500] [--events 20000]
 [--links 20000] [--stores memory,sqlite-full,sqlite-normal,postgres]``;
 realistic sizes: ``--calls 3000 --events 200000 --links 1000000``.
+
+``--compare DIR`` (the ``src`` directory of another version, e.g. ``git
+archive main src | tar -x -C /tmp/main``) measures bulk ``record_many``
+and opening a store from its checkpoint (time, peak RSS, bytes per
+customer) with both versions, runs interleaved, medians of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -49,13 +54,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# A worker of ``--compare`` runs the other version's library: its src
+# directory comes in IG_BENCH_SRC.
+sys.path.insert(
+    0, os.environ.get("IG_BENCH_SRC") or str(Path(__file__).resolve().parents[1] / "src")
+)
 
 from identity_graph import Event, IdentityGraph, Limits, Link
 from memory import PeakMeter, run_worker
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-TARGET_BULK = 50_000  # events/s, SQLite
+TARGET_BULK = 100_000  # events/s, SQLite
 TARGET_SINGLE = 2_000  # calls/s, synchronous=FULL
 STORES = ("memory", "sqlite-full", "sqlite-normal", "postgres")
 KINDS = ("link", "merge", "record")
@@ -176,6 +185,22 @@ def worker_open(target: str, synchronous: str, mode: str) -> dict[str, Any]:
     return result
 
 
+def worker_memory(target: str) -> dict[str, Any]:
+    """What a graph opened from ``target`` holds per customer (tracemalloc:
+    Python objects only, after opening), and the traced peak while opening."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    g = open_graph(target, "FULL", checkpoint_every=10**12)
+    held, peak = tracemalloc.get_traced_memory()
+    customers = len(g.state.order)
+    tracemalloc.stop()
+    g.close()
+    return {"per_customer": held / customers, "peak": peak, "customers": customers}
+
+
 def worker_main(args: list[str]) -> None:
     kind, *rest = args
     if kind == "calls":
@@ -186,6 +211,8 @@ def worker_main(args: list[str]) -> None:
         result = worker_build(rest[0], int(rest[1]))
     elif kind == "open":
         result = worker_open(rest[0], rest[1], rest[2])
+    elif kind == "memory":
+        result = worker_memory(rest[0])
     else:
         raise SystemExit(f"unknown worker {kind!r}")
     print(json.dumps(result), flush=True)
@@ -276,10 +303,21 @@ def main() -> None:
     parser.add_argument("--links", type=int, default=20_000, help="links in the start-up store")
     parser.add_argument("--stores", default=",".join(STORES))
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="the src directory of another version (say, main's, from git archive): measure"
+        " bulk record_many and opening from a checkpoint with both, side by side",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side (--compare)")
     parser.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
         worker_main(options.worker)
+        return
+    if options.compare:
+        compare(options)
         return
 
     stores = [s for s in options.stores.split(",") if s]
@@ -333,6 +371,82 @@ def main() -> None:
             print_row(row)
         print_verdicts(rows)
     finally:
+        for server in servers:
+            server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def compare(options: argparse.Namespace) -> None:
+    """Bulk ``record_many`` and opening a store from its checkpoint, with the
+    version in ``--compare`` ("before") and this one ("after"), runs
+    interleaved so that both see the same machine; medians and ratios."""
+    import statistics
+
+    before_src = str(options.compare.resolve())
+    if not (Path(before_src) / "identity_graph").is_dir():
+        raise SystemExit(f"--compare {before_src}: no identity_graph package in it")
+    sides = {"before": before_src, "after": ""}
+
+    def side(name: str) -> None:
+        os.environ["IG_BENCH_SRC"] = sides[name]
+
+    stores = [s for s in options.stores.split(",") if s and s != "memory"]
+    directory = Path(tempfile.mkdtemp(prefix="ig-bench-", dir=options.dir))
+    servers: list[Any] = []
+    postgres = start_postgres(servers) if "postgres" in stores else None
+    if "postgres" in stores and postgres is None:
+        print("PostgreSQL: no pgserver and no $IDENTITY_GRAPH_POSTGRES_URL; skipped")
+        stores.remove("postgres")
+    targets = Targets(directory, postgres)
+    print(f"bulk record_many of {options.events:,} events, median of {options.repeat} runs:")
+    try:
+        for store in stores:
+            rates: dict[str, list[float]] = {"before": [], "after": []}
+            for _run in range(options.repeat):
+                for name in sides:
+                    side(name)
+                    target, sync = targets.new(store)
+                    rates[name].append(together([["bulk", target, sync, str(options.events), "0"]]))
+            b, a = (statistics.median(rates[n]) for n in sides)
+            print(f"  {store:14s} {b:9,.0f} -> {a:9,.0f} events/s  ({a / b:.2f}x)")
+        if "sqlite-full" not in stores:
+            return
+        # One store, built and checkpointed by "before"; a copy checkpointed
+        # again by "after" (which reads the older format and writes its own).
+        side("before")
+        old = str(directory / "open-before.db")
+        run_worker(__file__, ["--worker", "build", old, str(options.links)])
+        run_worker(__file__, ["--worker", "open", old, "FULL", "then-checkpoint"])
+        new = str(directory / "open-after.db")
+        shutil.copy(old, new)
+        side("after")
+        reread = run_worker(__file__, ["--worker", "open", new, "FULL", "then-checkpoint"])
+        opened: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+        for _run in range(options.repeat):
+            for name, path in (("before", old), ("after", new)):
+                side(name)
+                opened[name].append(
+                    run_worker(__file__, ["--worker", "open", path, "FULL", "only"])
+                )
+        print(f"open of a {options.links:,}-link SQLite store from its checkpoint:")
+        for name in sides:
+            seconds = statistics.median(r["seconds"] for r in opened[name])
+            peak = statistics.median(r["peak"] for r in opened[name]) / 2**20
+            print(f"  {name:7s} {seconds:6.2f} s, peak RSS +{peak:,.0f} MiB")
+        print(
+            f"  (after, reading the before's checkpoint: {reread['seconds']:.2f} s;"
+            f" writing its own: {reread['checkpoint']:.2f} s)"
+        )
+        print("held by the opened graph (tracemalloc):")
+        for name, path in (("before", old), ("after", new)):
+            side(name)
+            memory = run_worker(__file__, ["--worker", "memory", path])
+            print(
+                f"  {name:7s} {memory['per_customer']:5.0f} B per customer,"
+                f" traced peak while opening {memory['peak'] / 2**20:,.0f} MiB"
+            )
+    finally:
+        os.environ.pop("IG_BENCH_SRC", None)
         for server in servers:
             server.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
