@@ -373,6 +373,12 @@ class LinkTypes:
         # Bounded, and only successes are kept: a refusal is logged every time.
         self._recent: dict[tuple[str, str], LinkKey] = {}
 
+    def names(self) -> list[str]:
+        """The link names this graph knows by type: the built-in ones
+        (``email``, ``phone``, ``loyalty_card``) and the configured ones, sorted
+        (a table's link columns are named among them).  O(names)."""
+        return sorted({*DEFAULT_PRIORITY, *self._configured})
+
     def get(self, name: str) -> ResolvedType:
         """The effective type of link name ``name``.  O(1) after the first call."""
         resolved = self._resolved.get(name)
