@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import attrs
 
@@ -57,10 +57,10 @@ __all__ = ["IdentityGraph", "Profile"]
 Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
 #: A link table's checks, kept across its chunks: raw customer id -> checked
-#: id, and (name, raw value) -> (Link, key); None where the check failed.
-_LinkCache: TypeAlias = (
-    "tuple[dict[str, CustomerId | None], dict[tuple[str, str], tuple[Link, LinkKey | None]]]"
-)
+#: id (None where the check failed), (name, raw value) -> why the value is
+#: refused; at most _TABLE_CACHE of each.
+_LinkCache: TypeAlias = "tuple[dict[str, CustomerId | None], dict[tuple[str, str], Exception]]"
+_TABLE_CACHE = 65536
 
 
 def _utc_now() -> datetime:
@@ -479,16 +479,17 @@ class IdentityGraph:
         link nobody ever claimed) is decided here: no conflict, no move, and
         for a new customer no cap that could trip.  Every other cell goes
         through :meth:`_link` itself, so it meets exactly the per-call
-        rules.  ``cache`` keeps each distinct raw customer id's check and
-        each distinct raw value's ``(Link, key)`` across chunks (None: not
-        valid, left to the per-call path to refuse)."""
-        ids, keys = cache
+        rules.  ``cache`` keeps, across chunks, each distinct raw customer
+        id's check (None: not valid, left to the per-call path to refuse)
+        and each distinct raw value's refusal; the graph's link types keep
+        the keys of the values they normalised."""
+        ids, bad = cache
         order = self._order
         history = self._ownership.history
         core = self._core
         suppression = core.suppression
         commit_first_claim = core.commit_first_claim
-        types_key = self._types.key
+        value_key = self._types.value_key
         customers, times, links = columns.customer_id, columns.at, columns.links
         changed = unchanged = 0
         errors: list[tuple[int, str, Exception]] = []
@@ -502,8 +503,8 @@ class IdentityGraph:
                 if value is None or value == "":
                     continue
                 try:
-                    # The common cell, decided here; the others take the per-call path.
                     if not suppression and type(value) is str and type(raw_customer) is str:
+                        # The common cell, decided here: checks as _link makes them.
                         if raw_customer in order:
                             customer: str | None = raw_customer
                         elif raw_customer in ids:
@@ -512,32 +513,39 @@ class IdentityGraph:
                             try:
                                 customer = check_customer_id(raw_customer)
                             except IdentityGraphError:
-                                customer = None
+                                customer = None  # refused by the per-call path below
+                            if len(ids) >= _TABLE_CACHE:
+                                ids.clear()
                             ids[raw_customer] = customer
-                        found = keys.get((name, value))
-                        if found is None:
-                            link = Link(name, value)
+                        if customer is not None:
                             try:
-                                found = (link, types_key(link))
-                            except IdentityGraphError:
-                                found = (link, None)
-                            keys[(name, value)] = found
-                        link, key = found
-                        if customer is not None and key is not None and history(key) is None:
-                            args: dict[str, Any] = {"customer_id": customer, "link": key}
-                            if value != key[1]:
-                                args["raw"] = value
-                            if customer in order:
-                                call = {"customer_id": raw_customer, "link": link}
-                                decisions.check_ownership(
-                                    core, self._types, key, customer, None, "link", call, when
-                                )
-                            commit_first_claim("link", customer, key, args, when)
-                            changed += 1
-                            continue
-                    else:
-                        link = Link(name, value)
-                    if self._link(raw_customer, link, when) is None:
+                                failed = bad.get((name, value))
+                                if failed is not None:
+                                    raise failed
+                                key = value_key(name, value)
+                            except IdentityGraphError as error:
+                                # Refused as _key refuses it (a blocked value logged).
+                                if len(bad) >= _TABLE_CACHE:
+                                    bad.clear()
+                                bad[(name, value)] = error.with_traceback(None)
+                                if isinstance(error, BlockedLink):
+                                    call = {"customer_id": raw_customer, "link": Link(name, value)}
+                                    self._guards.refuse(when, "link", call, error)
+                                errors.append((row, name, error))
+                                continue
+                            if history(key) is None:
+                                args: dict[str, Any] = {"customer_id": customer, "link": key}
+                                if value != key[1]:
+                                    args["raw"] = value
+                                if customer in order:
+                                    call = {"customer_id": raw_customer, "link": Link(name, value)}
+                                    decisions.check_ownership(
+                                        core, self._types, key, customer, None, "link", call, when
+                                    )
+                                commit_first_claim("link", customer, key, args, when)
+                                changed += 1
+                                continue
+                    if self._link(raw_customer, Link(name, value), when) is None:
                         unchanged += 1
                     else:
                         changed += 1
@@ -685,11 +693,7 @@ class IdentityGraph:
         if partition.root_size(root_a) + partition.root_size(root_b) > cap:
             call = {"a": a, "b": b, "reason": reason}
             decisions.check_profile_size(core, first, second, "merge", call, at)
-        merge_id = core.next_merge_id()
-        core.commit_seq(
-            "merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at
-        )
-        return merge_id
+        return core.commit_merge(first, second, cast(str, reason), at)  # checked above
 
     @_writes()
     def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:

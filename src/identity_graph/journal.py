@@ -330,37 +330,39 @@ def flatten(op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) 
 def _compact(op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> Record | None:
     """The short record of a first claim or a merge (see the module notes),
     or None for an entry of another shape.  O(1)."""
+    if type(at) is not datetime:
+        return None
     if op == "link":
-        if type(at) is not datetime or tuple(args) != _LINK_ARG_NAMES:
+        if len(args) != 2:
             return None
         customer, key = args.get("customer_id"), args.get("link")
-        if type(customer) is not str or type(key) is not tuple:
+        # Both names present, and customer_id first: the flat record's order.
+        if type(customer) is not str or type(key) is not tuple or next(iter(args)) != "customer_id":
             return None
-        if len(changes) == 6:
+        size = len(changes)
+        if size == 6:
             if changes == ["created", customer, "link_moved", key, customer, key]:
                 return (at, customer, key)
-        elif len(changes) == 4 and changes[0] == "link_moved" and changes[1] == key:
+        elif size == 4 and changes[0] == "link_moved" and changes[1] == key:
             profile = changes[2]
             if type(profile) is str and changes[3] == key:
                 return (at, customer, key, profile)
         return None
-    if op == "merge" and len(args) == 4 and len(changes) == 4 and type(at) is datetime:
-        a, b, reason, merge_id = (args.get(name) for name in _MERGE_ARGS)
+    if op == "merge" and len(args) == 4 and len(changes) == 4 and changes[0] == "merged":
+        _merged, id_a, id_b, survivor = changes
+        values = tuple(args.values())
         if (
             tuple(args) == _MERGE_ARGS
-            and type(a) is str
-            and type(b) is str
-            and type(reason) is str
-            and type(merge_id) is str
-            and changes[0] == "merged"
-            and all(type(profile) is str for profile in changes[1:])
+            and all(type(value) is str for value in values)
+            and type(id_a) is str
+            and type(id_b) is str
+            and type(survivor) is str
         ):
-            return (at, a, b, reason, merge_id, changes[1], changes[2], changes[3])
+            return (at, *values, id_a, id_b, survivor)
     return None
 
 
 _MERGE_ARGS = ("a", "b", "reason", "merge_id")
-_LINK_ARG_NAMES = ("customer_id", "link")
 
 
 def expand(record: Record) -> Record:

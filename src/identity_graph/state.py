@@ -318,6 +318,21 @@ class GraphState:
         changes = self.apply(op, args, at, seq)
         self.journal.append(op, args, at, changes)
 
+    def commit_merge(self, a: CustomerId, b: CustomerId, reason: str, at: datetime) -> str:
+        """``commit_seq("merge", ...)`` of a merge of two registered customers
+        of different profiles that the guards let through: the same entry
+        and changes as :meth:`apply` makes, without its dispatch.  Returns
+        the merge id.  Amortised O(α(n)) plus the smaller profile."""
+        journal = self.journal
+        seq = journal.next_seq()
+        merge_id = f"m{seq}"
+        self.applied += 1
+        changes = list(self._merge(Merge(merge_id, a, b, reason, at, seq)))
+        journal.append(
+            "merge", {"a": a, "b": b, "reason": reason, "merge_id": merge_id}, at, changes
+        )
+        return merge_id
+
     def restore_customers(self, customers: Iterable[CustomerId]) -> None:
         """Register customers in this order (a checkpoint), without journal entries."""
         order = self._order
