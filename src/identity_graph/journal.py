@@ -25,7 +25,8 @@ mutating call that returns its entry pays for one small object.
 
 The in-memory :class:`Journal` keeps the two commonest entries of a bulk
 load shorter still, as records that begin with their time rather than an
-operation name (:func:`expand` gives the flat record back)::
+operation name (:func:`expand` gives the flat record back; the code that
+commits such an entry hands its short record over)::
 
     (at, customer, link)             link of a new customer's first claim
     (at, customer, link, profile)    first claim of a link by a known customer
@@ -268,9 +269,20 @@ class Journal:
     def __len__(self) -> int:
         return len(self._records)
 
-    def append(self, op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> int:
-        """Append one entry (``changes`` in the flat form above); return its seq.  O(size)."""
-        self._records.append(_compact(op, args, at, changes) or flatten(op, args, at, changes))
+    def append(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        at: datetime,
+        changes: list[Any],
+        short: Record | None = None,
+    ) -> int:
+        """Append one entry (``changes`` in the flat form above); return its seq.
+
+        ``short`` is the entry's short record (see the module notes) when
+        the caller knows it has one of those shapes: memory keeps that
+        instead (a journal kept elsewhere ignores it).  O(size)."""
+        self._records.append(flatten(op, args, at, changes) if short is None else short)
         return len(self._records)
 
     def next_seq(self) -> int:
@@ -325,44 +337,6 @@ def flatten(op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) 
         flat.append(value if type(value) in _IMMUTABLE else _frozen(value))
     flat.extend(changes)
     return tuple(flat)
-
-
-def _compact(op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> Record | None:
-    """The short record of a first claim or a merge (see the module notes),
-    or None for an entry of another shape.  O(1)."""
-    if type(at) is not datetime:
-        return None
-    if op == "link":
-        if len(args) != 2:
-            return None
-        customer, key = args.get("customer_id"), args.get("link")
-        # Both names present, and customer_id first: the flat record's order.
-        if type(customer) is not str or type(key) is not tuple or next(iter(args)) != "customer_id":
-            return None
-        size = len(changes)
-        if size == 6:
-            if changes == ["created", customer, "link_moved", key, customer, key]:
-                return (at, customer, key)
-        elif size == 4 and changes[0] == "link_moved" and changes[1] == key:
-            profile = changes[2]
-            if type(profile) is str and changes[3] == key:
-                return (at, customer, key, profile)
-        return None
-    if op == "merge" and len(args) == 4 and len(changes) == 4 and changes[0] == "merged":
-        _merged, id_a, id_b, survivor = changes
-        values = tuple(args.values())
-        if (
-            tuple(args) == _MERGE_ARGS
-            and all(type(value) is str for value in values)
-            and type(id_a) is str
-            and type(id_b) is str
-            and type(survivor) is str
-        ):
-            return (at, *values, id_a, id_b, survivor)
-    return None
-
-
-_MERGE_ARGS = ("a", "b", "reason", "merge_id")
 
 
 def expand(record: Record) -> Record:

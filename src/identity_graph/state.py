@@ -304,13 +304,20 @@ class GraphState:
         seq = journal.next_seq()
         self.applied += 1
         order = self._order
+        short: tuple[Any, ...] | None
         if customer in order:
-            changes = ["link_moved", key, self.partition.profile_id(customer), key]
+            profile = self.partition.profile_id(customer)
+            changes = ["link_moved", key, profile, key]
+            short = (at, customer, key, profile)
         else:
             order[customer] = len(order)
             changes = ["created", customer, "link_moved", key, customer, key]
+            short = (at, customer, key)
         self.ownership.first_claim(key, (at, customer, seq))
-        journal.append(op, args, at, changes)
+        # The journal's short records stand for exactly this op and args.
+        if op != "link" or len(args) != 2:
+            short = None
+        journal.append(op, args, at, changes, short)
         return seq
 
     def replay(self, op: str, args: Mapping[str, Any], at: datetime, seq: int) -> None:
@@ -327,9 +334,13 @@ class GraphState:
         seq = journal.next_seq()
         merge_id = f"m{seq}"
         self.applied += 1
-        changes = list(self._merge(Merge(merge_id, a, b, reason, at, seq)))
+        id_a, id_b, survivor = self.partition.union(Merge(merge_id, a, b, reason, at, seq))
         journal.append(
-            "merge", {"a": a, "b": b, "reason": reason, "merge_id": merge_id}, at, changes
+            "merge",
+            {"a": a, "b": b, "reason": reason, "merge_id": merge_id},
+            at,
+            ["merged", id_a, id_b, survivor],
+            (at, a, b, reason, merge_id, id_a, id_b, survivor),
         )
         return merge_id
 
