@@ -20,11 +20,11 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import attrs
 
-from . import decisions, erasure
+from . import decisions, erasure, link_tables
 from . import history as hist
 from . import kpis as indicators
 from .errors import (
@@ -56,6 +56,11 @@ __all__ = ["IdentityGraph", "Profile"]
 
 Ref: TypeAlias = "str | Link"
 AttributeValue: TypeAlias = "str | int | float | bool | date | datetime | Decimal | None"
+#: A link table's checks, kept across its chunks: raw customer id -> checked
+#: id (None where the check failed), (name, raw value) -> why the value is
+#: refused; at most _TABLE_CACHE of each.
+_LinkCache: TypeAlias = "tuple[dict[str, CustomerId | None], dict[tuple[str, str], Exception]]"
+_TABLE_CACHE = 65536
 
 
 def _utc_now() -> datetime:
@@ -204,6 +209,8 @@ class IdentityGraph:
         self._guards = core.guards
         self._ledger = Ledger(core.ownership)
         self._read_only = False
+        # The last merge reason found valid: most merges give the same one.
+        self._checked_reason: object = ""
         # What keeps a store in step around each call; open() gives a store's.
         self._session: Session = Session()
         self._stored = False
@@ -338,9 +345,14 @@ class IdentityGraph:
         O(log k) for a link with k change points, plus O(profile size) for a merge.
         """
         self._writable("link")
-        at = self._now(at)
+        return self._link(customer_id, link, self._now(at))
+
+    def _link(self, customer_id: object, link: Link, at: datetime) -> Entry | None:
+        """:meth:`link` once ``at`` is a checked UTC instant."""
         call = {"customer_id": customer_id, "link": link}
         customer, key, before, args = self._claim("link", customer_id, link, call, at)
+        if before is None:
+            return self._journal_entry(self._first_claim("link", customer, key, args, call, at))
         explicit = hist.explicit_owner_at(before, at)
         if explicit == customer:
             return None
@@ -356,6 +368,217 @@ class IdentityGraph:
                 return self._core.commit("link", args, at)
         return self._commit_claim("link", customer, key, before, args, call, at)
 
+    def link_table(
+        self,
+        table: object,
+        *,
+        at: datetime | None = None,
+        refused: list[tuple[int, str, Exception]] | None = None,
+    ) -> tuple[int, int]:
+        """Link many customers at once, from columns; return ``(changed,
+        unchanged)``: how many journal entries were written, and how many
+        cells changed nothing.
+
+        ``table`` is a polars ``DataFrame``, an object with ``to_pydict()``
+        (a pyarrow ``Table``) or a mapping of column names to equal-length
+        sequences.  Its columns: ``customer_id`` (required); ``at``
+        (optional: aware datetimes, or a polars ``Datetime`` column with a
+        time zone; an empty cell, or no column, means the ``at`` argument,
+        else one reading of the clock for the whole call); and one column
+        per link name (``email``, ``phone``, ``loyalty_card`` and the names
+        of ``link_types``) holding the value, or None or ``""`` for no link.
+
+        Each non-empty cell, in row order then column order, has exactly
+        the effect of ``link(customer_id, Link(name, value), at)``: the same
+        journal entries, the same refusals logged, the same conflicts,
+        guards and limits.  A refused cell is skipped and, with a
+        ``refused`` list, appended to it as ``(row, column, error)`` (rows
+        count from 0).  A table that cannot be read as a whole (an unknown
+        column, columns of unequal length, no ``customer_id``, a time
+        without a zone) raises ``ValueError`` before anything is written.
+        A stored graph writes one transaction per ``batch_size`` rows.
+
+        Each distinct customer id and link value is checked once, and a new
+        customer's claim of a link nobody held is written without the
+        per-call steps.  O(cells), plus what each cell's ``link`` costs
+        when it meets a link already claimed.
+        """
+        self._writable("link_table")
+        columns = link_tables.link_columns(table, self._types.names())
+        when = self._now(at)
+        cache: _LinkCache = ({}, {})
+        done = self._in_chunks(
+            columns.rows,
+            lambda start, stop: self._link_rows(columns, start, stop, when, cache),
+        )
+        if refused is not None:
+            refused.extend(done[2])
+        return done[0], done[1]
+
+    def merge_table(
+        self,
+        table: object,
+        *,
+        at: datetime | None = None,
+        refused: list[tuple[int, Exception]] | None = None,
+    ) -> tuple[int, int]:
+        """Merge many pairs of customers at once, from columns; return
+        ``(merged, unchanged)``.
+
+        ``table`` is read as for :meth:`link_table`.  Its columns: ``a`` and
+        ``b`` (required), ``reason`` and ``at`` (optional; an empty cell or
+        no column means ``""`` and the ``at`` argument, else one reading of
+        the clock for the whole call).  Each row has exactly the effect of
+        ``merge(a, b, reason, at)``; a refused row is skipped and, with a
+        ``refused`` list, appended to it as ``(row, error)``.  A stored graph
+        writes one transaction per ``batch_size`` rows.  Amortised O(rows ×
+        α(n)) plus the smaller profile of each merge.
+        """
+        self._writable("merge_table")
+        columns = link_tables.merge_columns(table)
+        when = self._now(at)
+        done = self._in_chunks(
+            columns.rows, lambda start, stop: self._merge_rows(columns, start, stop, when)
+        )
+        if refused is not None:
+            refused.extend(done[2])
+        return done[0], done[1]
+
+    def _in_chunks(
+        self, rows: int, run: Callable[[int, int], tuple[int, int, list[Any]]]
+    ) -> tuple[int, int, list[Any]]:
+        """``run(start, stop)`` over ``range(rows)``: at once in memory, one
+        write transaction per ``batch_size`` rows on a store.  The refused
+        rows come back with the counts (a store retries a whole chunk after
+        a serialisation failure, and a retry must not report a row twice)."""
+        chunk = self._session.chunks()
+        if chunk is None:
+            return run(0, rows)
+        changed = unchanged = 0
+        errors: list[Any] = []
+        for start in range(0, rows, chunk):
+            stop = min(start + chunk, rows)
+            done = self._session.write(functools.partial(run, start, stop), False)
+            changed += done[0]
+            unchanged += done[1]
+            errors.extend(done[2])
+        return changed, unchanged, errors
+
+    def _link_rows(
+        self,
+        columns: link_tables.LinkColumns,
+        start: int,
+        stop: int,
+        default_at: datetime,
+        cache: _LinkCache,
+    ) -> tuple[int, int, list[tuple[int, str, Exception]]]:
+        """The cells of rows ``start`` to ``stop`` of a link table, each as
+        :meth:`link` would take it.
+
+        The common cell (a valid customer id not erased, a valid value, a
+        link nobody ever claimed) is decided here: no conflict, no move, and
+        for a new customer no cap that could trip.  Every other cell goes
+        through :meth:`_link` itself, so it meets exactly the per-call
+        rules.  ``cache`` keeps, across chunks, each distinct raw customer
+        id's check (None: not valid, left to the per-call path to refuse)
+        and each distinct raw value's refusal; the graph's link types keep
+        the keys of the values they normalised."""
+        ids, bad = cache
+        order = self._order
+        history = self._ownership.history
+        core = self._core
+        suppression = core.suppression
+        commit_first_claim = core.commit_first_claim
+        value_key = self._types.value_key
+        customers, times, links = columns.customer_id, columns.at, columns.links
+        changed = unchanged = 0
+        errors: list[tuple[int, str, Exception]] = []
+        for row in range(start, stop):
+            raw_customer = customers[row]
+            when = default_at
+            if times is not None:
+                when = times[row] or default_at
+            for name, values in links:
+                value = values[row]
+                if value is None or value == "":
+                    continue
+                try:
+                    if not suppression and type(value) is str and type(raw_customer) is str:
+                        # The common cell, decided here: checks as _link makes them.
+                        if raw_customer in order:
+                            customer: str | None = raw_customer
+                        elif raw_customer in ids:
+                            customer = ids[raw_customer]
+                        else:
+                            try:
+                                customer = check_customer_id(raw_customer)
+                            except IdentityGraphError:
+                                customer = None  # refused by the per-call path below
+                            if len(ids) >= _TABLE_CACHE:
+                                ids.clear()
+                            ids[raw_customer] = customer
+                        if customer is not None:
+                            try:
+                                failed = bad.get((name, value))
+                                if failed is not None:
+                                    raise failed
+                                key = value_key(name, value)
+                            except IdentityGraphError as error:
+                                # Refused as _key refuses it (a blocked value logged).
+                                if len(bad) >= _TABLE_CACHE:
+                                    bad.clear()
+                                bad[(name, value)] = error.with_traceback(None)
+                                if isinstance(error, BlockedLink):
+                                    call = {"customer_id": raw_customer, "link": Link(name, value)}
+                                    self._guards.refuse(when, "link", call, error)
+                                errors.append((row, name, error))
+                                continue
+                            if history(key) is None:
+                                args: dict[str, Any] = {"customer_id": customer, "link": key}
+                                if value != key[1]:
+                                    args["raw"] = value
+                                if customer in order:
+                                    call = {"customer_id": raw_customer, "link": Link(name, value)}
+                                    decisions.check_ownership(
+                                        core, self._types, key, customer, None, "link", call, when
+                                    )
+                                commit_first_claim("link", customer, key, args, when)
+                                changed += 1
+                                continue
+                    if self._link(raw_customer, Link(name, value), when) is None:
+                        unchanged += 1
+                    else:
+                        changed += 1
+                except StoreError:
+                    raise  # the store's failure, not the cell's
+                except IdentityGraphError as error:
+                    errors.append((row, name, error))
+        return changed, unchanged, errors
+
+    def _merge_rows(
+        self, columns: link_tables.MergeColumns, start: int, stop: int, default_at: datetime
+    ) -> tuple[int, int, list[tuple[int, Exception]]]:
+        """Rows ``start`` to ``stop`` of a merge table, each as :meth:`merge`."""
+        a_column, b_column, reasons, times = columns.a, columns.b, columns.reason, columns.at
+        merge = self._merge
+        merged = unchanged = 0
+        errors: list[tuple[int, Exception]] = []
+        for row in range(start, stop):
+            when = default_at
+            if times is not None:
+                when = times[row] or default_at
+            reason = "" if reasons is None else reasons[row]
+            try:
+                if merge(a_column[row], b_column[row], "" if reason is None else reason, when):
+                    merged += 1
+                else:
+                    unchanged += 1
+            except StoreError:
+                raise  # the store's failure, not the row's
+            except (IdentityGraphError, TypeError, ValueError) as error:
+                errors.append((row, error))
+        return merged, unchanged, errors
+
     @_writes()
     def relink(self, link: Link, to: CustomerId, at: datetime | None = None) -> Entry | None:
         """Move ``link`` to customer ``to`` from ``at`` on, whatever the policy.
@@ -366,6 +589,8 @@ class IdentityGraph:
         at = self._now(at)
         call = {"link": link, "to": to}
         customer, key, before, args = self._claim("relink", to, link, call, at)
+        if before is None:
+            return self._journal_entry(self._first_claim("relink", customer, key, args, call, at))
         if hist.explicit_owner_at(before, at) == customer:
             return None
         return self._commit_claim("relink", customer, key, before, args, call, at)
@@ -375,17 +600,39 @@ class IdentityGraph:
     ) -> tuple[CustomerId, LinkKey, hist.History | None, dict[str, Any]]:
         """Validate a claim of ``link`` by a customer: (customer, key, history, args)."""
         customer = self._id(customer_id)
-        if customer not in self._order:
+        suppression = self._core.suppression
+        if suppression.customers and customer not in self._order:
             self._not_suppressed(customer, op, at)
         key = self._key(link, op, call, at)
-        suppressed = self._core.suppression.link(key)
-        if suppressed is not None:
-            self._types.forget_recent(link)  # the erased value stays out of the cache
-            raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
+        if suppression.links:
+            suppressed = suppression.link(key)
+            if suppressed is not None:
+                self._types.forget_recent(link)  # the erased value stays out of the cache
+                raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
         args: dict[str, Any] = {"customer_id": customer, "link": key}
         if link.value != key[1]:
             args["raw"] = link.value
         return customer, key, self._ownership.history(key), args
+
+    def _first_claim(
+        self,
+        op: str,
+        customer: CustomerId,
+        key: LinkKey,
+        args: dict[str, Any],
+        call: Mapping[str, Any],
+        at: datetime,
+    ) -> int:
+        """Journal and apply the claim of ``key``, a link nobody ever claimed;
+        return the entry's seq.  No owner means no conflict and no move; a
+        new customer owns no link, so no cap can trip either (caps are at
+        least 1): only a known customer's claim goes through the guards."""
+        if customer in self._order:
+            decisions.check_ownership(self._core, self._types, key, customer, None, op, call, at)
+        return self._core.commit_first_claim(op, customer, key, args, at)
+
+    def _journal_entry(self, seq: int) -> Entry:
+        return self._core.journal.entry(seq)
 
     def _commit_claim(
         self,
@@ -425,22 +672,28 @@ class IdentityGraph:
         profile.  Amortised O(α(n)) plus O(size of the smaller profile).
         """
         self._writable("merge")
-        at = self._now(at)
+        return self._merge(a, b, reason, self._now(at))
+
+    def _merge(self, a: object, b: object, reason: object, at: datetime) -> str | None:
+        """:meth:`merge` once ``at`` is a checked UTC instant."""
         first, second = self._customer(a), self._customer(b)
-        if not isinstance(reason, str):
-            raise TypeError(f"merge reason {reason!r} must be a string")
-        problem = text_problem(reason)
-        if problem is not None:
-            raise ValueError(f"merge reason {reason!r} {problem}")
-        if decisions.same_profile(self._core, first, second):
+        if reason is not self._checked_reason:
+            if not isinstance(reason, str):
+                raise TypeError(f"merge reason {reason!r} must be a string")
+            problem = text_problem(reason)
+            if problem is not None:
+                raise ValueError(f"merge reason {reason!r} {problem}")
+            self._checked_reason = reason  # the next merge gives the same one, mostly
+        partition = self._partition
+        root_a, root_b = partition.find(first), partition.find(second)
+        if root_a == root_b:
             return None
-        call = {"a": a, "b": b, "reason": reason}
-        decisions.check_profile_size(self._core, first, second, "merge", call, at)
-        merge_id = self._core.next_merge_id()
-        self._core.commit(
-            "merge", {"a": first, "b": second, "reason": reason, "merge_id": merge_id}, at
-        )
-        return merge_id
+        core = self._core
+        cap = self._guards.limits.max_customers_per_profile
+        if partition.root_size(root_a) + partition.root_size(root_b) > cap:
+            call = {"a": a, "b": b, "reason": reason}
+            decisions.check_profile_size(core, first, second, "merge", call, at)
+        return core.commit_merge(first, second, cast(str, reason), at)  # checked above
 
     @_writes()
     def split(self, merge_id: str, at: datetime | None = None) -> Entry | None:
@@ -527,8 +780,10 @@ class IdentityGraph:
         find = self._session.event_finder()
         plan = erasure.plan(core, self._ledger, customer_id, self._types, find)
         self._session.erase(plan, core, self._ledger)
-        # Raw spellings of the erased links may sit in the normalisation cache.
+        # Raw spellings of the erased links may sit in the normalisation
+        # cache, and the person's words in the last merge reason checked.
         self._types.forget_recent()
+        self._checked_reason = ""
         return core.commit("forget", plan.args(reason), at, plan.alias())
 
     @_writes()

@@ -373,6 +373,12 @@ class LinkTypes:
         # Bounded, and only successes are kept: a refusal is logged every time.
         self._recent: dict[tuple[str, str], LinkKey] = {}
 
+    def names(self) -> list[str]:
+        """The link names this graph knows by type: the built-in ones
+        (``email``, ``phone``, ``loyalty_card``) and the configured ones, sorted
+        (a table's link columns are named among them).  O(names)."""
+        return sorted({*DEFAULT_PRIORITY, *self._configured})
+
     def get(self, name: str) -> ResolvedType:
         """The effective type of link name ``name``.  O(1) after the first call."""
         resolved = self._resolved.get(name)
@@ -407,11 +413,16 @@ class LinkTypes:
         """
         if type(link) is not Link and not isinstance(link, Link):
             raise InvalidLink(f"{link!r} is not a Link; write Link(name, value)")
-        name, raw = link.name, link.value
+        return self.value_key(link.name, link.value)
+
+    def value_key(self, name: str, raw: str) -> LinkKey:
+        """:meth:`key` of ``Link(name, raw)`` without building the Link: ``name``
+        must be a valid link name and ``raw`` a string (a table's columns
+        are checked once for the first, cell by cell for the second)."""
         recent = self._recent.get((name, raw))
         if recent is not None:
             return recent
-        key = self._normalise(link)
+        key = self._normalise(name, raw)
         if len(self._recent) >= _RECENT_LINKS:
             self._recent.clear()
         self._recent[(name, raw)] = key
@@ -427,8 +438,7 @@ class LinkTypes:
         else:
             self._recent.pop((link.name, link.value), None)
 
-    def _normalise(self, link: Link) -> LinkKey:
-        name, raw = link.name, link.value
+    def _normalise(self, name: str, raw: str) -> LinkKey:
         if len(raw) > MAX_LINK_VALUE_LENGTH:
             raise InvalidLink(
                 f"{name} value of {len(raw)} characters is too long; "

@@ -24,6 +24,9 @@ from .ids import CustomerId
 
 __all__ = ["Merge", "Partition"]
 
+#: Up to how many active merge ids of one customer are kept in a tuple.
+_SMALL = 8
+
 
 class Merge:
     """One merge between two customers; ``active`` turns False when split."""
@@ -63,8 +66,9 @@ class Partition:
         self._oldest: dict[CustomerId, CustomerId] = {}  # root -> profile id, size > 1
         self.merges: dict[str, Merge] = {}
         # customer -> its active merge ids: the bare id when there is one (most
-        # merged customers), else a set.  Read it through _merge_ids().
-        self._adjacent: dict[CustomerId, str | set[str]] = {}
+        # merged customers), a tuple of a few, else a set.  Read it through
+        # _merge_ids().
+        self._adjacent: dict[CustomerId, str | tuple[str, ...] | set[str]] = {}
 
     # --- queries -------------------------------------------------------------
 
@@ -97,22 +101,35 @@ class Partition:
         held = self._adjacent.get(customer)
         if held is None:
             return ()
-        return (held,) if isinstance(held, str) else held
+        return (held,) if type(held) is str else held
 
     def _attach(self, customer: CustomerId, merge_id: str) -> None:
         held = self._adjacent.get(customer)
         if held is None:
             self._adjacent[customer] = merge_id
-        elif isinstance(held, str):
-            self._adjacent[customer] = {held, merge_id}
+        elif type(held) is str:
+            self._adjacent[customer] = (held, merge_id)
+        elif type(held) is tuple:
+            # A few merge ids as a tuple (a set costs four times the memory);
+            # a customer at the centre of many merges gets a set, so that
+            # attaching and detaching stay O(1).
+            self._adjacent[customer] = (
+                (*held, merge_id) if len(held) < _SMALL else {*held, merge_id}
+            )
         else:
+            assert isinstance(held, set)
             held.add(merge_id)
 
     def _detach(self, customer: CustomerId, merge_id: str) -> None:
         held = self._adjacent[customer]
-        if isinstance(held, str):
+        if type(held) is str:
             del self._adjacent[customer]
             return
+        if type(held) is tuple:
+            rest = tuple(other for other in held if other != merge_id)
+            self._adjacent[customer] = rest[0] if len(rest) == 1 else rest
+            return
+        assert isinstance(held, set)
         held.discard(merge_id)
         if len(held) == 1:
             self._adjacent[customer] = next(iter(held))
@@ -124,6 +141,11 @@ class Partition:
     def size(self, customer: CustomerId) -> int:
         """How many customers ``customer``'s profile has.  Amortised O(α(n))."""
         members = self._members.get(self.find(customer))
+        return 1 if members is None else len(members)
+
+    def root_size(self, root: CustomerId) -> int:
+        """How many customers the profile whose tree has root ``root`` has.  O(1)."""
+        members = self._members.get(root)
         return 1 if members is None else len(members)
 
     def merges_of_profile(self, customer: CustomerId) -> list[str]:

@@ -114,7 +114,15 @@ class StoredJournal(Journal):
     def __len__(self) -> int:
         return self._length
 
-    def append(self, op: str, args: Mapping[str, Any], at: datetime, changes: list[Any]) -> int:
+    def append(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        at: datetime,
+        changes: list[Any],
+        short: Record | None = None,
+    ) -> int:
+        # The rows are the flat records: the short ones save memory only.
         self._length += 1
         self._pending.append((self._length, flatten(op, args, at, changes)))
         return self._length

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from identity_graph import Entry, IdentityGraph, Link, LinkType, ProfileChange
-from identity_graph.journal import Journal
+from identity_graph.errors import IdentityGraphError
+from identity_graph.journal import Journal, raw
 
 
 def d(day: int) -> datetime:
@@ -302,3 +306,54 @@ def test_mutating_a_returned_entry_does_not_rewrite_the_journal() -> None:
         entry.args["attributes"]["first_name"] = "Mallory"
     assert next(g.journal()).args["attributes"] == {"first_name": "Ann"}
     assert g.as_of(1).profile("c1").attributes == {"first_name": "Ann"}
+
+
+_calls = st.lists(
+    st.tuples(
+        st.sampled_from(["link", "relink", "merge"]),
+        st.sampled_from(["c1", "c2", "c3"]),
+        st.sampled_from(["c1", "c2", "a@x.com", "A@x.com", "b@x.com", "d@x.com", "e@x.com"]),
+        st.integers(1, 4),
+    ),
+    max_size=10,
+)
+
+
+@given(_calls)
+def test_the_short_records_read_back_as_the_flat_ones(calls: list[Any]) -> None:
+    # The in-memory journal keeps first claims and merges shorter; a replay
+    # (which never makes them) must read back the very same flat records,
+    # entries, raw arguments and rewritten records.
+    g = IdentityGraph()
+    for op, customer, other, day in calls:
+        with contextlib.suppress(IdentityGraphError):
+            if op == "merge" and other in ("c1", "c2"):
+                g.merge(customer, other, reason="r", at=d(day))
+            elif op == "relink":
+                g.relink(Link("email", other), customer, at=d(day))
+            else:
+                g.link(customer, Link("email", other), at=d(day))
+    journal = g.state.journal
+    replayed = IdentityGraph.from_journal(g.journal()).state.journal
+    flat = [record for _seq, record in replayed.records()]
+    assert [record for _seq, record in journal.records()] == flat
+    assert [journal.raw(seq) for seq in range(1, len(flat) + 1)] == [raw(r) for r in flat]
+    for seq, record in enumerate(flat, 1):
+        assert journal.entry(seq) == Entry.from_record(seq, record)
+    seen: list[Any] = []
+    journal.rewrite(lambda record: seen.append(record))
+    assert seen == flat
+
+
+def test_a_first_claim_and_a_merge_are_kept_short() -> None:
+    g = IdentityGraph()
+    g.link("a", EMAIL, at=d(1))
+    g.link("b", PHONE, at=d(1))
+    g.merge("a", "b", at=d(2))
+    g.link("b", Link("email", "other@example.com"), at=d(3))  # profile "a"
+    kept = [len(r) for r in g.state.journal._records]  # type: ignore[attr-defined]
+    assert kept == [15, 3, 8, 4]  # EMAIL keeps its raw spelling: the flat record
+    assert [e.op for e in g.journal()] == ["link", "link", "merge", "link"]
+    replayed = IdentityGraph.from_journal(g.journal()).state.journal
+    assert list(g.state.journal.records()) == list(replayed.records())
+    assert list(g.journal())[3].changes[0].after == ("a",)
