@@ -242,6 +242,9 @@ def default_blocklist(name: str) -> tuple[BlocklistEntry, ...]:
     return DEFAULT_BLOCKLIST.get(name, _COMMON_BLOCKLIST)
 
 
+#: The link names with built-in normalisers.
+_BUILTIN_NAMES = ("email", "phone", "loyalty_card")
+
 #: Event anchor priority: lower comes first; names not listed follow by name.
 DEFAULT_PRIORITY: Mapping[str, int] = {"loyalty_card": 0, "email": 1, "phone": 2}
 
@@ -478,6 +481,12 @@ class LinkTypes:
                 f"{name} {raw!r} (normalised {value!r}) is on the {name} blocklist ({rule})"
             )
         return (name, value)
+
+    def names(self) -> tuple[str, ...]:
+        """The link names this graph knows, sorted: the built-in ones
+        (``email``, ``phone``, ``loyalty_card``) and the configured ones.
+        What the bulk entry points accept as link columns.  O(names)."""
+        return tuple(sorted({*_BUILTIN_NAMES, *self._configured}))
 
     def priority_key(self, name: str) -> tuple[int, int, str]:
         """Sort key of a link name for event anchoring: configured priority, then name."""
