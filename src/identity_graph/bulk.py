@@ -206,9 +206,9 @@ class EventRows:
                     continue
                 held = found[i]
                 if held is None:
-                    found[i] = [key]  # type: ignore[list-item]
+                    found[i] = [key]
                 elif key not in held:
-                    held.append(key)  # type: ignore[arg-type]
+                    held.append(key)
         link_of: dict[LinkKey, Link] = {}
         by_keys: dict[tuple[LinkKey, ...], tuple[tuple[Link, ...], LinkKey]] = {}
         priority = types.priority_key
@@ -366,4 +366,3 @@ def _link_error(name: str, value: object) -> IdentityGraphError:
     except IdentityGraphError as error:
         return error
     raise AssertionError(f"Link({name!r}, {value!r}) was accepted")  # pragma: no cover
-

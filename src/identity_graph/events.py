@@ -495,38 +495,50 @@ def check_purchase_data(data: Mapping[str, Any], name: str) -> None:
     """:func:`check_purchase` of a purchase's data; messages start with ``name``.
     O(items)."""
     money = "is not a finite amount (Decimal, int or numeric text)"
-    amount = data.get("amount")
+    # Bulk loads check millions of purchases: the dicts are read directly,
+    # a missing field or a plain string is passed over without a call, and
+    # messages are only formatted for a bad value.
+    get = plain_data(data).get
+    amount = get("amount")
     if amount is not None:
         _money(amount, f"{name}: amount", money)
     for field in _LISTED:
-        _check_strings(data.get(field), f"{name}: {field}")
+        value = get(field)
+        if value is not None and type(value) is not str:
+            _check_strings(value, f"{name}: {field}")
     for field in _NAMED:
-        _check_scalar(data.get(field), f"{name}: {field}")
-    items = data.get("items")
+        value = get(field)
+        if value is not None and type(value) is not str:
+            _check_scalar(value, f"{name}: {field}")
+    items = get("items")
     if items is None:
         return
     if not isinstance(items, tuple):
         raise InvalidEvent(f"{name}: items {items!r} must be a list of mappings")
-    # Bulk loads check millions of items: plain ints (the usual quantity)
-    # take a fast path, and messages are only formatted for a bad item.
+    # Plain ints (the usual quantity) take a fast path.
     for index, item in enumerate(items):
         if type(item) is not FrozenMap and not isinstance(item, Mapping):
             raise InvalidEvent(f"{name}: items[{index}] {item!r} must be a mapping")
-        quantity = item.get("quantity", 1)
+        item_get = plain_data(item).get
+        quantity = item_get("quantity", 1)
         if type(quantity) is not int or quantity < 0:
             where = f"{name}: items[{index}].quantity"
             whole = _number(quantity, where, "must be a whole number >= 0")
             if whole != whole.to_integral_value() or whole < 0:
                 raise InvalidEvent(f"{where} {quantity!r} must be a whole number >= 0")
-        price = item.get("unit_price")
+        price = item_get("unit_price")
         if price is not None:
             _money(price, f"{name}: items[{index}].unit_price", money)
-        line_total = item.get("line_total")  # what the offline-data importer writes
+        line_total = item_get("line_total")  # what the offline-data importer writes
         if line_total is not None:
             _money(line_total, f"{name}: items[{index}].line_total", money)
         for field in _ITEM_NAMED:
-            _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
-        _check_strings(item.get("seller"), f"{name}: items[{index}].seller")
+            value = item_get(field)
+            if value is not None and type(value) is not str:
+                _check_scalar(value, f"{name}: items[{index}].{field}")
+        seller = item_get("seller")
+        if seller is not None and type(seller) is not str:
+            _check_strings(seller, f"{name}: items[{index}].seller")
 
 
 #: Money beyond this is no purchase, and sums of it would overflow Decimal's
@@ -621,9 +633,7 @@ def plain_data(mapping: Any) -> Any:
 def event_type_ok(kind: object) -> bool:
     """Whether ``kind`` is a valid event type (what :func:`prepare` checks
     first; it names the rule broken).  O(len)."""
-    return (
-        type(kind) is str and bool(kind) and not kind.isspace() and text_problem(kind) is None
-    )
+    return type(kind) is str and bool(kind) and not kind.isspace() and text_problem(kind) is None
 
 
 def event_id_ok(event_id: object) -> bool:

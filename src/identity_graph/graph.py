@@ -884,7 +884,8 @@ class IdentityGraph:
                     assert event_id is not None
                     known = pending.get(event_id) or known_get(event_id)
                     if known is None:
-                        anchor: Anchor = customer if customer is not None else link_anchor[i]
+                        anchor: Anchor | None = customer if customer is not None else link_anchor[i]
+                        assert anchor is not None  # a plain row has a customer or a link
                         if type(anchor) is str and anchor not in order:
                             self.register(anchor, at=event.at)  # register_unknown=True
                         pending[event_id] = event
