@@ -26,8 +26,6 @@ from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, Link, LinkType
 
-pl = pytest.importorskip("polars")
-
 SECRET = b"bulk-equivalence-secret-0123456"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 PLUS2 = timezone(timedelta(hours=2))
@@ -201,6 +199,7 @@ def as_polars(columns: dict[str, list[Any]]) -> Any:
     """The table as a polars DataFrame: a typed column where polars can hold
     the values exactly (text; aware times, converted to UTC), else a column
     of Python objects."""
+    pl = pytest.importorskip("polars")
     series = []
     for name, values in columns.items():
         series.append(_series(name, values))
@@ -208,6 +207,8 @@ def as_polars(columns: dict[str, list[Any]]) -> Any:
 
 
 def _series(name: str, values: list[Any]) -> Any:
+    import polars as pl
+
     if name != "data" and all(v is None or type(v) is str for v in values):
         return pl.Series(name, values, dtype=pl.String)
     if (
