@@ -12,10 +12,18 @@ Workload (one seed):
   owning cards that changed hands), queried with ``events()`` — whole, with
   a one-month window, and with a type filter — timed per call.
 
+- ``record_table`` of the same M purchase rows as columns (plain Python
+  lists, and a polars DataFrame whose ``data`` is a Struct column), side by
+  side with ``record_many`` of the prebuilt events and with building the
+  events + ``record_many``, in memory and into SQLite (``--bulk``, or
+  ``--bulk-only`` for that part alone).
+
 Time with ``time.perf_counter``; memory as peak RSS above the RSS before the
 ingest (``ru_maxrss`` after resetting the kernel's peak counter where Linux
 allows it).  Targets from the issue are printed, never asserted: ingest
->= 200k events/s in memory; a 1k-event profile query <= 1 ms.
+>= 200k events/s in memory (``record_many`` of prebuilt events >= 150k/s);
+``record_table`` >= 500k events/s in memory with polars; a 1k-event profile
+query <= 1 ms.
 
 Run: ``python benchmarks/ledger.py [--events 1000000] [--quick]``.
 """
@@ -27,9 +35,11 @@ import gc
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -106,6 +116,107 @@ def ingest(m: int) -> None:
     print(f"building the Event objects and record_many: {m / seconds:,.0f} events/s")
 
 
+TARGET_TABLE = 500_000  # events/s, record_table with polars, in memory
+TARGET_MANY = 150_000  # events/s, record_many of prebuilt events
+
+
+def purchase_columns(specs: list[tuple[int, datetime, str]]) -> dict[str, list[Any]]:
+    """The rows of make_events(specs) as columns (what an importer has)."""
+    half = IDENTITIES // 2
+    columns: dict[str, list[Any]] = {
+        "type": ["purchase"] * len(specs),
+        "at": [at for _k, at, _id in specs],
+        "id": [event_id for _k, _at, event_id in specs],
+        "customer_id": [f"c{k // 2}" if k % 2 == 0 else None for k, _at, _id in specs],
+        "loyalty_card": [None if k % 2 == 0 else f"CARD{k // 2 + half:08d}" for k, _a, _i in specs],
+        "data": [
+            {
+                "amount": Decimal("19.90"),
+                "items": [{"sku": f"S{k % 97}", "quantity": 1, "unit_price": Decimal("19.90")}],
+            }
+            for k, _at, _id in specs
+        ],
+    }
+    return columns
+
+
+def bulk_ingest(m: int, sqlite_rows: int) -> None:
+    """record_table against record_many, side by side in one run."""
+    import tempfile
+
+    import polars as pl
+
+    specs = event_specs(m)
+    columns = purchase_columns(specs)
+    frame = pl.DataFrame(
+        {
+            **{k: v for k, v in columns.items() if k not in ("at", "data")},
+            "at": pl.Series(columns["at"], dtype=pl.Datetime("us", "UTC")),
+            "data": columns["data"],
+        }
+    )
+    print(f"\nBulk events: {m:,} purchase rows (half on a customer id, half on a card)")
+    print(f"  polars frame: {dict(frame.schema)}")
+    runs: list[tuple[str, Callable[[IdentityGraph], tuple[int, int]], int]] = [
+        ("record_many, prebuilt events", lambda g: g.record_many(prebuilt), m),
+        ("build events + record_many", lambda g: g.record_many(make_events(specs)), m),
+        ("record_table, Python lists", lambda g: g.record_table(columns), m),
+        ("record_table, polars DataFrame", lambda g: g.record_table(frame), m),
+    ]
+    prebuilt = make_events(specs)
+    rates: dict[str, float] = {}
+    for label, call, rows in runs:
+        g = build_graph()
+        gc.collect()
+        start = time.perf_counter()
+        recorded, _ = call(g)
+        seconds = time.perf_counter() - start
+        assert recorded == rows, (label, recorded)
+        rates[label] = rows / seconds
+        print(f"  memory  {label:34s} {seconds:6.2f} s  {rows / seconds:>10,.0f} events/s")
+        del g
+    base = rates["record_many, prebuilt events"]
+    for label, rate in rates.items():
+        print(f"  memory  {label:34s} {rate / base:5.2f}x record_many of prebuilt events")
+    polars_rate = rates["record_table, polars DataFrame"]
+    print(
+        f"  targets: record_table with polars >= {TARGET_TABLE:,}/s: "
+        f"{'met' if polars_rate >= TARGET_TABLE else 'NOT met'} ({polars_rate:,.0f}); "
+        f"record_many >= {TARGET_MANY:,}/s: {'met' if base >= TARGET_MANY else 'NOT met'}"
+    )
+    # Into SQLite: the first rows only, each run into a fresh store.
+    n = min(m, sqlite_rows)
+    few_specs = specs[:n]
+    few_columns = {k: v[:n] for k, v in columns.items()}
+    few_frame = frame.head(n)
+    few_events = prebuilt[:n]
+    stored_runs: list[tuple[str, Callable[[IdentityGraph], tuple[int, int]]]] = [
+        ("record_many, prebuilt events", lambda g: g.record_many(few_events)),
+        ("build events + record_many", lambda g: g.record_many(make_events(few_specs))),
+        ("record_table, Python lists", lambda g: g.record_table(few_columns)),
+        ("record_table, polars DataFrame", lambda g: g.record_table(few_frame)),
+    ]
+    stored: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for k, (label, call) in enumerate(stored_runs):
+            path = str(Path(folder) / f"bulk{k}.db")
+            with IdentityGraph.open(
+                path, limits=Limits(max_customers_per_profile=10**9), batch_size=50_000
+            ) as g:
+                with g.batch():
+                    for i in range(IDENTITIES // 2):
+                        g.link(f"c{i}", Link("loyalty_card", f"CARD{i:08d}"), at=T0)
+                start = time.perf_counter()
+                recorded, _ = call(g)
+                seconds = time.perf_counter() - start
+                assert recorded == n, (label, recorded)
+            stored[label] = n / seconds
+            print(f"  SQLite  {label:34s} {seconds:6.2f} s  {n / seconds:>10,.0f} events/s")
+    base = stored["record_many, prebuilt events"]
+    for label, rate in stored.items():
+        print(f"  SQLite  {label:34s} {rate / base:5.2f}x record_many of prebuilt events")
+
+
 def profile_graph() -> IdentityGraph:
     """A graph with a profile of 2 customers and 8 cards, 4 of which changed
     hands (the query reads only the spans in which the profile owned them),
@@ -167,11 +278,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100k events")
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--bulk", action="store_true", help="also record_table vs record_many")
+    parser.add_argument("--bulk-only", action="store_true", help="only record_table vs record_many")
+    parser.add_argument("--sqlite-rows", type=int, default=1_000_000)
     options = parser.parse_args()
     m = 100_000 if options.quick else options.events
     print(f"Python {sys.version.split()[0]}; {IDENTITIES:,} identities; seed {SEED}")
-    ingest(m)
-    profile_query(options.repeats)
+    if not options.bulk_only:
+        ingest(m)
+        profile_query(options.repeats)
+    if options.bulk or options.bulk_only:
+        bulk_ingest(m, options.sqlite_rows)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,13 @@ __all__ = [
     "Event",
     "FrozenMap",
     "as_decimal",
+    "build_event",
     "check_purchase",
+    "check_purchase_data",
+    "data_keeps_rules",
+    "event_id_ok",
+    "event_type_ok",
+    "freeze_data",
     "plain_data",
     "prepare",
     "same_event",
@@ -345,6 +351,14 @@ def _plain(value: Any) -> Any:
 def _data(value: Any) -> Mapping[str, Any]:
     if type(value) is FrozenMap:
         return value
+    return freeze_data(value)
+
+
+def freeze_data(value: Any) -> FrozenMap:
+    """Event data as :class:`Event` keeps it: a read-only deep copy, marked
+    clean when every key and string is plain ASCII without NUL (then
+    :func:`prepare` need not walk it again).  ``InvalidEvent`` for what
+    data cannot hold.  O(size)."""
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"event data {value!r} is not a mapping")
     texts: list[str] = []
@@ -474,40 +488,57 @@ def _number(value: Any, where: str, rule: str) -> Decimal:
 def check_purchase(event: Event) -> None:
     """The purchase fields the indicators read, checked when recorded so
     that one malformed ticket can never break the indicators of everyone."""
-    data, name = event.data, f"purchase {event.id or ''}".strip()
+    check_purchase_data(event.data, f"purchase {event.id or ''}".strip())
+
+
+def check_purchase_data(data: Mapping[str, Any], name: str) -> None:
+    """:func:`check_purchase` of a purchase's data; messages start with ``name``.
+    O(items)."""
     money = "is not a finite amount (Decimal, int or numeric text)"
-    amount = data.get("amount")
+    # Bulk loads check millions of purchases: the dicts are read directly,
+    # a missing field or a plain string is passed over without a call, and
+    # messages are only formatted for a bad value.
+    get = plain_data(data).get
+    amount = get("amount")
     if amount is not None:
         _money(amount, f"{name}: amount", money)
     for field in _LISTED:
-        _check_strings(data.get(field), f"{name}: {field}")
+        value = get(field)
+        if value is not None and type(value) is not str:
+            _check_strings(value, f"{name}: {field}")
     for field in _NAMED:
-        _check_scalar(data.get(field), f"{name}: {field}")
-    items = data.get("items")
+        value = get(field)
+        if value is not None and type(value) is not str:
+            _check_scalar(value, f"{name}: {field}")
+    items = get("items")
     if items is None:
         return
     if not isinstance(items, tuple):
         raise InvalidEvent(f"{name}: items {items!r} must be a list of mappings")
-    # Bulk loads check millions of items: plain ints (the usual quantity)
-    # take a fast path, and messages are only formatted for a bad item.
+    # Plain ints (the usual quantity) take a fast path.
     for index, item in enumerate(items):
         if type(item) is not FrozenMap and not isinstance(item, Mapping):
             raise InvalidEvent(f"{name}: items[{index}] {item!r} must be a mapping")
-        quantity = item.get("quantity", 1)
+        item_get = plain_data(item).get
+        quantity = item_get("quantity", 1)
         if type(quantity) is not int or quantity < 0:
             where = f"{name}: items[{index}].quantity"
             whole = _number(quantity, where, "must be a whole number >= 0")
             if whole != whole.to_integral_value() or whole < 0:
                 raise InvalidEvent(f"{where} {quantity!r} must be a whole number >= 0")
-        price = item.get("unit_price")
+        price = item_get("unit_price")
         if price is not None:
             _money(price, f"{name}: items[{index}].unit_price", money)
-        line_total = item.get("line_total")  # what the offline-data importer writes
+        line_total = item_get("line_total")  # what the offline-data importer writes
         if line_total is not None:
             _money(line_total, f"{name}: items[{index}].line_total", money)
         for field in _ITEM_NAMED:
-            _check_scalar(item.get(field), f"{name}: items[{index}].{field}")
-        _check_strings(item.get("seller"), f"{name}: items[{index}].seller")
+            value = item_get(field)
+            if value is not None and type(value) is not str:
+                _check_scalar(value, f"{name}: items[{index}].{field}")
+        seller = item_get("seller")
+        if seller is not None and type(seller) is not str:
+            _check_strings(seller, f"{name}: items[{index}].seller")
 
 
 #: Money beyond this is no purchase, and sums of it would overflow Decimal's
@@ -599,6 +630,55 @@ def plain_data(mapping: Any) -> Any:
     return mapping._data if type(mapping) is FrozenMap else mapping
 
 
+def event_type_ok(kind: object) -> bool:
+    """Whether ``kind`` is a valid event type (what :func:`prepare` checks
+    first; it names the rule broken).  O(len)."""
+    return type(kind) is str and bool(kind) and not kind.isspace() and text_problem(kind) is None
+
+
+def event_id_ok(event_id: object) -> bool:
+    """Whether ``event_id`` (not None) is a valid event id: a non-empty
+    string of at most ``MAX_EVENT_ID_LENGTH`` characters that keeps the text
+    rule and does not look like an erased value's hash (:func:`prepare`
+    names the rule broken).  O(len)."""
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH:
+        return False
+    if event_id.isascii() and "\x00" not in event_id:  # the common case
+        plain = True
+    else:
+        plain = text_problem(event_id) is None
+    return plain and not event_id.isspace() and not event_id.startswith(ERASED_PREFIX)
+
+
+def data_keeps_rules(data: FrozenMap) -> bool:
+    """Whether frozen event data keeps the text rule and the nesting bound
+    (:func:`prepare` names the fault).  O(1) for data frozen clean, else O(size)."""
+    return data._clean or not data or _data_fault(data, 1) is None
+
+
+def build_event(
+    kind: str,
+    at: datetime,
+    customer_id: CustomerId | None,
+    links: tuple[Link, ...],
+    data: FrozenMap,
+    event_id: str | None,
+) -> Event:
+    """An :class:`Event` of parts checked already (a bulk path), without
+    the constructor's converters, which would check and copy them again.
+    The caller vouches for every part: ``links`` a tuple of ``Link``,
+    ``data`` frozen by :func:`freeze_data`.  O(1)."""
+    event = object.__new__(Event)
+    setattr_ = object.__setattr__
+    setattr_(event, "type", kind)
+    setattr_(event, "at", at)
+    setattr_(event, "customer_id", customer_id)
+    setattr_(event, "links", links)
+    setattr_(event, "data", data)
+    setattr_(event, "id", event_id)
+    return event
+
+
 def prepare(
     event: object,
     types: LinkTypes,
@@ -639,7 +719,7 @@ def prepare(
         or not event_id
         or event_id.isspace()
         or len(event_id) > MAX_EVENT_ID_LENGTH
-    ):
+    ):  # the rules of event_id_ok, each named
         raise InvalidEvent(
             f"event id {event_id!r} must be a non-empty string of at most "
             f"{MAX_EVENT_ID_LENGTH} characters"

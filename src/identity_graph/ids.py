@@ -242,6 +242,9 @@ def default_blocklist(name: str) -> tuple[BlocklistEntry, ...]:
     return DEFAULT_BLOCKLIST.get(name, _COMMON_BLOCKLIST)
 
 
+#: The link names with built-in normalisers.
+_BUILTIN_NAMES = ("email", "phone", "loyalty_card")
+
 #: Event anchor priority: lower comes first; names not listed follow by name.
 DEFAULT_PRIORITY: Mapping[str, int] = {"loyalty_card": 0, "email": 1, "phone": 2}
 
@@ -373,12 +376,6 @@ class LinkTypes:
         # Bounded, and only successes are kept: a refusal is logged every time.
         self._recent: dict[tuple[str, str], LinkKey] = {}
 
-    def names(self) -> list[str]:
-        """The link names this graph knows by type: the built-in ones
-        (``email``, ``phone``, ``loyalty_card``) and the configured ones, sorted
-        (a table's link columns are named among them).  O(names)."""
-        return sorted({*DEFAULT_PRIORITY, *self._configured})
-
     def get(self, name: str) -> ResolvedType:
         """The effective type of link name ``name``.  O(1) after the first call."""
         resolved = self._resolved.get(name)
@@ -488,6 +485,12 @@ class LinkTypes:
                 f"{name} {raw!r} (normalised {value!r}) is on the {name} blocklist ({rule})"
             )
         return (name, value)
+
+    def names(self) -> tuple[str, ...]:
+        """The link names this graph knows, sorted: the built-in ones
+        (``email``, ``phone``, ``loyalty_card``) and the configured ones.
+        What the bulk entry points accept as link columns.  O(names)."""
+        return tuple(sorted({*_BUILTIN_NAMES, *self._configured}))
 
     def priority_key(self, name: str) -> tuple[int, int, str]:
         """Sort key of a link name for event anchoring: configured priority, then name."""

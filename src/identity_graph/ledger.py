@@ -19,7 +19,7 @@ O(anchors × spans × log n + result), never a scan of the ledger.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, Mapping
+from collections.abc import ItemsView, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sortedcontainers import SortedList
@@ -104,6 +104,14 @@ class Ledger:
         self.load(event, anchor)
         if self.added is not None:
             self.added.append((event, anchor))
+
+    def add_many(self, items: Sequence[tuple[Event, Anchor]]) -> None:
+        """File many new checked events (none recorded before, ids distinct)
+        and note them for a store to write, exactly as :meth:`add` one by
+        one.  O(m log n)."""
+        add = self.add
+        for event, anchor in items:
+            add(event, anchor)
 
     def load(self, event: Event, anchor: Anchor) -> None:
         """File an event checked and recorded before (a store loading its rows).  O(log n)."""
