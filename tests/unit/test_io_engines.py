@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from identity_graph import IdentityGraph, Link
 from identity_graph.io import import_offline_data, import_offline_events
-from identity_graph.io.polars_csv import polars_rows
 from identity_graph.io.csvfiles import CsvTable
+from identity_graph.io.polars_csv import polars_rows
 
 pytest.importorskip("polars")
 
@@ -108,7 +108,9 @@ def _import(path: Path, engine: str, zone: str, **options: Any) -> tuple[Any, ..
     return summary, rejects.read_text(encoding="utf-8"), ledger, list(graph.journal())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(offline_files(), st.sampled_from([1, 3, 100]), st.sampled_from([2, 1000]))
 def test_offline_data_is_the_same_with_either_reader(
     tmp_path: Path, case: tuple[bytes, str], batch_size: int, window: int
@@ -162,7 +164,9 @@ EVENT_ROWS = (
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(
         st.tuples(

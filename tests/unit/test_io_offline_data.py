@@ -36,6 +36,8 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "python":
         monkeypatch.setattr(offline_data, "polars_rows", lambda _table, _engine: None)
     return str(request.param)
+
+
 AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
 
 

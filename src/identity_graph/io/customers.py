@@ -49,7 +49,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,9 +63,9 @@ from ..times import utc
 from .cards import new_card_number
 from .cells import cell_text, escape_formula, unescape_formula
 from .csvfiles import CsvTable
-from .polars_csv import check_engine, polars_rows
 from .errors import FileFormatError
 from .fileindex import FileIndex
+from .polars_csv import check_engine, polars_rows
 from .slots import GENERATE_CELL, Cell, Slots, held_in_slot_order, plan, slots_of
 from .summary import ImportSummary, Progress, Rejects
 from .tables import Columns, column_index, is_csv, wrong_width
@@ -308,10 +308,10 @@ def import_customers(
         read = imported = unchanged = 0
         fast = polars_rows(table, engine) if isinstance(table, CsvTable) else None
         position = table.position if fast is None else fast.position
-        source_rows: Iterator[tuple[int, Sequence[Any]]] = (
+        source_rows: Iterator[tuple[int, list[Any]]] = (
             table.rows()
             if fast is None
-            else (row for chunk in fast.chunks() for row in zip(chunk.rows, chunk.cells))
+            else ((row, list(cells)) for chunk in fast.chunks() for row, cells in chunk.pairs())
         )
         finished = False
         unreadable: FileFormatError | None = None

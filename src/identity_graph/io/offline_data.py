@@ -480,7 +480,7 @@ class _Reader:
                     # The chunk's time stamps, column by column, where
                     # that gives what parse_time gives (polars_csv.utc_times).
                     self.chunk_times = utc_times(chunk.frame[f"c{p_time}"], self.zone)
-                    self.read_rows(zip(chunk.rows, chunk.cells), window, bar, fast.position)
+                    self.read_rows(chunk.pairs(), window, bar, fast.position)
         except FileFormatError:
             # Fix the file and import it again: what was read before the
             # unreadable row is recorded now, except the tickets still open
@@ -538,9 +538,7 @@ class _Reader:
     def line(self, row: int, cells: Sequence[str]) -> None:
         """Check one line, and add it to its ticket or queue its event."""
         # Problems of any cell count against the line (and so its ticket).
-        problems: list[Problem] = (
-            text_problems(cells, self.table.header) if self.check_text else []
-        )
+        problems: list[Problem] = text_problems(cells, self.table.header) if self.check_text else []
         unnamed = unnamed_value(cells, self.unnamed)
         if unnamed is not None:
             problems.append(("", "", unnamed))

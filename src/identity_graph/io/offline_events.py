@@ -133,11 +133,9 @@ def import_offline_events(
         fast = polars_rows(table, engine)
         position = table.position if fast is None else fast.position
         times: dict[str, datetime] = {}
-        rows: Iterator[tuple[int, Sequence[str]]]
-        if fast is None:
-            rows = table.rows()
-        else:
-            rows = _chunked(fast, index[TIME], zone, times)
+        rows: Iterator[tuple[int, Sequence[str]]] = (
+            table.rows() if fast is None else _chunked(fast, index[TIME], zone, times)
+        )
         try:
             for row, cells in rows:
                 read += 1
@@ -147,9 +145,7 @@ def import_offline_events(
                 if width_problem is not None:
                     rejected.add(row, [("", "", width_problem)])
                     continue
-                problems: list[Problem] = (
-                    text_problems(cells, table.header) if fast is None else []
-                )
+                problems: list[Problem] = text_problems(cells, table.header) if fast is None else []
                 event = _event(graph, cells, index, spelt, extras, zone, problems, times)
                 if event is None:
                     problems.sort(key=lambda problem: order.get(problem[0], -1))  # file order
@@ -181,7 +177,7 @@ def _chunked(
         times.clear()
         if position is not None:
             times.update(utc_times(chunk.frame[f"c{position}"], zone))
-        yield from zip(chunk.rows, chunk.cells)
+        yield from chunk.pairs()
 
 
 def _cell(cells: Sequence[str], index: dict[str, int | None], column: str) -> str:

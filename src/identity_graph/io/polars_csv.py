@@ -99,6 +99,10 @@ class Chunk:
     cells: Sequence[Sequence[str]]
     frame: pl.DataFrame
 
+    def pairs(self) -> Iterator[tuple[int, Sequence[str]]]:
+        """``(row number, cells)`` of each row, as ``CsvTable.rows()`` gives them."""
+        return zip(self.rows, self.cells, strict=True)
+
 
 class PolarsRows:
     """The data rows of a file polars has read (see :func:`polars_rows`)."""
@@ -121,7 +125,8 @@ class PolarsRows:
         for start in range(0, frame.height, CHUNK_ROWS):
             part = frame.slice(start, CHUNK_ROWS)
             rows: list[int] = part["row"].to_list()
-            cells: list[Sequence[str]] = list(zip(*(part[name].to_list() for name in names)))
+            columns = [part[name].to_list() for name in names]
+            cells: list[Sequence[str]] = list(zip(*columns, strict=True))
             if self._widths:
                 for index, row in enumerate(rows):
                     width = self._widths.get(row)
@@ -176,7 +181,7 @@ def polars_rows(table: CsvTable, engine: str) -> PolarsRows | None:
     if frame.width != width or frame.height == 0:
         return None
     names = [f"c{i}" for i in range(width)]
-    frame = frame.rename(dict(zip(frame.columns, names))).with_columns(
+    frame = frame.rename(dict(zip(frame.columns, names, strict=True))).with_columns(
         pl.col(names).fill_null("")
     )
     frame = frame.with_row_index("row", offset=1).slice(1)  # the header is row 1
@@ -198,7 +203,7 @@ def polars_rows(table: CsvTable, engine: str) -> PolarsRows | None:
     widths: dict[int, int] = {}
     if counts is not None:
         wrong = frame.filter(pl.col("_cells") != width)
-        widths = dict(zip(wrong["row"].to_list(), wrong["_cells"].to_list()))
+        widths = dict(zip(wrong["row"].to_list(), wrong["_cells"].to_list(), strict=True))
         frame = frame.drop("_cells")
     return PolarsRows(frame, widths, table.size)
 
@@ -210,8 +215,10 @@ def _well_quoted(data: bytes, delimiter: bytes, width: int) -> bool:
     expression without backtracking."""
     d = re.escape(delimiter)
     field = rb'(?:"(?:[^"\r]|"")*+"|[^"\r\n' + d + rb"]*+)"
-    record = field + (rb"(?:" + d + field + rb")" if width > 1 else b"") + (
-        b"{%d}" % (width - 1) if width > 1 else b""
+    record = (
+        field
+        + (rb"(?:" + d + field + rb")" if width > 1 else b"")
+        + (b"{%d}" % (width - 1) if width > 1 else b"")
     )
     grammar = rb"(?:(?:" + record + rb")?\r?\n)*+(?:" + record + rb")?"
     return re.fullmatch(grammar, data) is not None
@@ -294,7 +301,7 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
     epoch, delta = _EPOCH, timedelta
     return {
         text: epoch + delta(microseconds=us)
-        for text, us in zip(frame["text"].to_list(), frame["us"].to_list())
+        for text, us in zip(frame["text"].to_list(), frame["us"].to_list(), strict=True)
     }
 
 
