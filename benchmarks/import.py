@@ -12,10 +12,12 @@ clock starts):
 
 Measured, each in a fresh subprocess (``memory.run_worker``):
 
-- offline data into memory: ``import_offline_data`` into ``IdentityGraph()``,
-  then the same file again (every row unchanged);
-- offline data into SQLite: the same into ``IdentityGraph.open(path)``
-  (skipped while ``open`` does not exist);
+- the floor: polars alone reads the offline-data file, parses its times and
+  amounts and groups its lines into tickets (no checks, no graph);
+- offline data with each reader (``engine="polars"`` and ``"python"``):
+  into nothing (a sink that counts the events: the importer's own cost),
+  into memory (``IdentityGraph()``, then the same file again: every row
+  unchanged) and into SQLite (``IdentityGraph.open(path)``);
 - customers XLSX into memory: ``import_customers`` into ``IdentityGraph()``,
   again (unchanged), and ``export_customers`` back to an XLSX file;
 - customers XLSX into SQLite: the first ``--sqlite-customers`` rows (default
@@ -26,7 +28,8 @@ import (``memory.PeakMeter``), which includes the graph the import builds.
 Nothing is asserted; the summaries are checked (every row imported, then
 every row unchanged) so that a fast wrong run cannot pass for a result.
 
-Run: ``python benchmarks/import.py [--rows 1000000] [--customers 100000] [--quick]``.
+Run: ``python benchmarks/import.py [--rows 1000000] [--customers 100000] [--quick]
+[--no-customers]``.
 The full run takes several minutes on a 2-core machine; run it once.
 """
 
@@ -114,21 +117,80 @@ def write_customers(path: Path, rows: int) -> None:
 # ------------------------------------------------------------------ workers
 
 
-def _open(target: str) -> IdentityGraph:
+class Sink:
+    """A graph that keeps nothing: what is left to time is the importer."""
+
+    register_unknown = True
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def record_many(self, events: list[Any], refused: Any = None) -> tuple[int, int]:
+        return self._count([event.id or event.content_id() for event in events])
+
+    def record_table(self, table: Any, refused: Any = None) -> tuple[int, int]:
+        return self._count([str(i) for i in table["id"]])  # pragma: no cover - after the merge
+
+    def _count(self, ids: list[str]) -> tuple[int, int]:
+        new = [i for i in ids if i not in self.seen]
+        self.seen.update(new)
+        return len(new), len(ids) - len(new)
+
+    def close(self) -> None:
+        pass
+
+
+def _open(target: str) -> Any:
     if target == "memory":
         return IdentityGraph()
+    if target == "none":
+        return Sink()
     return IdentityGraph.open(target)
 
 
-def worker_offline(path: str, target: str) -> dict[str, Any]:
-    graph = _open(target)
+def worker_floor(path: str) -> dict[str, Any]:
+    """Polars alone: read every cell as text, parse times and amounts, group
+    the purchase lines into tickets (what any import must do at least)."""
+    import polars as pl
+
     meter = PeakMeter()
     start = time.perf_counter()
-    first = import_offline_data(graph, path, **OFFLINE_OPTIONS)
+    frame = pl.read_csv(path, separator=";", infer_schema=False)
+    frame = frame.with_columns(
+        pl.col("Time Stamp")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S")
+        .dt.replace_time_zone(OFFLINE_OPTIONS["tz"], ambiguous="earliest")
+        .dt.convert_time_zone("UTC"),
+        pl.col("Num1").cast(pl.Int64),
+        pl.col("Num2").str.replace(",", ".", literal=True).cast(pl.Decimal(18, 2)),
+    )
+    tickets = frame.group_by("EventTransaction Attr1").agg(
+        pl.col("Customer ID").first(),
+        pl.col("Time Stamp").min(),
+        pl.col("Num2").sum(),
+        pl.col("Event Name"),
+        pl.col("Num1"),
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "rows": frame.height,
+        "seconds": seconds,
+        "again": seconds,
+        "peak": meter.delta(),
+        "tickets": tickets.height,
+    }
+
+
+def worker_offline(path: str, target: str, engine: str = "auto") -> dict[str, Any]:
+    graph = _open(target)
+    options = {**OFFLINE_OPTIONS, "engine": engine}
+    meter = PeakMeter()
+    start = time.perf_counter()
+    first = import_offline_data(graph, path, **options)
     seconds = time.perf_counter() - start
     peak = meter.delta()
     start = time.perf_counter()
-    again = import_offline_data(graph, path, **OFFLINE_OPTIONS)
+    again = import_offline_data(graph, path, **options)
     seconds_again = time.perf_counter() - start
     assert first.imported == first.read and first.rejected == 0, first
     assert again.unchanged == again.read, again
@@ -198,8 +260,10 @@ def row(label: str, result: dict[str, Any]) -> str:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         kind, path, target, *rest = sys.argv[2:]
-        if kind == "offline":
-            result = worker_offline(path, target)
+        if kind == "floor":
+            result = worker_floor(path)
+        elif kind == "offline":
+            result = worker_offline(path, target, *rest)
         else:
             result = worker_customers(path, target, int(rest[0]) if rest else 0)
         print(json.dumps(result))
@@ -209,9 +273,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000, help="customer rows")
     parser.add_argument("--sqlite-customers", type=int, default=5_000)
     parser.add_argument("--quick", action="store_true", help="100k lines, 10k customers")
+    parser.add_argument("--no-customers", action="store_true", help="offline data only")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite imports")
     options = parser.parse_args()
     rows = 100_000 if options.quick else options.rows
-    customers = 10_000 if options.quick else options.customers
+    customers = 0 if options.no_customers else 10_000 if options.quick else options.customers
     sqlite_customers = min(options.sqlite_customers, customers)
     script = str(Path(__file__).resolve())
     print(f"Python {sys.version.split()[0]}; seed {SEED}")
@@ -219,29 +285,36 @@ def main() -> None:
         data, book = Path(scratch) / "offline.csv", Path(scratch) / "customers.xlsx"
         start = time.perf_counter()
         write_offline_data(data, rows)
-        write_customers(book, customers)
+        if customers:
+            write_customers(book, customers)
         print(
             f"inputs: {data.stat().st_size / 2**20:,.0f} MiB offline data, "
-            f"{book.stat().st_size / 2**20:,.1f} MiB workbook "
+            f"{book.stat().st_size / 2**20 if customers else 0:,.1f} MiB workbook "
             f"({time.perf_counter() - start:.0f} s to write)"
         )
         results = [
-            (
-                "offline data -> memory",
-                run_worker(script, ["--worker", "offline", str(data), "memory"]),
-            )
+            ("polars floor (read+group)", run_worker(script, ["--worker", "floor", str(data), "-"]))
         ]
-        db = str(Path(scratch) / "offline.db")
-        results.append(
-            ("offline data -> SQLite", run_worker(script, ["--worker", "offline", str(data), db]))
-        )
-        results.append(
-            (
-                "customers xlsx -> memory",
-                run_worker(script, ["--worker", "customers", str(book), "memory"]),
+        targets = ["none", "memory"] + ([] if options.no_sqlite else ["sqlite"])
+        for target in targets:
+            for engine in ("polars", "python"):
+                where = (
+                    str(Path(scratch) / f"offline-{engine}.db") if target == "sqlite" else target
+                )
+                results.append(
+                    (
+                        f"offline {engine} -> {target}",
+                        run_worker(script, ["--worker", "offline", str(data), where, engine]),
+                    )
+                )
+        if customers:
+            results.append(
+                (
+                    "customers xlsx -> memory",
+                    run_worker(script, ["--worker", "customers", str(book), "memory"]),
+                )
             )
-        )
-        if sqlite_customers:
+        if customers and sqlite_customers:
             db = str(Path(scratch) / "customers.db")
             results.append(
                 (

@@ -27,6 +27,7 @@ from identity_graph.io import (
     import_customers,
     luhn_valid,
 )
+from identity_graph.io import customers as customers_module
 from identity_graph.io.slots import held_in_slot_order
 from identity_graph.io.xlsxfiles import escape_text
 
@@ -85,6 +86,16 @@ def numbers() -> Iterator[str]:
     while True:
         n += 1
         yield f"99{n:08d}"
+
+
+@pytest.fixture(autouse=True, params=["python", "polars"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with each CSV reader: ``python`` forces the reader
+    that streams; ``polars`` is the default, polars wherever it reads the
+    file exactly."""
+    if request.param == "python":
+        monkeypatch.setattr(customers_module, "polars_rows", lambda _table, _engine: None)
+    return str(request.param)
 
 
 @pytest.fixture(params=["csv", "xlsx"])

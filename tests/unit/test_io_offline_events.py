@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from identity_graph import IdentityGraph, Link
-from identity_graph.io import FileFormatError, ImportSummary, import_offline_events
+from identity_graph.io import FileFormatError, ImportSummary, import_offline_events, offline_events
 from identity_graph.io.csvfiles import MAX_ROW_CHARACTERS
 from identity_graph.times import RANGE_RULE
 
@@ -25,6 +25,16 @@ GOOD = [
     "purchase,Sofa,ann@example.com,Spring,2024-03-09 15:30:00,Bought,50,1,SPRING10",
     "Purchase,Lamp,bob@example.com,Summer,2024-06-01 12:00:00,,,2,",
 ]
+
+
+@pytest.fixture(autouse=True, params=["python", "polars"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with each reader: ``python`` forces the CSV reader
+    that streams; ``polars`` is the default, polars wherever it reads the
+    file exactly (tests/unit/test_io_engines.py compares the two)."""
+    if request.param == "python":
+        monkeypatch.setattr(offline_events, "polars_rows", lambda _table, _engine: None)
+    return str(request.param)
 
 
 def members() -> IdentityGraph:

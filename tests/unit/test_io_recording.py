@@ -22,6 +22,7 @@ def _erased_graph() -> IdentityGraph:
     g = IdentityGraph()
     g.link("gone", Link("email", "gone@example.com"), at=T0)
     g.link("kept", Link("email", "kept@example.com"), at=T0)
+    g.link("kept", Link("phone", "+358401234567"), at=T0)
     g.record(Event("call", at=T0, customer_id="gone", id="e-gone"))
     assert g.forget("gone") is not None
     return g
@@ -50,7 +51,7 @@ def test_events_refused_for_an_erased_value_are_rejected_with_their_rows(
             Event(
                 "visit",
                 at=at,
-                links=(Link("email", "gone@example.com"), Link("email", "kept@example.com")),
+                links=(Link("email", "gone@example.com"), Link("phone", "+358401234567")),
                 id="e-4",
             ),
             [7],
@@ -59,7 +60,9 @@ def test_events_refused_for_an_erased_value_are_rejected_with_their_rows(
     ]
     path = tmp_path / "rejects.csv"
     with Rejects(path) as rejects:
-        batches = EventBatches(g, rejects, batch_size=batch_size, column="id")
+        batches = EventBatches(
+            g, rejects, batch_size=batch_size, column="id", links=("email", "phone")
+        )
         for event, rows, _why in events:
             batches.add(event, rows)
         batches.flush()

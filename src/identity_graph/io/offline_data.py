@@ -19,7 +19,11 @@ with an id derived from its content.
 A ticket is imported whole or not at all: one bad line rejects the
 ticket's other lines too.  Lines of one ticket need not be adjacent, but
 must lie within ``ticket_window`` rows of each other; memory is
-O(ticket_window + batch_size), whatever the file's length.
+O(ticket_window + batch_size), whatever the file's length, with the Python
+reader (``engine="python"``).  The polars reader (``engine="auto"`` when the
+``[polars]`` extra is installed; :mod:`.polars_csv`) reads the file's cells
+into memory first, about the file's size, and parses its time stamps column
+by column; both give the same import, row for row.
 
 Column names are matched however they are spelt (case, spaces, underscores
 and hyphens aside: ``Var 1`` is ``Var1``, ``customer_id`` is ``Customer
@@ -33,10 +37,10 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import IdentityGraphError
 from ..events import MAX_EVENT_ID_LENGTH, MONEY_DIGITS, Event, FrozenMap
@@ -45,6 +49,7 @@ from ..purchases import exact_sum, exact_unit_price
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError
+from .polars_csv import PolarsRows, check_engine, polars_rows, utc_times
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
 from .tables import (
@@ -136,6 +141,21 @@ def _bounded(ticket_id: str) -> str:
     return ticket_id
 
 
+#: The most entries a cell cache holds before it starts again.
+CACHE_ENTRIES = 1 << 16
+
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[str, _V], text: str, value: _V) -> _V:
+    """``value``, kept in ``cache`` under ``text``; a full cache is emptied
+    first, so that memory stays bounded whatever the file.  O(1) amortised."""
+    if len(cache) >= CACHE_ENTRIES:
+        cache.clear()
+    cache[text] = value
+    return value
+
+
 def import_offline_data(
     graph: IdentityGraph,
     path: str | os.PathLike[str],
@@ -151,6 +171,7 @@ def import_offline_data(
     ticket_window: int = 10_000,
     batch_size: int = 5_000,
     progress: bool | None = None,
+    engine: str = "auto",
 ) -> ImportSummary:
     """Import an offline-data CSV file into ``graph``.
 
@@ -195,6 +216,13 @@ def import_offline_data(
     progress:
         Show a progress bar: ``None`` when stderr is a terminal and the
         file is long.
+    engine:
+        ``"auto"`` (the default): polars reads the file when the
+        ``[polars]`` extra is installed and the file is one it reads exactly
+        as the Python reader does (UTF-8, well-formed quoting…), the Python
+        reader otherwise; ``"polars"`` the same, but ValueError without
+        polars; ``"python"`` always the Python reader, which streams (memory
+        O(ticket_window + batch_size)).  The import is the same either way.
 
     Returns
     -------
@@ -211,8 +239,10 @@ def import_offline_data(
         An unknown time zone or a bad keyword (two ``ticket_fields`` or two
         ``item_fields`` columns that are one name however spelt, say).
 
-    Cost: O(rows × log n) time, O(ticket_window + batch_size) memory.
+    Cost: O(rows × log n) time, O(ticket_window + batch_size) memory with
+    the Python reader, O(file size) with polars.
     """
+    engine = check_engine(engine)
     zone = time_zone(tz)
     types, fields, items = check_options(event_types, ticket_fields, item_fields)
     if not isinstance(ticket_window, int) or ticket_window < 1:
@@ -225,7 +255,7 @@ def import_offline_data(
         reader = _Reader(
             graph, table, zone, types, fields, items, rejected, batch_size, register_unknown
         )
-        reader.run(ticket_window, bar)
+        reader.run(ticket_window, bar, polars_rows(table, engine))
         return ImportSummary(
             read=reader.read,
             imported=reader.batches.imported,
@@ -381,8 +411,15 @@ class _Reader:
         )
         self.unnamed = unnamed_columns(table.header)
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
-        self._last_time: tuple[str, datetime] | None = None
-        self._last_customer: tuple[str, str] | None = None
+        # Cells repeat (a ticket's lines share their time, customers come
+        # back, prices recur): each distinct text is parsed once, while the
+        # caches stay small (cleared when full).
+        self.times: dict[str, datetime] = {}
+        self.chunk_times: dict[str, datetime] = {}  # polars rows: read column by column
+        self.customers: dict[str, str] = {}
+        self.numbers: dict[str, Decimal] = {}
+        self.quantities: dict[str, int] = {}
+        self.check_text = True  # False for polars rows: the file holds no NUL
         self.p_time, self.p_customer = columns[TIME], columns[CUSTOMER]
         self.p_type, self.p_name = columns[TYPE], columns[NAME]
         self.p_num1, self.p_num2 = columns[NUM1], columns[NUM2]
@@ -432,9 +469,18 @@ class _Reader:
 
     # ------------------------------------------------------------------ reading
 
-    def run(self, window: int, bar: Progress) -> None:
+    def run(self, window: int, bar: Progress, fast: PolarsRows | None) -> None:
         try:
-            self.read_rows(window, bar)
+            if fast is None:
+                self.read_rows(self.table.rows(), window, bar, self.table.position)
+            else:
+                self.check_text = False
+                p_time = self.p_time
+                for chunk in fast.chunks():
+                    # The chunk's time stamps, column by column, where
+                    # that gives what parse_time gives (polars_csv.utc_times).
+                    self.chunk_times = utc_times(chunk.frame[f"c{p_time}"], self.zone)
+                    self.read_rows(chunk.pairs(), window, bar, fast.position)
         except FileFormatError:
             # Fix the file and import it again: what was read before the
             # unreadable row is recorded now, except the tickets still open
@@ -446,15 +492,21 @@ class _Reader:
         while self.open:
             self.close(self.open.popitem(last=False)[1])
         self.batches.flush()
-        bar.update(self.table.position())
+        bar.update(self.table.position() if fast is None else fast.position())
 
-    def read_rows(self, window: int, bar: Progress) -> None:
+    def read_rows(
+        self,
+        rows: Iterable[tuple[int, Sequence[str]]],
+        window: int,
+        bar: Progress,
+        position: Callable[[], int],
+    ) -> None:
         """Check every row; close each ticket once ``window`` rows have gone by."""
         width = len(self.table.header)
-        for row, cells in self.table.rows():
+        for row, cells in rows:
             self.read += 1
             if row % 1024 == 0:
-                bar.update(self.table.position())
+                bar.update(position())
             width_problem = wrong_width(cells, width)
             if width_problem is not None:
                 self.rejects.add(row, [("", "", width_problem)])
@@ -468,29 +520,25 @@ class _Reader:
                 self.close(open_tickets.popitem(last=False)[1])
 
     def time(self, text: str) -> datetime:
-        last = self._last_time
-        if last is not None and last[0] == text:
-            return last[1]  # the lines of a ticket share their time stamp
-        at = parse_time(text, self.zone)
-        self._last_time = (text, at)
+        at = self.chunk_times.get(text) or self.times.get(text)
+        if at is None:
+            at = _remember(self.times, text, parse_time(text, self.zone))
         return at
 
     def customer(self, text: str) -> str:
-        last = self._last_customer
-        if last is not None and last[0] == text:
-            return last[1]
-        customer = check_customer_id(text)
-        self._last_customer = (text, customer)
+        customer = self.customers.get(text)
+        if customer is None:
+            customer = _remember(self.customers, text, check_customer_id(text))
         return customer
 
     # Small methods on purpose: besides reading better, tracemalloc (used by
     # the memory test) finds a line number per allocation by scanning the
     # function's line table, so long hot functions cost it dearly.
 
-    def line(self, row: int, cells: list[str]) -> None:
+    def line(self, row: int, cells: Sequence[str]) -> None:
         """Check one line, and add it to its ticket or queue its event."""
         # Problems of any cell count against the line (and so its ticket).
-        problems: list[Problem] = text_problems(cells, self.table.header)
+        problems: list[Problem] = text_problems(cells, self.table.header) if self.check_text else []
         unnamed = unnamed_value(cells, self.unnamed)
         if unnamed is not None:
             problems.append(("", "", unnamed))
@@ -540,21 +588,27 @@ class _Reader:
         return None
 
     def number_cell(self, text: str, column: str, problems: list[Problem]) -> Decimal | None:
+        number = self.numbers.get(text)
+        if number is not None:
+            return number
         if not text.strip():
             self.mandatory(column, problems)
             return None
         try:
-            return parse_decimal(text, self.decimal_comma)
+            return _remember(self.numbers, text, parse_decimal(text, self.decimal_comma))
         except ValueError as error:
             problems.append((self.spelt[column], text, str(error)))
             return None
 
     def quantity_cell(self, text: str, problems: list[Problem]) -> int | None:
+        quantity = self.quantities.get(text)
+        if quantity is not None:
+            return quantity
         if not text.strip():
             self.mandatory(NUM1, problems)
             return None
         try:
-            return parse_whole(text, 0, self.decimal_comma)
+            return _remember(self.quantities, text, parse_whole(text, 0, self.decimal_comma))
         except ValueError as error:
             problems.append(
                 (self.spelt[NUM1], text, f"{error} (the quantity: a whole number >= 0)")
@@ -562,7 +616,7 @@ class _Reader:
             return None
 
     @staticmethod
-    def copy(cells: list[str], columns: list[tuple[int, str]], into: dict[str, Any]) -> None:
+    def copy(cells: Sequence[str], columns: list[tuple[int, str]], into: dict[str, Any]) -> None:
         for position, key in columns:
             value = cells[position].strip()
             if value:
@@ -571,7 +625,7 @@ class _Reader:
     def other(
         self,
         row: int,
-        cells: list[str],
+        cells: Sequence[str],
         at: datetime | None,
         customer: str | None,
         code: int | None,
@@ -602,12 +656,12 @@ class _Reader:
                 data[field] = value
         kind = self.types.get(str(code), f"offline_{code}")
         # No id: the ledger derives one from the content, so a re-import matches.
-        self.batches.add(Event(kind, at=at, customer_id=customer, data=FrozenMap(data)), [row])
+        self.batches.add_row(kind, at, customer, FrozenMap(data), [row])
 
     def purchase(
         self,
         row: int,
-        cells: list[str],
+        cells: Sequence[str],
         at: datetime | None,
         customer: str | None,
         name: str,
@@ -662,7 +716,7 @@ class _Reader:
         return ticket
 
     def agree(
-        self, ticket: _Ticket, cells: list[str], customer: str | None, problems: list[Problem]
+        self, ticket: _Ticket, cells: Sequence[str], customer: str | None, problems: list[Problem]
     ) -> None:
         """Check that a line agrees with its ticket on the customer and ticket-wide columns."""
         if customer is not None and ticket.customer is not None and customer != ticket.customer:
@@ -691,7 +745,7 @@ class _Reader:
                     column = self.table.header[position]
                     problems.append((column, value, f"{column} is {known!r} on another line"))
 
-    def item(self, cells: list[str], name: str, quantity: int, total: Decimal) -> FrozenMap:
+    def item(self, cells: Sequence[str], name: str, quantity: int, total: Decimal) -> FrozenMap:
         """One purchase line as an item of its ticket."""
         item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
         price = exact_unit_price(total, quantity)  # only an exact one: amounts stay exact
@@ -743,11 +797,6 @@ class _Reader:
         ticket_id = _ticket_id(ticket.transaction, ticket.customer, ticket.at)
         # A FrozenMap of plain values all the way down: the ledger keeps it as
         # it is instead of deep-copying it (ledger.FrozenMap).
-        event = Event(
-            "purchase",
-            at=ticket.at,
-            customer_id=ticket.customer,
-            data=FrozenMap(data),
-            id=ticket_id,
+        self.batches.add_row(
+            "purchase", ticket.at, ticket.customer, FrozenMap(data), ticket.rows, ticket_id
         )
-        self.batches.add(event, ticket.rows)
