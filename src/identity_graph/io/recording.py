@@ -85,15 +85,7 @@ def _record_table(
     ``(recorded, unchanged)`` and append each refused row to ``refused`` as
     ``(row index, error)``.  The one call site of the graph's bulk entry point.
     O(rows × log n)."""
-    # replaced by graph.record_table at merge
-    rows = len(table["type"])
-    events = [event_of_row(table, index) for index in range(rows)]
-    errors: list[tuple[Event, Exception]] = []
-    recorded, unchanged = graph.record_many(events, refused=errors)
-    # record_many hands back the very Event objects it refused.
-    index_of = {id(event): index for index, event in enumerate(events)}
-    refused.extend((index_of[id(event)], error) for event, error in errors)
-    return recorded, unchanged
+    return graph.record_table(table, refused=refused)
 
 
 class _Bucket:
