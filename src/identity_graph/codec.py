@@ -22,7 +22,7 @@ Encoding and decoding are O(size of the value).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,8 @@ __all__ = [
     "dumps_event",
     "dumps_refused",
     "encode",
+    "event_head",
+    "event_type",
     "loads",
     "loads_anchor",
     "loads_event",
@@ -258,6 +260,82 @@ def loads_event(text: str) -> Event:
     ):
         object.__setattr__(event, name, value)
     return event
+
+
+# The decoder's C scanner: (text, index) -> (value, end); typeshed omits it.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def event_head(text: str) -> tuple[str, str, str | None, list[list[str]], str] | None:
+    """The ``(type, at text, customer id, [[name, value], ...] links, id)`` of
+    an event's text (:func:`dumps_event`) without decoding its data, or None
+    for text in the general form (a leading "T"), which only
+    :func:`loads_event` reads.  ``ValueError`` when the text does not have
+    the shape :func:`dumps_event` writes.  O(size of those parts): the data
+    between them is skipped, not parsed (so it is not checked either).
+    """
+    if text[:1] == "T":
+        return None
+    try:
+        if text[:1] != "[" or text[-1:] != "]":
+            raise ValueError("not a JSON array")
+        kind, i = _SCAN(text, 1)
+        at, i = _SCAN(text, _comma(text, i))
+        customer_id, i = _SCAN(text, _comma(text, i))
+        links, i = _SCAN(text, _comma(text, i))
+        _comma(text, i)
+        event_id, end = _SCAN(text, _last_string(text, i))
+    except StopIteration as stop:
+        raise ValueError(f"no JSON value at character {stop.value}") from None
+    if end != len(text) - 1:
+        raise ValueError(f"the event id ends at character {end}, not at the end")
+    if not (
+        type(kind) is str
+        and type(at) is str
+        and (customer_id is None or type(customer_id) is str)
+        and type(links) is list
+        and all(type(link) is list and len(link) == 2 for link in links)
+    ):
+        raise ValueError("its type, time, customer id or links are not of their types")
+    return kind, at, customer_id, links, event_id
+
+
+def _last_string(text: str, after: int) -> int:
+    """Where the string that ends ``text`` (before its closing bracket)
+    starts: its opening quote is the first quote before the closing one
+    not escaped by a backslash (a JSON string holds no other), so the data
+    before it need not be read.  O(length of that string)."""
+    quote = len(text) - 2
+    if text[quote : quote + 1] != '"':
+        raise ValueError("the event id does not end the text")
+    start = quote
+    while True:
+        start = text.rfind('"', after, start)
+        if start < 0:
+            raise ValueError("no event id at the end")
+        slashes = start
+        while text[slashes - 1] == "\\":
+            slashes -= 1
+        if (start - slashes) % 2 == 0:
+            break
+    if text[start - 1] != ",":
+        raise ValueError(f"a comma expected at character {start - 1}")
+    return start
+
+
+def _comma(text: str, i: int) -> int:
+    """The index after the comma at ``text[i]`` (``ValueError`` if none)."""
+    if text[i : i + 1] != ",":
+        raise ValueError(f"a comma expected at character {i}")
+    return i + 1
+
+
+def event_type(text: str) -> str:
+    """The type of an event's text, reading nothing else.  O(len(type))."""
+    if text[:1] == "T":
+        return loads_event(text).type
+    kind: str = _SCAN(text, 1)[0]
+    return kind
 
 
 def dumps_anchor(anchor: str | tuple[str, str]) -> str:
