@@ -276,27 +276,43 @@ def event_head(text: str) -> tuple[str, str, str | None, list[list[str]], str] |
     """
     if text[:1] == "T":
         return None
+    # Inline, not in helpers: this runs once per event row a store loads.
     try:
         if text[:1] != "[" or text[-1:] != "]":
             raise ValueError("not a JSON array")
         kind, i = _SCAN(text, 1)
-        at, i = _SCAN(text, _comma(text, i))
-        customer_id, i = _SCAN(text, _comma(text, i))
-        links, i = _SCAN(text, _comma(text, i))
-        _comma(text, i)
-        event_id, end = _SCAN(text, _last_string(text, i))
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        at, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        customer_id, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        links, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        # The id is the last element.  Inside a JSON string every quote is
+        # escaped, so the last ',"' opens it, unless the id itself ends in a
+        # comma (then that quote closes it, and the scan from it fails).
+        start = text.rfind(',"', i)
+        try:
+            event_id, end = _SCAN(text, start + 1) if start > 0 else (None, 0)
+        except (StopIteration, ValueError):  # an unterminated string: not the id
+            end = 0
+        if end != len(text) - 1:
+            event_id, end = _SCAN(text, _last_string(text, i))
     except StopIteration as stop:
         raise ValueError(f"no JSON value at character {stop.value}") from None
-    if end != len(text) - 1:
-        raise ValueError(f"the event id ends at character {end}, not at the end")
-    if not (
-        type(kind) is str
-        and type(at) is str
-        and (customer_id is None or type(customer_id) is str)
-        and type(links) is list
-        and all(type(link) is list and len(link) == 2 for link in links)
-    ):
-        raise ValueError("its type, time, customer id or links are not of their types")
+    if end != len(text) - 1 or type(event_id) is not str:
+        raise ValueError(f"the text does not end with the event id (character {end})")
+    if type(kind) is not str or type(at) is not str or type(links) is not list:
+        raise ValueError("its type, time or links are not of their types")
+    if customer_id is not None and type(customer_id) is not str:
+        raise ValueError("its customer id is not text")
+    for link in links:
+        if type(link) is not list or len(link) != 2:
+            raise ValueError("a link is not a [name, value] pair")
     return kind, at, customer_id, links, event_id
 
 
@@ -321,13 +337,6 @@ def _last_string(text: str, after: int) -> int:
     if text[start - 1] != ",":
         raise ValueError(f"a comma expected at character {start - 1}")
     return start
-
-
-def _comma(text: str, i: int) -> int:
-    """The index after the comma at ``text[i]`` (``ValueError`` if none)."""
-    if text[i : i + 1] != ",":
-        raise ValueError(f"a comma expected at character {i}")
-    return i + 1
 
 
 def event_type(text: str) -> str:
