@@ -25,7 +25,26 @@ allows it).  Targets from the issue are printed, never asserted: ingest
 ``record_table`` >= 500k events/s in memory with polars; a 1k-event profile
 query <= 1 ms.
 
-Run: ``python benchmarks/ledger.py [--events 1000000] [--quick]``.
+With ``--memory``, each in a fresh process (``tracemalloc``, so the bytes
+are Python's own allocations, exact and unaffected by other processes):
+
+- bytes per event held by a graph after ``record_many`` of M purchase
+  events (the ``Event`` objects included, as a caller building them would
+  hold them), and the part allocated by ``record_many`` itself;
+- bytes per event after opening a SQLite store of M events (plus the
+  profile's 21,000) and answering one ``events(profile)``, which loads them.
+
+With ``--store``, each in a fresh process, on a SQLite store of M events
+(plus the profile's) written once to ``--dir`` through the ``Store`` API
+and reused: the time to open it, to answer the first ``events(profile)``
+(which loads every event row), then ``events()`` of the 1,000-event
+profile whose rows were never read, and the same call again.
+
+``--src DIR`` runs against another checkout's ``src`` (a before/after
+comparison runs both in turn from one driver).
+
+Run: ``python benchmarks/ledger.py [--events 1000000] [--quick] [--memory]
+[--store] [--dir /tmp]``.
 """
 
 from __future__ import annotations
@@ -41,7 +60,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+_SRC = Path(__file__).resolve().parents[1] / "src"
+if "--src" in sys.argv:
+    _SRC = Path(sys.argv[sys.argv.index("--src") + 1])
+sys.path.insert(0, str(_SRC))
 
 from identity_graph import Event, IdentityGraph, Limits, Link
 from memory import PeakMeter
@@ -267,6 +289,143 @@ def profile_query(repeats: int) -> None:
         )
 
 
+def _purchases(specs: list[tuple[int, datetime, str]]) -> list[tuple[Event, str | tuple[str, str]]]:
+    """The benchmark's purchases with the anchor each is filed under."""
+    return [
+        (event, event.customer_id or event.links[0].key)
+        for event in make_events(specs)
+    ]
+
+
+def worker_memory_recorded(m: int) -> dict[str, float]:
+    import tracemalloc
+
+    specs = event_specs(m)
+    g = build_graph()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    events = make_events(specs)
+    built = tracemalloc.get_traced_memory()[0]
+    g.record_many(events)
+    recorded = tracemalloc.get_traced_memory()[0]
+    del events
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(g._ledger) == m + 0 * len(g.events("c0"))
+    return {"held": (held - base) / m, "by_record_many": (recorded - built) / m}
+
+
+def build_store(path: Path, m: int) -> None:
+    """Write the identities, the profile and M purchases into an empty SQLite
+    store through the Store API, as ``record_many`` would have (one checkpoint)."""
+    from identity_graph import checkpoint, codec
+    from identity_graph.session import encode_event, encode_record
+    from identity_graph.stores import open_store
+
+    g = profile_graph()
+    store = open_store(str(path))
+    state = g.state
+    rows: list[object] = []
+
+    def flush(events: bool) -> None:
+        store.begin(True)
+        (store.append_events if events else store.append_journal)(rows)  # type: ignore[arg-type]
+        store.commit()
+        rows.clear()
+
+    for seq, record in state.journal.records(0):
+        rows.append((seq, record[0], record[1].isoformat(), encode_record(seq, record)))
+    flush(False)
+    n = 0
+    profile = [(e, e.customer_id or e.links[0].key) for e in g._ledger.by_id().values()]
+    chunks = [profile] + [
+        _purchases(event_specs(m)[start : start + 100_000]) for start in range(0, m, 100_000)
+    ]
+    for chunk in chunks:
+        for event, anchor in chunk:
+            n += 1
+            key = codec.dumps_anchor(anchor)
+            text = event.at.astimezone(UTC).isoformat()
+            body = encode_event(n, key, codec.dumps_event(event, text))
+            rows.append((event.id, event.type, text, key, body))
+        flush(True)
+    store.begin(True)
+    store.save_checkpoint((len(state.journal), checkpoint.FORMAT, checkpoint.dumps(state)))
+    store.commit()
+    store.close()
+
+
+def store_path(directory: str, m: int) -> Path:
+    path = Path(directory) / f"ledger-bench-{m}.db"
+    if not path.exists():
+        path.with_suffix(".tmp").unlink(missing_ok=True)
+        start = time.perf_counter()
+        build_store(path.with_suffix(".tmp"), m)
+        path.with_suffix(".tmp").rename(path)
+        print(f"(wrote {path} in {time.perf_counter() - start:.0f} s)")
+    return path
+
+
+def worker_open(path: str, traced: bool) -> dict[str, float]:
+    import tracemalloc
+
+    gc.collect()
+    if traced:
+        tracemalloc.start()
+    start = time.perf_counter()
+    g = IdentityGraph.open(path, limits=Limits(max_customers_per_profile=10**9))
+    opened = time.perf_counter() - start
+    before = tracemalloc.get_traced_memory()[0] if traced else 0
+    start = time.perf_counter()
+    found = g.events("c1") + g.events("p1", types=["none"])  # loads every event row
+    loaded = time.perf_counter() - start
+    result = {"open": opened, "first_events": loaded, "rows": len(g._ledger)}
+    if traced:
+        result["bytes"] = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    assert found is not None
+    start = time.perf_counter()
+    assert len(g.events("p1")) == 1000
+    result["never_read"] = time.perf_counter() - start
+    result["again"] = min(_timed(lambda: g.events("p1")) for _ in range(20))
+    g.close()
+    return result
+
+
+def _worker(name: str, *args: str) -> dict[str, float]:
+    from memory import run_worker
+
+    extra = ["--src", str(_SRC)]
+    return run_worker(__file__, ["--worker", name, *args, *extra])
+
+
+def memory_section(m: int, directory: str) -> None:
+    got = _worker("memory_recorded", str(m))
+    print(
+        f"record_many of {m:,} purchases: {got['held']:,.0f} B/event held (Event objects"
+        f" included), {got['by_record_many']:,.0f} B/event allocated by record_many"
+    )
+    path = store_path(directory, m)
+    traced = _worker("open", str(path), "1")
+    print(
+        f"open + first events() of a {traced['rows']:,.0f}-event SQLite store:"
+        f" {traced['bytes'] / traced['rows']:,.0f} B/event loaded (tracemalloc, after the open)"
+    )
+
+
+def store_section(m: int, directory: str) -> None:
+    path = store_path(directory, m)
+    got = _worker("open", str(path), "0")
+    print(
+        f"SQLite store of {got['rows']:,.0f} events: open {got['open']:.2f} s;"
+        f" first events() (loads the rows) {got['first_events']:.2f} s;"
+        f" events(1k-event profile) never read {got['never_read'] * 1000:.3f} ms,"
+        f" again {got['again'] * 1000:.3f} ms"
+    )
+
+
 def _timed(call: object) -> float:
     start = time.perf_counter()
     call()  # type: ignore[operator]
@@ -281,14 +440,33 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true", help="also record_table vs record_many")
     parser.add_argument("--bulk-only", action="store_true", help="only record_table vs record_many")
     parser.add_argument("--sqlite-rows", type=int, default=1_000_000)
+    parser.add_argument("--memory", action="store_true", help="tracemalloc bytes per event")
+    parser.add_argument("--store", action="store_true", help="open a SQLite store of M events")
+    parser.add_argument("--only", action="store_true", help="only the --memory/--store parts")
+    parser.add_argument("--dir", default="/tmp", help="where the SQLite stores are kept")
+    parser.add_argument("--src", default=str(_SRC), help="the src directory to measure")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.worker:
+        import json
+
+        name, *args = options.worker
+        if name == "memory_recorded":
+            print(json.dumps(worker_memory_recorded(int(args[0]))))
+        else:
+            print(json.dumps(worker_open(args[0], args[1] == "1")))
+        return
     m = 100_000 if options.quick else options.events
-    print(f"Python {sys.version.split()[0]}; {IDENTITIES:,} identities; seed {SEED}")
-    if not options.bulk_only:
+    print(f"Python {sys.version.split()[0]}; {IDENTITIES:,} identities; seed {SEED}; {_SRC}")
+    if not (options.only or options.bulk_only):
         ingest(m)
         profile_query(options.repeats)
     if options.bulk or options.bulk_only:
         bulk_ingest(m, options.sqlite_rows)
+    if options.memory:
+        memory_section(m, options.dir)
+    if options.store:
+        store_section(m, options.dir)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Encoding and decoding are O(size of the value).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,8 @@ __all__ = [
     "dumps_event",
     "dumps_refused",
     "encode",
+    "event_head",
+    "event_type",
     "loads",
     "loads_anchor",
     "loads_event",
@@ -258,6 +260,91 @@ def loads_event(text: str) -> Event:
     ):
         object.__setattr__(event, name, value)
     return event
+
+
+# The decoder's C scanner: (text, index) -> (value, end); typeshed omits it.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def event_head(text: str) -> tuple[str, str, str | None, list[list[str]], str] | None:
+    """The ``(type, at text, customer id, [[name, value], ...] links, id)`` of
+    an event's text (:func:`dumps_event`) without decoding its data, or None
+    for text in the general form (a leading "T"), which only
+    :func:`loads_event` reads.  ``ValueError`` when the text does not have
+    the shape :func:`dumps_event` writes.  O(size of those parts): the data
+    between them is skipped, not parsed (so it is not checked either).
+    """
+    if text[:1] == "T":
+        return None
+    # Inline, not in helpers: this runs once per event row a store loads.
+    try:
+        if text[:1] != "[" or text[-1:] != "]":
+            raise ValueError("not a JSON array")
+        kind, i = _SCAN(text, 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        at, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        customer_id, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        links, i = _SCAN(text, i + 1)
+        if text[i : i + 1] != ",":
+            raise ValueError(f"a comma expected at character {i}")
+        # The id is the last element.  Inside a JSON string every quote is
+        # escaped, so the last ',"' opens it, unless the id itself ends in a
+        # comma (then that quote closes it, and the scan from it fails).
+        start = text.rfind(',"', i)
+        try:
+            event_id, end = _SCAN(text, start + 1) if start > 0 else (None, 0)
+        except (StopIteration, ValueError):  # an unterminated string: not the id
+            end = 0
+        if end != len(text) - 1:
+            event_id, end = _SCAN(text, _last_string(text, i))
+    except StopIteration as stop:
+        raise ValueError(f"no JSON value at character {stop.value}") from None
+    if end != len(text) - 1 or type(event_id) is not str:
+        raise ValueError(f"the text does not end with the event id (character {end})")
+    if type(kind) is not str or type(at) is not str or type(links) is not list:
+        raise ValueError("its type, time or links are not of their types")
+    if customer_id is not None and type(customer_id) is not str:
+        raise ValueError("its customer id is not text")
+    for link in links:
+        if type(link) is not list or len(link) != 2:
+            raise ValueError("a link is not a [name, value] pair")
+    return kind, at, customer_id, links, event_id
+
+
+def _last_string(text: str, after: int) -> int:
+    """Where the string that ends ``text`` (before its closing bracket)
+    starts: its opening quote is the first quote before the closing one
+    not escaped by a backslash (a JSON string holds no other), so the data
+    before it need not be read.  O(length of that string)."""
+    quote = len(text) - 2
+    if text[quote : quote + 1] != '"':
+        raise ValueError("the event id does not end the text")
+    start = quote
+    while True:
+        start = text.rfind('"', after, start)
+        if start < 0:
+            raise ValueError("no event id at the end")
+        slashes = start
+        while text[slashes - 1] == "\\":
+            slashes -= 1
+        if (start - slashes) % 2 == 0:
+            break
+    if text[start - 1] != ",":
+        raise ValueError(f"a comma expected at character {start - 1}")
+    return start
+
+
+def event_type(text: str) -> str:
+    """The type of an event's text, reading nothing else.  O(len(type))."""
+    if text[:1] == "T":
+        return loads_event(text).type
+    kind: str = _SCAN(text, 1)[0]
+    return kind
 
 
 def dumps_anchor(anchor: str | tuple[str, str]) -> str:

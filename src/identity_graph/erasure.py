@@ -412,12 +412,7 @@ def _events(
     found: set[str] = set()
 
     def take(anchor: Any, start: datetime | None = None, end: datetime | None = None) -> None:
-        index = ledger.index(anchor)
-        if index is None:
-            return
-        low = None if start is None else (start,)
-        high = None if end is None else (end,)
-        found.update(event_id for _at, event_id in index.irange(low, high, inclusive=(True, False)))
+        found.update(ledger.between(anchor, start, end))
 
     take(customer)
     for key in erased:

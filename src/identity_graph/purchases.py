@@ -12,8 +12,13 @@ splits and relinks never rewrite a column.
 
 Appending is O(items) per purchase and allocates no Python object per
 number (``array.array``); the columns turn into polars series without a
-per-value conversion.  Everything in this module is pure Python: the
-columns are kept whether or not polars is installed.
+per-value conversion.  The ledger does not append as it files: it only
+notes each purchase's id and anchor (:meth:`PurchaseColumns.defer`, O(1))
+and the columns read the notes on the first access that needs them
+(:meth:`PurchaseColumns.settle`), so recording and opening a store never pay
+for columns a process that does not compute indicators would not read.
+Everything in this module is pure Python: the columns are kept whether or
+not polars is installed.
 
 The readers (:func:`plain_data`, :func:`strings`, :func:`whole`,
 :func:`ticket_value`) are shared with the pure-Python engine, so both engines
@@ -31,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from .events import MONEY_DIGITS, as_decimal, plain_data
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .events import Anchor, Event
 
 __all__ = [
@@ -239,17 +246,57 @@ class PurchaseColumns:
         self.anchor_codes: dict[Anchor, int] = {}
         self.names: list[str] = []  # code -> string
         self.name_codes: dict[str, int] = {}
+        # Purchases noted but not yet read into the columns, in filing order
+        # (fresh objects when read: a snapshot's shallow copy keeps its own).
+        self.pending_ids: list[str] = []
+        self.pending_anchor = array("q")  # anchor code
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def add(self, event: Event, anchor: Anchor) -> None:
-        """Append one purchase.  O(items + strings); never raises: a purchase
-        the columns cannot hold exactly turns ``exact`` off instead."""
+        """Append one purchase (after the ones noted before).  O(items +
+        strings); never raises: a purchase the columns cannot hold exactly
+        turns ``exact`` off instead."""
         if not self.exact:
             return
+        if self.pending_ids:
+            raise ValueError("purchases are noted but not read: settle() them first")
+        self._append(event, self._code(anchor))
+
+    def defer(self, event_id: str, anchor: Anchor) -> None:
+        """Note one purchase, read into the columns by the next :meth:`settle`
+        (its anchor gets its code now, so codes follow the filing order
+        either way).  O(1)."""
+        if self.exact:
+            self.pending_ids.append(event_id)
+            self.pending_anchor.append(self._code(anchor))
+
+    def settle(self, lookup: Callable[[str], Event]) -> None:
+        """Read the purchases noted since the last call, in their order;
+        ``lookup`` gives the event of an id.  O(their items + strings)."""
+        if not self.pending_ids:
+            return
+        ids, codes = self.pending_ids, self.pending_anchor
+        self.pending_ids, self.pending_anchor = [], array("q")
+        append = self._append
+        for event_id, code in zip(ids, codes, strict=True):
+            if not self.exact:
+                break
+            append(lookup(event_id), code)
+
+    def _code(self, anchor: Anchor) -> int:
+        code = self.anchor_codes.get(anchor)
+        if code is None:
+            code = self.anchor_codes[anchor] = len(self.anchors)
+            self.anchors.append(anchor)
+            if not isinstance(anchor, str):
+                self.link_anchors.append(code)
+        return code
+
+    def _append(self, event: Event, code: int) -> None:
         try:
-            self._add(event, anchor)
+            self._add(event, code)
         except Exception as error:  # any unreadable ticket disables the engine, never ingest
             self._give_up(f"purchase {event.id!r} cannot be read as columns: {error}", event.id)
 
@@ -259,7 +306,7 @@ class PurchaseColumns:
         self._culprit = culprit
         self._reset()  # the columns are no longer used: free them
 
-    def _add(self, event: Event, anchor: Anchor) -> None:
+    def _add(self, event: Event, code: int) -> None:
         # On the ingest path of every purchase: one pass over the items, plain
         # dict reads, and nothing appended until everything is read.
         data = plain_data(event.data)
@@ -285,12 +332,6 @@ class PurchaseColumns:
                 event.id,
             )
             return
-        code = self.anchor_codes.get(anchor)
-        if code is None:
-            code = self.anchor_codes[anchor] = len(self.anchors)
-            self.anchors.append(anchor)
-            if not isinstance(anchor, str):
-                self.link_anchors.append(code)
         assert event.id is not None
         row = len(self.ids)
         self.anchor.append(code)
@@ -308,8 +349,9 @@ class PurchaseColumns:
         """Drop the purchases whose ids are in ``ids`` (an erasure).  The
         columns are filtered whole (``itertools.compress``), and anchor and
         string codes renumbered in their first-appearance order, so no code
-        of an erased anchor or string remains.  O(purchases + strings), in
-        C loops but for one list comprehension per column of codes."""
+        of an erased anchor or string remains; the noted purchases not read
+        yet are filtered the same way.  O(purchases + strings), in C loops
+        but for one list comprehension per column of codes."""
         if not self.exact:
             if self._culprit in ids:
                 # The reason quoted the erased purchase (its id, its amount).
@@ -317,15 +359,21 @@ class PurchaseColumns:
                 self._culprit = None
             return
         keep = [event_id not in ids for event_id in self.ids]
-        if all(keep):
+        waiting = [event_id not in ids for event_id in self.pending_ids]
+        if all(keep) and all(waiting):
             return
         kept_anchor = list(compress(self.anchor, keep))
-        self.anchors, anchor_code = _renumbered(self.anchors, kept_anchor)
+        kept_pending = list(compress(self.pending_anchor, waiting))
+        self.anchors, anchor_code = _renumbered(self.anchors, kept_anchor + kept_pending)
         self.anchor_codes = {anchor: code for code, anchor in enumerate(self.anchors)}
         self.link_anchors = [
             code for code, anchor in enumerate(self.anchors) if not isinstance(anchor, str)
         ]
+        self.pending_ids = list(compress(self.pending_ids, waiting))
+        self.pending_anchor = array("q", [anchor_code[old] for old in kept_pending])
         self.anchor = array("q", [anchor_code[old] for old in kept_anchor])
+        if all(keep):
+            return
         self.at = array("q", compress(self.at, keep))
         self.unscaled = array("q", compress(self.unscaled, keep))
         self.exponent = array("b", compress(self.exponent, keep))

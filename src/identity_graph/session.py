@@ -381,21 +381,34 @@ def tombstone(body: str) -> str:
     return f"{_TOMBSTONE_START}{_ROW_END}"
 
 
-def decode_event(
-    pos: int, n: int, anchor: str, body: str, where: str = "store"
-) -> tuple[Event, Anchor] | None:
-    """The event and anchor of event row ``pos``, expected to be the ``n``-th
-    row written (None for an erased event's row); ``StoreError`` naming the
+def load_event_row(
+    ledger: Ledger,
+    pos: int,
+    n: int,
+    anchor: str,
+    body: str,
+    anchors: dict[str, Anchor],
+    where: str = "store",
+) -> None:
+    """File event row ``pos``, expected to be the ``n``-th row written, in
+    ``ledger`` (nothing for an erased event's row); ``StoreError`` naming the
     row if its text is not one this library writes, carries another number,
-    or fails its checksum.  O(size)."""
+    or fails its checksum.  A checked row is filed by its text, decoded when
+    first read (its checksum vouches for the text the library wrote); an
+    older row without a checksum is decoded now.  ``anchors`` caches the
+    anchors read so far by their text.  O(size of its head), O(size) for an
+    older row."""
     text = body
     if body.startswith(_TOMBSTONE_START):
         number = body[len(_TOMBSTONE_START) : -len(_ROW_END)]
         if not body.endswith(_ROW_END) or number not in ("", str(n)) or anchor != "":
             problem = Unreadable(f"it is not the row of an erased event {n}")
             raise damaged(where, "ig_events", pos, problem, shown("body", body))
-        return None
+        return
     try:
+        key = anchors.get(anchor)
+        if key is None:
+            key = anchors[anchor] = codec.loads_anchor(anchor)
         if body.startswith(_EVENT_START):
             number, crc, text = _envelope(body, _EVENT_START)
             if crc != _crc(anchor + "\n" + text):
@@ -405,7 +418,9 @@ def decode_event(
                     f"it was written as event row {number[:20]}, but is event row {n} in the"
                     " table's order: rows were deleted, copied or moved"
                 )
-        return codec.loads_event(text), codec.loads_anchor(anchor)
+            ledger.load_text(text, key)
+        else:
+            ledger.load(codec.loads_event(text), key)
     except Exception as error:  # whatever the decoder trips on, the row is at fault
         what = culprit(("body", body, _loads_event), ("anchor", anchor, codec.loads_anchor))
         raise damaged(where, "ig_events", pos, error, what) from error
@@ -730,11 +745,10 @@ class StoreSession(Session):
                     raise damaged(where, "ig_journal", seq, error, shown("record", text)) from error
                 journal.advance(seq)
         if self._events_wanted and head.events > self._event_pos:
-            load = self._ledger.load
+            ledger = self._ledger
+            anchors: dict[str, Anchor] = {}
             for pos, anchor, body in store.events(self._event_pos, head.events):
-                found = decode_event(pos, self._event_count + 1, anchor, body, where)
-                if found is not None:  # None: an erased event's row
-                    load(*found)
+                load_event_row(ledger, pos, self._event_count + 1, anchor, body, anchors, where)
                 self._event_pos = pos
                 self._event_count += 1
         if self._events_wanted and head.events_written not in (None, self._event_count):

@@ -56,6 +56,8 @@ class _Ticket(NamedTuple):
 
 
 _NOTHING: frozenset[str] = frozenset()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _ticket(event: Event, at: datetime) -> _Ticket:
@@ -96,13 +98,16 @@ def _last_fields(event: Event) -> dict[str, tuple[str, ...]]:
 def _purchases_by_profile(
     state: GraphState, ledger: Ledger, as_of: datetime
 ) -> dict[ProfileId, list[_Ticket]]:
-    """Every purchase at or before ``as_of``, grouped by the profile it belongs to."""
-    events = ledger.by_id()
+    """Every purchase at or before ``as_of``, grouped by the profile it belongs
+    to.  Each purchase read is decoded once and kept by the ledger; other
+    events are skipped by their type, undecoded."""
+    event_of, type_of = ledger.event, ledger.type_of
     partition = state.partition
     order = state.order
     ownership = state.ownership
+    last = (as_of - _EPOCH) // _MICROSECOND
     grouped: dict[Any, list[_Ticket]] = {}
-    for anchor, index in ledger.anchored():
+    for anchor, times, ids in ledger.anchored():
         on_customer = isinstance(anchor, str)
         history = None
         tickets: list[_Ticket] = []
@@ -112,12 +117,13 @@ def _purchases_by_profile(
             tickets = grouped.setdefault(partition.profile_id(anchor), [])
         else:
             history = ownership.history(anchor)
-        for at, event_id in index:
-            if at > as_of:
+        for micros, event_id in zip(times, ids, strict=True):
+            if micros > last:
                 break  # the index is sorted by time
-            event = events[event_id]
-            if event.type != "purchase":
+            if type_of(event_id) != "purchase":
                 continue
+            event = event_of(event_id)
+            at = _EPOCH + timedelta(microseconds=micros)
             if not on_customer:  # a link's events follow its owner at their time
                 owner = hist.owner_at(history, at)
                 profile = anchor if owner is None else partition.profile_id(owner)
