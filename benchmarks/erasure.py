@@ -153,9 +153,7 @@ def worker_build_sqlite(path: str, customers: int, events: int) -> dict[str, Any
             flush_journal()
     if rows:
         flush_journal()
-    anchors = {
-        event_id: anchor for anchor, _times, ids in g._ledger.anchored() for event_id in ids
-    }
+    anchors = {event_id: anchor for anchor, _times, ids in g._ledger.anchored() for event_id in ids}
     for n, event in enumerate(g._ledger.by_id().values(), start=1):
         key = codec.dumps_anchor(anchors[event.id])  # type: ignore[index]
         text = event.at.astimezone(UTC).isoformat()

@@ -65,8 +65,8 @@ if "--src" in sys.argv:
     _SRC = Path(sys.argv[sys.argv.index("--src") + 1])
 sys.path.insert(0, str(_SRC))
 
-from identity_graph import Event, IdentityGraph, Limits, Link
-from memory import PeakMeter
+from identity_graph import Event, IdentityGraph, Limits, Link  # noqa: E402
+from memory import PeakMeter  # noqa: E402
 
 SEED = 20240601
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -291,10 +291,7 @@ def profile_query(repeats: int) -> None:
 
 def _purchases(specs: list[tuple[int, datetime, str]]) -> list[tuple[Event, str | tuple[str, str]]]:
     """The benchmark's purchases with the anchor each is filed under."""
-    return [
-        (event, event.customer_id or event.links[0].key)
-        for event in make_events(specs)
-    ]
+    return [(event, event.customer_id or event.links[0].key) for event in make_events(specs)]
 
 
 def worker_memory_recorded(m: int) -> dict[str, float]:
