@@ -223,7 +223,7 @@ def _series(name: str, values: list[Any]) -> Any:
 def outcome(g: IdentityGraph) -> dict[str, Any]:
     """Everything the two paths must agree on (the ledger by id, with anchors)."""
     ledger = g._ledger
-    anchors = {event_id: anchor for anchor, index in ledger.anchored() for _at, event_id in index}
+    anchors = {event_id: anchor for anchor, _times, ids in ledger.anchored() for event_id in ids}
     g._check()
     return {
         "events": {
