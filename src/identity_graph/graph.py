@@ -289,6 +289,15 @@ class IdentityGraph:
         if suppressed is not None:
             raise self._guards.refuse(at, op, suppressed.shown, suppressed) from None
 
+    def _forget_values(self) -> None:
+        """Drop what this object remembers of values it was given: raw
+        spellings in the link normalisation cache and the last merge reason
+        checked.  Called by ``forget`` and whenever the session reloads the
+        state (another connection may have erased the person those values
+        name).  O(cache size)."""
+        self._types.forget_recent()
+        self._checked_reason = ""
+
     def _key(self, link: Link, op: str, args: Mapping[str, Any], at: datetime) -> LinkKey:
         """Normalise a link for a mutating call; log a blocked value as a refusal."""
         try:
@@ -780,10 +789,7 @@ class IdentityGraph:
         find = self._session.event_finder()
         plan = erasure.plan(core, self._ledger, customer_id, self._types, find)
         self._session.erase(plan, core, self._ledger)
-        # Raw spellings of the erased links may sit in the normalisation
-        # cache, and the person's words in the last merge reason checked.
-        self._types.forget_recent()
-        self._checked_reason = ""
+        self._forget_values()
         return core.commit("forget", plan.args(reason), at, plan.alias())
 
     @_writes()
@@ -1380,7 +1386,7 @@ class IdentityGraph:
                 store,
                 graph._core,
                 graph._ledger,
-                on_reset=graph._types.forget_recent,
+                on_reset=graph._forget_values,
                 **sizes,
             )
         except BaseException:

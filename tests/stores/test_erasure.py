@@ -490,6 +490,22 @@ def test_another_graph_drops_the_erased_spelling_from_its_cache(tmp_path: Path) 
     second.close()
 
 
+def test_another_graph_drops_the_erased_words_of_its_last_merge_reason(tmp_path: Path) -> None:
+    """A graph that had merged with a reason naming the person kept that
+    reason (remembered to skip checking it again) after another graph
+    erased the person: only its own forget cleared it."""
+    path = tmp_path / "graph.db"
+    first = _small(path)
+    second = IdentityGraph.open(path)
+    second.merge("ann", "bob", reason="ann.qx@example.com called", at=LATER)
+    first.forget("ann", at=LATER)
+    assert second.customers() == ["bob"]
+    strings = [text for text in reachable_strings(second) if "ann.qx" in text.lower()]
+    assert strings == []
+    first.close()
+    second.close()
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_others_free_text_in_other_capitals_is_found_in_the_store(
     tmp_path: Path, kind: str, request: pytest.FixtureRequest
