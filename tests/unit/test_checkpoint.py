@@ -165,8 +165,12 @@ def test_a_format_3_store_opens_as_its_journal_replayed(tmp_path: Path) -> None:
         assert got.checkpoint() == 90
     conn = sqlite3.connect(from_checkpoint)
     (fmt,) = conn.execute("SELECT format FROM ig_checkpoints").fetchone()
+    # The store was migrated to the schema version that tells an older
+    # library, up front, that it cannot read this store's checkpoints.
+    meta = dict(conn.execute("SELECT key, value FROM ig_meta").fetchall())
     conn.close()
     assert fmt == checkpoints.FORMAT
+    assert meta["schema_version"] == "5" and meta["checkpoint_format"] == str(fmt)
     with (
         IdentityGraph.open(str(from_checkpoint), limits=LIMITS) as got,
         IdentityGraph.open(str(replayed), limits=LIMITS, checkpoint_every=10**9) as expected,

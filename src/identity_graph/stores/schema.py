@@ -55,6 +55,11 @@ MIGRATIONS: dict[int, list[str]] = {
     #    an erased event's row (``{"x":[n]}``), which an older library
     #    would misread.
     4: ["INSERT INTO ig_meta (key, value) VALUES ('erasure_epoch', '0')"],
+    # 5: checkpoints may be written in format 4 (columnar, restored in
+    #    bulk), which an older library would call a damaged row; the version
+    #    makes it refuse the store up front as written by a newer library.
+    #    ig_meta keeps ``checkpoint_format``, the format written from then on.
+    5: ["INSERT INTO ig_meta (key, value) VALUES ('checkpoint_format', '4')"],
 }
 
 LATEST = max(MIGRATIONS)
@@ -68,6 +73,7 @@ TRACES: dict[int, tuple[str, str]] = {
     2: ("index", "ig_journal_at"),
     3: ("ig_meta row", "journal_seq"),
     4: ("ig_meta row", "erasure_epoch"),
+    5: ("ig_meta row", "checkpoint_format"),
 }
 
 META = "CREATE TABLE IF NOT EXISTS ig_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
