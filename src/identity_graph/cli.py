@@ -327,6 +327,15 @@ def _csv_options(command: F) -> F:
         callback=_text_encoding,
         help="Text encoding [default: UTF-8, or the file's BOM].",
     )(command)
+    command = click.option(
+        "--engine",
+        type=click.Choice(["auto", "polars", "python"]),
+        default="auto",
+        show_default=True,
+        help="CSV reader: polars (with the [polars] extra; holds the file's cells in "
+        "memory) or python (streams any file); auto takes polars when installed and the "
+        "file is one it reads exactly as the python reader. The import is the same.",
+    )(command)
     return command
 
 
@@ -407,6 +416,7 @@ def import_offline_data_command(
     register: bool,
     rejects: str | None,
     encoding: str | None,
+    engine: str,
     delimiter: str | None,
     db: str,
     region: str | None,
@@ -435,6 +445,7 @@ def import_offline_data_command(
             rejects=target,
             encoding=encoding,
             delimiter=_delimiter(delimiter),
+            engine=engine,
         )
     _report(file, summary, target)
 
@@ -450,6 +461,7 @@ def import_offline_events_command(
     tz: str,
     rejects: str | None,
     encoding: str | None,
+    engine: str,
     delimiter: str | None,
     db: str,
     region: str | None,
@@ -460,7 +472,13 @@ def import_offline_events_command(
     target = _rejects_path(file, rejects)
     with _graph(db, region, must_exist=False) as graph:
         summary = import_offline_events(
-            graph, file, tz=tz, rejects=target, encoding=encoding, delimiter=_delimiter(delimiter)
+            graph,
+            file,
+            tz=tz,
+            rejects=target,
+            encoding=encoding,
+            delimiter=_delimiter(delimiter),
+            engine=engine,
         )
     _report(file, summary, target)
 
@@ -558,6 +576,7 @@ def import_customers_command(
     max_bytes: int | None,
     rejects: str | None,
     encoding: str | None,
+    engine: str,
     delimiter: str | None,
     db: str,
     region: str | None,
@@ -566,7 +585,9 @@ def import_customers_command(
     from .io import XlsxLimits, import_customers
 
     _only_for_its_format(
-        file, csv_only=("encoding", "delimiter"), xlsx_only=("sheet", "max_rows", "max_bytes")
+        file,
+        csv_only=("encoding", "delimiter", "engine"),
+        xlsx_only=("sheet", "max_rows", "max_bytes"),
     )
 
     limits = XlsxLimits()
@@ -587,6 +608,7 @@ def import_customers_command(
             sheet=sheet,
             encoding=encoding,
             delimiter=_delimiter(delimiter),
+            engine=engine,
             limits=limits,
         )
     _report(file, summary, target)

@@ -132,6 +132,30 @@ def test_demo_runs_on_the_base_install(tmp_path: Path) -> None:
     assert "68.10" in again.stdout  # C-1001's purchases, as the demo shows them
 
 
+def test_the_polars_reader_asked_for_without_polars_is_one_line(tmp_path: Path) -> None:
+    """``--engine polars`` on the base install says what to install; ``auto``
+    reads the same file with the Python reader."""
+    data = tmp_path / "data.csv"
+    data.write_text(
+        "Time Stamp;Customer ID;Event Type;Event Name;Num1;Num2\n"
+        "2024-03-01 10:15:00;c-1;3;CALL;1;0\n",
+        encoding="utf-8",
+    )
+    code = """
+        from identity_graph.cli import main
+        main(sys.argv)
+        """
+    db = ["--db", str(tmp_path / "g.db")]
+    args = ["import", "offline-data", str(data), "--tz", "UTC", *db]
+    refused = _run_without_extras(code, *args, "--engine", "polars")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "engine='polars' needs the polars package" in refused.stderr
+    read = _run_without_extras(code, *args, "--engine", "auto")
+    assert read.returncode == 0, read.stderr
+    assert "read 1, imported 1" in read.stdout
+
+
 def test_the_package_imports_on_the_base_install() -> None:
     """Every module that needs no extra imports, and ``kpis()`` answers."""
     result = _run_without_extras(

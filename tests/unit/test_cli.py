@@ -257,6 +257,20 @@ def test_reimport_reports_everything_unchanged(store: Path) -> None:
     assert "imported 0, unchanged 14, rejected 1" in out
 
 
+@pytest.mark.parametrize("engine", ["python", "polars"])
+def test_either_reader_imports_the_same(tmp_path: Path, engine: str) -> None:
+    """``--engine`` picks the CSV reader; the import is the same either way,
+    and a workbook, which neither reads, refuses the option."""
+    for name in ("customers.xlsx", "offline_data.csv"):
+        (tmp_path / name).write_bytes(sample(name).read_bytes())
+    options = ["--tz", "Europe/Helsinki", "--event-type", "3=call", "--ticket-field", "Var1=store"]
+    out = quick(tmp_path, "import", "offline-data", "offline_data.csv", *options, "--engine", engine)
+    assert out.startswith("offline_data.csv: read 15, imported 14, unchanged 0, rejected 1")
+    assert "--engine" in quick_fails(
+        tmp_path, "import", "customers", "customers.xlsx", *MAPPING, "--engine", engine, code=2
+    )
+
+
 def test_queries(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert ok(store, "resolve", "email:ANN.LEE@example.com") == "C-1001\n"
     profile = ok(store, "profile", "phone:+358401234567")
