@@ -264,7 +264,8 @@ def test_either_reader_imports_the_same(tmp_path: Path, engine: str) -> None:
     for name in ("customers.xlsx", "offline_data.csv"):
         (tmp_path / name).write_bytes(sample(name).read_bytes())
     options = ["--tz", "Europe/Helsinki", "--event-type", "3=call", "--ticket-field", "Var1=store"]
-    out = quick(tmp_path, "import", "offline-data", "offline_data.csv", *options, "--engine", engine)
+    options += ["--engine", engine]
+    out = quick(tmp_path, "import", "offline-data", "offline_data.csv", *options)
     assert out.startswith("offline_data.csv: read 15, imported 14, unchanged 0, rejected 1")
     assert "--engine" in quick_fails(
         tmp_path, "import", "customers", "customers.xlsx", *MAPPING, "--engine", engine, code=2
