@@ -18,7 +18,7 @@ from . import history as hist
 from .errors import LimitExceeded, LinkConflict
 from .ids import CustomerId, LinkKey, LinkTypes
 from .state import GraphState
-from .text import attribute_problem
+from .text import a_type, attribute_problem
 
 __all__ = [
     "attribute_changes",
@@ -66,7 +66,7 @@ def attribute_changes(
             )
         if not isinstance(value, _ATTRIBUTE_TYPES):
             raise TypeError(
-                f"attribute {name!r} of customer {customer!r} is a {type(value).__name__}; "
+                f"attribute {name!r} of customer {customer!r} is {a_type(value)}; "
                 "values are str, int, float, bool, None, date, datetime or Decimal"
             )
         problem = attribute_problem(value)

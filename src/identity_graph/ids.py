@@ -17,7 +17,7 @@ import attrs
 import phonenumbers
 
 from .errors import BlockedLink, InvalidCustomerId, InvalidLink
-from .text import ascii_control, format_problem, identifier_problem, nfc, text_problem
+from .text import a_type, ascii_control, format_problem, identifier_problem, nfc, text_problem
 
 __all__ = [
     "DEFAULT_BLOCKLIST",
@@ -76,7 +76,7 @@ def check_customer_id(value: object) -> CustomerId:
             return stripped
     if not isinstance(value, str):
         raise InvalidCustomerId(
-            f"customer id {value!r} is a {type(value).__name__}; a customer id is a string"
+            f"customer id {value!r} is {a_type(value)}; a customer id is a string"
         )
     problem = text_problem(value)  # before NFC, which cannot read a lone surrogate
     if problem is not None:
@@ -128,7 +128,7 @@ class Link:
         _check_name(self.name)
         if not isinstance(self.value, str):
             raise InvalidLink(
-                f"{self.name} value {self.value!r} is a {type(self.value).__name__}; "
+                f"{self.name} value {self.value!r} is {a_type(self.value)}; "
                 "link values are strings"
             )
 

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from .errors import InvalidTime
+from .text import a_type
 from .times import utc
 
 __all__ = ["LinkColumns", "MergeColumns", "link_columns", "merge_columns"]
@@ -62,7 +63,7 @@ def _read(table: object, what: str) -> dict[str, Any]:
         table = to_pydict()
     if not isinstance(table, Mapping):
         raise TypeError(
-            f"{what}: the table is a {type(table).__name__}; give a polars DataFrame, "
+            f"{what}: the table is {a_type(table)}; give a polars DataFrame, "
             "an object with to_pydict() (a pyarrow Table) or a mapping of column "
             "names to equal-length sequences"
         )
@@ -77,7 +78,7 @@ def _values(column: Any, name: str, what: str) -> Sequence[Any]:
     if type(column) is list or type(column) is tuple:
         return column
     if isinstance(column, str | bytes | Mapping):
-        raise ValueError(f"{what}: column {name!r} is a {type(column).__name__}, not a sequence")
+        raise ValueError(f"{what}: column {name!r} is {a_type(column)}, not a sequence")
     for method in ("to_list", "to_pylist", "tolist"):  # polars, pyarrow, numpy
         convert = getattr(column, method, None)
         if callable(convert):
@@ -86,7 +87,7 @@ def _values(column: Any, name: str, what: str) -> Sequence[Any]:
         return column
     if isinstance(column, Iterable):
         return list(column)
-    raise ValueError(f"{what}: column {name!r} is a {type(column).__name__}, not a sequence")
+    raise ValueError(f"{what}: column {name!r} is {a_type(column)}, not a sequence")
 
 
 def _check_names(columns: Iterable[str], accepted: Sequence[str], what: str, hint: str) -> None:

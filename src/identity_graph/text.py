@@ -44,6 +44,7 @@ __all__ = [
     "MAX_ATTRIBUTE_LENGTH",
     "MAX_DATA_DEPTH",
     "MAX_INT_DIGITS",
+    "a_type",
     "ascii_control",
     "attribute_problem",
     "escape_invalid",
@@ -187,3 +188,10 @@ def escape_invalid(text: str) -> str:
     if "\x00" not in text and text.isascii():
         return text
     return _INVALID.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def a_type(value: object) -> str:
+    """The type of ``value`` named with its article, for messages: ``an
+    int``, ``a list``, ``an Event``.  O(1)."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

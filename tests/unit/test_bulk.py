@@ -75,7 +75,7 @@ def test_a_row_that_cannot_be_an_event_is_refused_naming_its_row() -> None:
         (2, "InvalidEvent"),
         (3, "InvalidTime"),
     ]
-    assert "email value 5 is a int" in str(refused[0][1])
+    assert "email value 5 is an int" in str(refused[0][1])
     assert "is not a mapping" in str(refused[1][1])
     assert "naive" in str(refused[2][1])
     rows = [r for r in g.refusals() if "row" in r.args]

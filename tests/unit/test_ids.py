@@ -100,7 +100,7 @@ def test_link_name_not_a_string() -> None:
 
 
 def test_link_value_not_a_string() -> None:
-    with pytest.raises(InvalidLink, match=r"crm_id value 5 is a int.*strings"):
+    with pytest.raises(InvalidLink, match=r"crm_id value 5 is an int.*strings"):
         Link("crm_id", 5)  # type: ignore[arg-type]
 
 

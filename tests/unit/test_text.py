@@ -20,6 +20,7 @@ from identity_graph.stores import SQLiteStore
 from identity_graph.text import (
     MAX_ATTRIBUTE_LENGTH,
     MAX_DATA_DEPTH,
+    a_type,
     attribute_problem,
     escape_invalid,
     format_problem,
@@ -205,3 +206,11 @@ def test_a_number_attribute_has_at_most_a_thousand_digits() -> None:
     for huge in (10**1000, -(10**5000), Decimal("1" * 1001)):
         problem = attribute_problem(huge)
         assert problem is not None and "more than 1,000 digits" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [(5, "an int"), ([], "a list"), (1.5, "a float"), (object(), "an object"), (b"", "a bytes")],
+)
+def test_a_type_names_the_type_with_its_article(value: object, named: str) -> None:
+    assert a_type(value) == named
