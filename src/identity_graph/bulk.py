@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import IdentityGraphError, InvalidEvent
 from .events import (
+    MAX_DATA_DEPTH,
     Event,
     FrozenMap,
     check_purchase_data,
@@ -85,8 +86,96 @@ def _polars_columns(table: Any) -> dict[str, list[Any]]:
                 continue
             except OverflowError:  # beyond Python's calendar: polars' own values, refused per row
                 pass
+        if name == "data" and isinstance(dtype, pl.Struct):
+            frozen = _frozen_struct(series)
+            if frozen is not None:
+                columns[name] = frozen
+                continue
         columns[name] = series.to_list()
     return columns
+
+
+#: Text that keeps the text rule by construction: ASCII without NUL (what
+#: ``freeze_data`` marks clean).  Anything else is left to the door's walk.
+_NOT_PLAIN_TEXT = r"[^\x01-\x7f]"
+
+
+def _frozen_struct(series: Any) -> list[Any] | None:
+    """A polars ``Struct`` data column as the frozen data of each row (None
+    for a null row): what ``freeze_data`` makes of ``series.to_list()``,
+    built field by field — each field's values come out of polars as one
+    list, a ``List`` field's elements as one flat list cut per row — instead
+    of one Python dict per row and a walk of each.  Marked clean (no second
+    walk at the door) only when no field name or string anywhere in the
+    column leaves plain ASCII without NUL.  None for a field type this does
+    not handle (a time, binary…): the column then takes the per-row path.
+    O(cells)."""
+    return _field_values(series, 1, [])
+
+
+#: FrozenMap's slots set directly: a table's data builds a million of them.
+_new_map = FrozenMap.__new__
+_set_data: Callable[[FrozenMap, dict[str, Any]], None] = vars(FrozenMap)["_data"].__set__
+_set_clean: Callable[[FrozenMap, bool], None] = vars(FrozenMap)["_clean"].__set__
+
+
+def _field_values(series: Any, depth: int, texts: list[bool]) -> list[Any] | None:
+    """The values of one polars column as frozen data values, None if a
+    type is not handled.  ``texts`` gets True for any name or string that
+    is not plain ASCII without NUL.  ``depth`` is the nesting level of the
+    column's values (the data mapping is level 1)."""
+    import polars as pl
+
+    dtype = series.dtype
+    if isinstance(dtype, pl.Struct):
+        if depth > MAX_DATA_DEPTH:
+            return None
+        names = [field.name for field in dtype.fields]
+        texts.append(not "".join(names).isascii() or "\x00" in "".join(names))
+        fields = []
+        for name in names:
+            values = _field_values(series.struct.field(name), depth + 1, texts)
+            if values is None:
+                return None
+            fields.append(values)
+        # The data mapping is clean when nothing in the column, its nested
+        # fields included (converted above), leaves plain ASCII without NUL.
+        clean = depth == 1 and not any(texts)
+        rows: list[FrozenMap | None] = []
+        # Without strict=: polars gives every field one value per row, and
+        # the check would cost a tenth of the conversion.
+        for row in zip(*fields):  # noqa: B905
+            frozen = _new_map(FrozenMap)  # FrozenMap(...) without its __init__'s frame
+            _set_data(frozen, dict(zip(names, row)))  # noqa: B905
+            _set_clean(frozen, clean)
+            rows.append(frozen)
+        if series.null_count():
+            rows = [None if null else row for row, null in zip(rows, series.is_null(), strict=True)]
+        return rows
+    if isinstance(dtype, pl.List):
+        if depth > MAX_DATA_DEPTH:
+            return None
+        lengths = series.list.len().to_list()
+        flat = _field_values(series.filter(series.list.len() > 0).explode(), depth + 1, texts)
+        if flat is None:
+            return None
+        lists: list[Any] = []
+        position = 0
+        for length in lengths:
+            if length is None:
+                lists.append(None)
+            else:
+                lists.append(tuple(flat[position : position + length]))
+                position += length
+        return lists
+    if dtype == pl.String:
+        texts.append(bool(series.str.contains(_NOT_PLAIN_TEXT).any()))
+        return list(series.to_list())
+    if dtype.is_integer() or dtype.is_float() or dtype in (pl.Boolean, pl.Null, pl.Date):
+        return list(series.to_list())
+    if isinstance(dtype, pl.Decimal):
+        return list(series.to_list())
+    return None
 
 
 def _is_polars(table: Any) -> bool:
@@ -227,7 +316,10 @@ class EventRows:
                     if link is None:
                         link = link_of[key] = Link(key[0], key[1])
                     links.append(link)
-                anchor = min(ordered, key=lambda key: (priority(key[0]), key[1]))
+                if len(ordered) == 1:
+                    anchor = ordered[0]
+                else:
+                    anchor = min(ordered, key=lambda key: (priority(key[0]), key[1]))
                 known = by_keys[ordered] = (tuple(links), anchor)
             self.keys[i] = ordered
             self.links[i], self.link_anchor[i] = known

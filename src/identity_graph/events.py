@@ -65,8 +65,10 @@ __all__ = [
     "event_id_ok",
     "event_type_ok",
     "freeze_data",
+    "plain_anchor",
     "plain_data",
     "prepare",
+    "purchase_plain",
     "same_event",
     "stored_data",
 ]
@@ -494,6 +496,14 @@ def check_purchase(event: Event) -> None:
 def check_purchase_data(data: Mapping[str, Any], name: str) -> None:
     """:func:`check_purchase` of a purchase's data; messages start with ``name``.
     O(items)."""
+    if type(data) is FrozenMap and purchase_plain(data._data):
+        return  # the common case, sure to pass: no message to name
+    _check_purchase_fields(data, name)
+
+
+def _check_purchase_fields(data: Mapping[str, Any], name: str) -> None:
+    """Every rule of :func:`check_purchase_data`, in its order, naming the
+    first one broken.  O(items)."""
     money = "is not a finite amount (Decimal, int or numeric text)"
     # Bulk loads check millions of purchases: the dicts are read directly,
     # a missing field or a plain string is passed over without a call, and
@@ -622,6 +632,73 @@ def _check_strings(value: Any, where: str) -> None:
         raise InvalidEvent(f"{where} {value!r} must be a string or a list of strings")
 
 
+def _money_plain(value: Any) -> bool:
+    """Whether ``value`` keeps both money rules, answered only for the
+    common types (an int, a finite Decimal); False means "ask
+    :func:`_money`", which names the rule.  O(1)."""
+    if type(value) is int:
+        return -MAX_MONEY < value < MAX_MONEY
+    if type(value) is Decimal and value.is_finite():
+        try:
+            _MONEY_RULES.plus(value)
+        except ArithmeticError:
+            return False
+        return True
+    return value is None
+
+
+def _names_plain(value: Any) -> bool:
+    """Whether a field of names passes as it is: None, a string or a tuple
+    of strings."""
+    return (
+        value is None
+        or type(value) is str
+        or (type(value) is tuple and all(type(v) is str for v in value))
+    )
+
+
+def purchase_plain(data: dict[str, Any]) -> bool:
+    """Whether a purchase's data (a frozen mapping's dict) certainly passes
+    :func:`check_purchase_data`: a walk over the keys present only, with
+    no message formatted.  False means "not sure": the full check then
+    runs and names the fault, so this need only be right when it says
+    yes.  O(fields + items × their fields)."""
+    for key, value in data.items():
+        if key == "amount":
+            if not _money_plain(value):
+                return False
+        elif key == "items":
+            if value is None:
+                continue
+            if type(value) is not tuple:
+                return False
+            for item in value:
+                if type(item) is not FrozenMap:
+                    return False
+                for field, field_value in item._data.items():
+                    if field == "quantity":
+                        if type(field_value) is not int or field_value < 0:
+                            return False
+                    elif field == "unit_price" or field == "line_total":
+                        if not _money_plain(field_value):
+                            return False
+                    elif field == "seller":
+                        if not _names_plain(field_value):
+                            return False
+                    elif (
+                        field in _ITEM_NAMED
+                        and field_value is not None
+                        and type(field_value) is not str
+                    ):
+                        return False
+        elif key in _LISTED:
+            if not _names_plain(value):
+                return False
+        elif key in _NAMED and value is not None and type(value) is not str:
+            return False
+    return True
+
+
 def plain_data(mapping: Any) -> Any:
     """Stored event data (a ``FrozenMap``) as its dict, which answers ``get``
     without ``Mapping.get``'s caught ``KeyError``; anything else as it is."""
@@ -677,6 +754,64 @@ def build_event(
     setattr_(event, "data", data)
     setattr_(event, "id", event_id)
     return event
+
+
+def plain_anchor(
+    event: object,
+    types: LinkTypes,
+    registered: Container[CustomerId],
+    kinds: dict[str, bool],
+) -> Anchor | None:
+    """The anchor of an event that :func:`prepare` would accept *as it is*
+    (same object back: nothing to normalise, drop, log or register), or
+    None when that is not certain; then :func:`prepare` decides and names
+    any fault.  The bulk path of ``record_many``: no message, no copy, the
+    data trusted unwalked only when :func:`freeze_data` marked it clean (a
+    flag only the library's freezing sets).  ``kinds`` caches each type's
+    verdict for a batch.  Erasures are not looked at: the caller takes this
+    path only while nothing is suppressed.  O(links + purchase fields)."""
+    if type(event) is not Event:
+        return None
+    kind, at, event_id, data = event.type, event.at, event.id, event.data
+    if type(kind) is not str:
+        return None
+    kind_ok = kinds.get(kind)
+    if kind_ok is None:
+        kind_ok = kinds[kind] = event_type_ok(kind) and kind == kind.strip()
+    if not kind_ok:
+        return None
+    if not (type(at) is datetime and at.tzinfo is UTC and 1 < at.year < 9999):
+        return None
+    if event_id is None or not event_id_ok(event_id):
+        return None  # (no id: prepare derives it)
+    if type(data) is not FrozenMap or not (data._clean or not data._data):
+        return None
+    if kind == "purchase" and not purchase_plain(data._data):
+        return None
+    customer = event.customer_id
+    if customer is not None and (type(customer) is not str or customer not in registered):
+        return None  # a new or unchecked customer id: prepare checks and registers it
+    links = event.links
+    if not links:
+        return customer
+    value_key = types.value_key
+    previous: LinkKey | None = None
+    for link in links:  # each normalised already, sorted, distinct: kept as given
+        if type(link) is not Link:
+            return None
+        try:
+            key = value_key(link.name, link.value)
+        except (IdentityGraphError, TypeError, ValueError):
+            return None
+        if key != link.key or (previous is not None and not previous < key):
+            return None
+        previous = key
+    if customer is not None:
+        return customer
+    if len(links) == 1:
+        return links[0].key
+    priority = types.priority_key
+    return min((link.key for link in links), key=lambda key: (priority(key[0]), key[1]))
 
 
 def prepare(

@@ -37,7 +37,7 @@ from .errors import (
     UnknownCustomer,
     UnknownMerge,
 )
-from .events import Anchor, Event, build_event, prepare, same_event
+from .events import Anchor, Event, build_event, plain_anchor, prepare, same_event
 from .explain import Step, explain_path, graph_of
 from .guards import Limits, Refusal
 from .ids import CustomerId, Link, LinkKey, LinkType, LinkTypes, check_customer_id
@@ -1039,7 +1039,34 @@ class IdentityGraph:
         recorded = unchanged = 0
         errors: list[tuple[Event, Exception]] = []
         record = self._record  # bound once: this loop runs per event of a backfill
+        # The bulk path: an event already in its checked form (plain_anchor)
+        # is filed as it is, in batches; any other event (a fault, a link to
+        # drop, a customer to check or register, a duplicate id) goes the
+        # per-event way, after the batch before it was filed, so that it
+        # meets the ledger as one record() after another would leave it.
+        # Not while something is erased: each event then checks the list.
+        fast = not self._core.suppression
+        types, order = self._types, self._order
+        ledger = self._ledger
+        filed = ledger.ids()  # (a membership test: no stored text decoded)
+        kinds: dict[str, bool] = {}
+        pending: dict[str, Event] = {}
+        items: list[tuple[Event, Anchor]] = []
         for event in events:
+            if fast:
+                anchor = plain_anchor(event, types, order, kinds)
+                if anchor is not None:
+                    event_id = event.id
+                    assert event_id is not None
+                    if event_id not in pending and event_id not in filed:
+                        pending[event_id] = event
+                        items.append((event, anchor))
+                        recorded += 1
+                        continue
+                if items:
+                    ledger.add_many(items)
+                    items = []
+                    pending.clear()
             try:
                 if record(event):
                     recorded += 1
@@ -1048,6 +1075,8 @@ class IdentityGraph:
             except (IdentityGraphError, ValueError) as error:
                 self._refuse_event(event, error)
                 errors.append((event, error))
+        if items:
+            ledger.add_many(items)
         return recorded, unchanged, errors
 
     def record_table(
@@ -1106,6 +1135,7 @@ class IdentityGraph:
         order, core = self._order, self._core
         suppression = core.suppression
         ledger = self._ledger
+        filed = ledger.ids()
         known_get = ledger.by_id().get
         register_unknown = self.register_unknown
         plain, kinds, ats, ids = rows.plain, rows.kinds, rows.ats, rows.ids
@@ -1143,7 +1173,9 @@ class IdentityGraph:
                             event = None
                 if event is not None:
                     assert event_id is not None
-                    known = pending.get(event_id) or known_get(event_id)
+                    known = pending.get(event_id)
+                    if known is None and event_id in filed:  # (decoded only if there)
+                        known = known_get(event_id)
                     if known is None:
                         anchor: Anchor | None = customer if customer is not None else link_anchor[i]
                         assert anchor is not None  # a plain row has a customer or a link

@@ -879,6 +879,7 @@ class StoreSession(Session):
         added = self._ledger.added or []
         if added:
             dumps_anchor, dumps_event = codec.dumps_anchor, codec.dumps_event
+            anchors: dict[object, str] = {}  # a batch files many events per anchor
             rows = []
             # Events are added only by calls that load them first, so the
             # rows in the store are counted (the rows' numbers go on from it).
@@ -887,7 +888,9 @@ class StoreSession(Session):
                 at = event.at
                 # Usually UTC already: then one isoformat serves both columns.
                 text = at.isoformat() if at.tzinfo is UTC else None
-                key = dumps_anchor(anchor)
+                key = anchors.get(anchor)
+                if key is None:
+                    key = anchors[anchor] = dumps_anchor(anchor)
                 self._event_count += 1
                 rows.append(
                     (

@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from identity_graph import Event, IdentityGraph, Link, LinkType
+from identity_graph.bulk import _frozen_struct
+from identity_graph.errors import IdentityGraphError
+from identity_graph.events import freeze_data
 
 SECRET = b"bulk-equivalence-secret-0123456"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -62,6 +65,12 @@ DATA: list[object] = [
     {},
     {"amount": Decimal("19.90"), "items": [{"sku": "S1", "quantity": 2}]},
     {"amount": "12.5", "store": "S"},
+    {  # every field the purchase check reads, each of a kind it passes
+        "amount": 5,
+        "items": [{"sku": "S", "quantity": 0, "unit_price": Decimal("1.5"), "seller": ["a"]}],
+        "promo_codes": ["X", "Y"],
+        "store": "S",
+    },
     {"amount": "lots"},  # an invalid purchase
     {"items": [{"quantity": -1}]},  # an invalid purchase
     {"amount": 10**30},  # beyond any purchase
@@ -69,6 +78,10 @@ DATA: list[object] = [
     {"note": "nul\x00"},  # breaks the text rule
     {"x": {1, 2}},  # a set: the row cannot be an Event
     "not a mapping",  # the row cannot be an Event
+    {"items": [{"sku": ["x"]}]},  # a name given as a list: an invalid purchase
+    {"amount": Decimal("Infinity")},  # an invalid purchase
+    {"items": [{"quantity": True}]},  # an invalid purchase
+    {"seller": [["nested"]]},  # an invalid purchase
 ]
 
 #: How many values at the head of each list pass the column's own checks.
@@ -77,7 +90,7 @@ VALID = {
     "at": 4,
     "id": 6,
     "customer_id": 6,
-    "data": 4,
+    "data": 5,
     "email": 5,
     "loyalty_card": 4,
     "crm_id": 5,
@@ -120,14 +133,38 @@ def forget_someone(g: IdentityGraph) -> None:
     g.forget("gone", at=T0 + timedelta(days=1))
 
 
+#: Values an event in checked form has (registered customers, links
+#: normalised, ids given): what record_many files in batches.  Columns in
+#: this order give sorted links (email < loyalty_card).
+PLAIN: dict[str, list[object]] = {
+    "type": ["purchase", "visit"],
+    "at": [T0, T0 + timedelta(days=1), T0 + timedelta(days=40, hours=3)],
+    "id": ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"],
+    "customer_id": [None, "c1", "c2"],
+    "data": DATA[:5],
+    "email": [None, "ann@example.com", "bob@example.com"],
+    "loyalty_card": [None, "CARD0001", "CARD0002"],
+    "crm_id": [None],
+}
+
+
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[bool, list[int], bool, dict[str, list[Any]]]:
+def scenarios(
+    draw: st.DrawFn, plain: bool = False
+) -> tuple[bool, list[int], bool, dict[str, list[Any]]]:
+    """A graph set-up and a table; with ``plain``, most rows are events in
+    checked form (the batch path of record_many) among a few faults."""
     register_unknown = draw(st.booleans())
     steps = draw(st.lists(st.sampled_from(range(len(SETUP_STEPS))), max_size=8))
     erase = draw(st.booleans())
+    if plain:
+        steps = [0, 1, *steps]
+        erase = draw(st.integers(0, 4)) == 0
     n = draw(st.integers(0, 14))
     columns: dict[str, list[Any]] = {"type": [], "at": []}
     optional = draw(st.sets(st.sampled_from(["id", "customer_id", "data", *LINK_COLUMNS])))
+    if plain:
+        optional |= {"id", "customer_id"}
     choices = {
         "type": TYPES,
         "at": TIMES,
@@ -152,7 +189,7 @@ def scenarios(draw: st.DrawFn) -> tuple[bool, list[int], bool, dict[str, list[An
             # most rows take the fast path and the faults stand out.
             row = {
                 name: draw(
-                    st.sampled_from(choices[name][: VALID[name]])
+                    st.sampled_from(PLAIN[name] if plain else choices[name][: VALID[name]])
                     if draw(st.integers(0, 9)) < 8
                     else st.sampled_from(choices[name])
                 )
@@ -352,3 +389,148 @@ def test_a_stored_graph_in_batches_equals_record_many(
     finally:
         for g in again:
             g.close()
+
+
+def record_one_by_one(
+    g: IdentityGraph, events: list[Event]
+) -> tuple[tuple[int, int], list[tuple[Event, Exception]]]:
+    """What ``record_many`` must do, one ``record`` call per event (the
+    per-event path, which takes no bulk shortcut)."""
+    recorded = unchanged = 0
+    refused: list[tuple[Event, Exception]] = []
+    for event in events:
+        try:
+            if g.record(event):
+                recorded += 1
+            else:
+                unchanged += 1
+        except (IdentityGraphError, ValueError) as error:
+            refused.append((event, error))
+    return (recorded, unchanged), refused
+
+
+@settings(max_examples=200)
+@given(st.booleans().flatmap(lambda plain: scenarios(plain)))
+def test_record_many_equals_one_record_per_event(
+    scenario: tuple[bool, list[int], bool, dict[str, list[Any]]],
+) -> None:
+    """``record_many`` files the events already in checked form in batches;
+    it must leave what one ``record`` call per event leaves."""
+    register_unknown, steps, erase, columns = scenario
+    bulk, reference = (set_up(register_unknown, steps, erase) for _ in range(2))
+    log_start = len(bulk.refusals())
+    events = []
+    for i in range(len(columns["type"])):
+        with contextlib.suppress(Exception):
+            events.append(row_event(columns, i))
+    refused: list[tuple[Event, Exception]] = []
+    answer = bulk.record_many(events, refused=refused)
+    expected, expected_refused = record_one_by_one(reference, events)
+    assert answer == expected
+    assert [(id(e), type(x), str(x)) for e, x in refused] == [
+        (id(e), type(x), str(x)) for e, x in expected_refused
+    ]
+    assert bulk.refusals()[log_start:] == reference.refusals()[log_start:]
+    assert outcome(bulk) == outcome(reference)
+
+
+#: Data as a polars Struct column holds: a purchase's fields, each of one
+#: type per column (amount as Decimal, float, int or text; items as a list
+#: of structs), and a free note (non-ASCII and NUL included).
+_TEXT = st.text(alphabet=st.sampled_from("aZ09 -\u00e9\x00\u4e2d"), max_size=4)
+_ITEM = st.fixed_dictionaries(
+    {
+        "sku": st.none() | _TEXT,
+        "quantity": st.none() | st.integers(-2, 3),
+        "unit_price": st.none() | st.decimals("-5", "5", places=2, allow_nan=False),
+    }
+)
+_AMOUNTS = {
+    "decimal": st.decimals("-1000", "1000", places=2, allow_nan=False),
+    "float": st.floats(allow_nan=False, allow_infinity=True, width=64),  # (NaN != NaN)
+    "int": st.integers(-(10**18), 10**18),
+    "text": _TEXT | st.sampled_from(["12.5", "1e30", "x"]),
+}
+
+
+@st.composite
+def struct_data(draw: st.DrawFn) -> list[Any]:
+    """The rows of a data column of one schema: each a mapping or None."""
+    amount = _AMOUNTS[draw(st.sampled_from(sorted(_AMOUNTS)))]
+    fields = draw(st.sets(st.sampled_from(["amount", "items", "note", "store"]), min_size=1))
+    row = st.fixed_dictionaries(
+        {
+            name: {
+                "amount": st.none() | amount,
+                "items": st.none() | st.lists(st.none() | _ITEM, max_size=3),
+                "note": st.none() | _TEXT,
+                "store": st.none() | st.sampled_from(["S1", "S2"]),
+            }[name]
+            for name in sorted(fields)
+        }
+    )
+    return draw(st.lists(st.none() | row, min_size=1, max_size=12))
+
+
+def _struct_series(rows: list[Any]) -> Any:
+    pl = pytest.importorskip("polars")
+    series = pl.Series("data", rows, strict=False)
+    assume(isinstance(series.dtype, pl.Struct))  # (every row None: no schema to read)
+    return series
+
+
+@settings(max_examples=200)
+@given(struct_data())
+def test_a_struct_data_column_freezes_as_its_rows_do(rows: list[Any]) -> None:
+    """Field by field, a Struct column gives each row the frozen data that
+    ``freeze_data`` makes of the row polars gives back, of the same types
+    (``repr`` tells ``Decimal('1.0')`` from ``Decimal('1.00')``, 1 from
+    1.0); clean (no walk at the door) only when every row of the column
+    is."""
+    series = _struct_series(rows)
+    got = _frozen_struct(series)
+    assert got is not None
+    want = [None if row is None else freeze_data(row) for row in series.to_list()]
+    assert repr(got) == repr(want)
+    # Clean (trusted unwalked at the door) only where freeze_data says so,
+    # and everywhere when it does for every row.
+    cleans = [(g._clean, w._clean) for g, w in zip(got, want, strict=True) if w is not None]
+    assert all(w for g, w in cleans if g)
+    assert all(g for g, _ in cleans) == all(w for _, w in cleans)
+
+
+@settings(max_examples=100)
+@given(struct_data(), st.lists(st.sampled_from(["purchase", "visit"]), min_size=12, max_size=12))
+def test_record_table_with_struct_data_equals_one_record_per_event(
+    rows: list[Any], kinds: list[str]
+) -> None:
+    """A polars frame whose ``data`` is a Struct column (valid and invalid
+    purchases, non-ASCII and NUL text) records what one ``record`` per
+    event of its rows records, with the same refusals."""
+    pl = pytest.importorskip("polars")
+    series = _struct_series(rows)
+    n = len(series)
+    frame = pl.DataFrame(
+        {
+            "type": kinds[:n],
+            "at": pl.Series(
+                [T0 + timedelta(hours=i) for i in range(n)], dtype=pl.Datetime("us", "UTC")
+            ),
+            "customer_id": ["c1"] * n,
+            "data": series,
+        }
+    )
+    bulk, reference = graph(False), graph(False)
+    for g in (bulk, reference):
+        g.register("c1", at=T0)
+    events = [
+        Event(kinds[i], at=T0 + timedelta(hours=i), customer_id="c1", data=row or {})
+        for i, row in enumerate(series.to_list())
+    ]
+    refused: list[tuple[int, Exception]] = []
+    answer = bulk.record_table(frame, refused=refused)
+    expected, expected_refused = record_one_by_one(reference, events)
+    assert answer == expected
+    assert [str(x) for _, x in refused] == [str(x) for _, x in expected_refused]
+    assert bulk.refusals() == reference.refusals()
+    assert outcome(bulk) == outcome(reference)
