@@ -88,9 +88,8 @@ def _polars_columns(table: Any) -> dict[str, list[Any]]:
                 pass
         if name == "data" and isinstance(dtype, pl.Struct):
             frozen = _frozen_struct(series)
-            if frozen is not None:
-                columns[name] = frozen
-                continue
+            columns[name] = frozen if frozen is not None else _without_nulls(series.to_list())
+            continue
         columns[name] = series.to_list()
     return columns
 
@@ -98,6 +97,16 @@ def _polars_columns(table: Any) -> dict[str, list[Any]]:
 #: Text that keeps the text rule by construction: ASCII without NUL (what
 #: ``freeze_data`` marks clean).  Anything else is left to the door's walk.
 _NOT_PLAIN_TEXT = r"[^\x01-\x7f]"
+
+
+def _without_nulls(value: Any) -> Any:
+    """A struct column's Python values with the null fields of every
+    mapping left out, at any depth (see :func:`_field_values`).  O(cells)."""
+    if type(value) is dict:
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if type(value) is list:
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _frozen_struct(series: Any) -> list[Any] | None:
@@ -141,12 +150,19 @@ def _field_values(series: Any, depth: int, texts: list[bool]) -> list[Any] | Non
         # The data mapping is clean when nothing in the column, its nested
         # fields included (converted above), leaves plain ASCII without NUL.
         clean = depth == 1 and not any(texts)
+        # A struct has every field in every row: a key some rows lack is
+        # null there.  Null is read as absent (polars cannot tell the two
+        # apart), so the rows are the mappings given as plain dicts.
+        gaps = any(series.struct.field(name).null_count() for name in names)
         rows: list[FrozenMap | None] = []
         # Without strict=: polars gives every field one value per row, and
         # the check would cost a tenth of the conversion.
         for row in zip(*fields):  # noqa: B905
             frozen = _new_map(FrozenMap)  # FrozenMap(...) without its __init__'s frame
-            _set_data(frozen, dict(zip(names, row)))  # noqa: B905
+            if gaps:
+                _set_data(frozen, {k: v for k, v in zip(names, row) if v is not None})  # noqa: B905
+            else:
+                _set_data(frozen, dict(zip(names, row)))  # noqa: B905
             _set_clean(frozen, clean)
             rows.append(frozen)
         if series.null_count():
@@ -246,7 +262,12 @@ class EventRows:
     it cannot even be an :class:`Event`.
     """
 
-    def __init__(self, columns: dict[str, list[Any]], types: LinkTypes) -> None:
+    def __init__(
+        self,
+        columns: dict[str, list[Any]],
+        types: LinkTypes,
+        erased: Callable[[LinkKey], bool] | None = None,
+    ) -> None:
         rows = len(columns["type"])
         self.rows = rows
         none = [None] * rows
@@ -262,7 +283,7 @@ class EventRows:
         self.broken: dict[int, IdentityGraphError] = {}
         self.kinds: list[str | None] = [None] * rows
         self._customers: dict[Any, CustomerId | None] = {}
-        self._check_links(types)
+        self._check_links(types, erased)
         self._check_data()
         self._check_kinds()
         self._check_times_ids()
@@ -270,11 +291,14 @@ class EventRows:
 
     # ------------------------------------------------------------------ columns
 
-    def _check_links(self, types: LinkTypes) -> None:
+    def _check_links(self, types: LinkTypes, erased: Callable[[LinkKey], bool] | None) -> None:
         """Each distinct (name, value) normalised once; per row the sorted
         distinct keys, their ``Link`` objects and the link an event without
         customer id is anchored on.  A cell that cannot be a ``Link`` (not
-        text) makes the row broken, as the constructor would refuse it."""
+        text) makes the row broken, as the constructor would refuse it.
+        A value whose key ``erased`` says was erased leaves the
+        normalisation cache at once: the row may be refused before its
+        links are looked at again (a broken row, an erased customer id)."""
         rows, plain, broken = self.rows, self.plain, self.broken
         found: list[list[LinkKey] | None] = [None] * rows
         for name, values in self._link_columns:
@@ -290,6 +314,8 @@ class EventRows:
                 key = keys.get(value, _UNSEEN)
                 if key is _UNSEEN:
                     key = keys[value] = _key(types, name, value)
+                    if key is not None and erased is not None and erased(key):
+                        types.forget_recent(Link(name, value))
                 if key is None:  # invalid or blocked: logged per row by the per-event path
                     plain[i] = 0
                     continue

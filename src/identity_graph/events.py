@@ -440,6 +440,15 @@ def _same_value(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
     if kind is Decimal or kind is float:  # 10.0 vs 10.00; -0.0 vs 0.0; nan
         return str(a) == str(b)
+    if kind is datetime:
+        # Content keeps the UTC instant.  Compared as instants: ``==`` says
+        # an hour repeated or skipped by a zone (fold=1, a gap) never equals
+        # a time of another zone, such as the same time read back from a
+        # stored text with a fixed offset.
+        aware = a.utcoffset() is not None
+        if aware != (b.utcoffset() is not None):
+            return False
+        return bool(a.astimezone(UTC) == b.astimezone(UTC)) if aware else bool(a == b)
     return bool(a == b)
 
 

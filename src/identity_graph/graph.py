@@ -29,6 +29,7 @@ from . import history as hist
 from . import kpis as indicators
 from .errors import (
     BlockedLink,
+    DuplicateEvent,
     IdentityGraphError,
     NotConnected,
     ReadOnlyGraph,
@@ -107,6 +108,17 @@ def _routed(method: Callable[..., Any], call: Callable[..., Any], events: bool) 
         return call(functools.partial(method, *args, **kwargs), events)
 
     return run
+
+
+def _check_refused(refused: object, op: str) -> None:
+    """``TypeError`` for a ``refused`` argument that is not a list, before
+    anything is written (found only after the writes, it would lose the
+    call's answer).  O(1)."""
+    if refused is not None and not isinstance(refused, list):
+        raise TypeError(
+            f"{op}: refused={refused!r} must be a list (the refused rows are appended "
+            "to it) or None"
+        )
 
 
 def _bind_session(graph: IdentityGraph, session: Session) -> None:
@@ -413,6 +425,7 @@ class IdentityGraph:
         when it meets a link already claimed.
         """
         self._writable("link_table")
+        _check_refused(refused, "link_table")
         columns = link_tables.link_columns(table, self._types.names())
         when = self._now(at)
         cache: _LinkCache = ({}, {})
@@ -444,6 +457,7 @@ class IdentityGraph:
         α(n)) plus the smaller profile of each merge.
         """
         self._writable("merge_table")
+        _check_refused(refused, "merge_table")
         columns = link_tables.merge_columns(table)
         when = self._now(at)
         done = self._in_chunks(
@@ -1013,6 +1027,7 @@ class IdentityGraph:
         hashes of an erased value the event brought back).  A stored graph
         writes one transaction per ``batch_size`` events.  O(m log n).
         """
+        _check_refused(refused, "record_many")
         chunk = self._session.chunks()
         if chunk is None:
             recorded, unchanged, errors = self._record_many(events)
@@ -1110,7 +1125,10 @@ class IdentityGraph:
         ``batch_size`` rows.  O(rows × log n + distinct values × their check).
         """
         self._writable("record_table")
-        rows = bulk.EventRows(bulk.read_table(table, self._types.names()), self._types)
+        _check_refused(refused, "record_table")
+        suppression = self._core.suppression
+        erased = (lambda key: suppression.link(key) is not None) if suppression.links else None
+        rows = bulk.EventRows(bulk.read_table(table, self._types.names()), self._types, erased)
         batch_size = self._session.chunks()
         chunk = batch_size or rows.rows or 1
         recorded = unchanged = 0
@@ -1136,7 +1154,6 @@ class IdentityGraph:
         suppression = core.suppression
         ledger = self._ledger
         filed = ledger.ids()
-        known_get = ledger.by_id().get
         register_unknown = self.register_unknown
         plain, kinds, ats, ids = rows.plain, rows.kinds, rows.ats, rows.ids
         customers, data, links, keys = rows.customers, rows.data, rows.links, rows.keys
@@ -1174,9 +1191,18 @@ class IdentityGraph:
                 if event is not None:
                     assert event_id is not None
                     known = pending.get(event_id)
-                    if known is None and event_id in filed:  # (decoded only if there)
-                        known = known_get(event_id)
-                    if known is None:
+                    if known is None and event_id in filed:
+                        # Compared as the ledger compares (a stored text as
+                        # text first), keeping nothing decoded; other
+                        # content goes the per-event way, which refuses it.
+                        try:
+                            ledger.is_new(event)
+                        except DuplicateEvent:
+                            pass
+                        else:
+                            unchanged += 1
+                            continue
+                    elif known is None:
                         anchor: Anchor | None = customer if customer is not None else link_anchor[i]
                         assert anchor is not None  # a plain row has a customer or a link
                         if type(anchor) is str and anchor not in order:
@@ -1185,7 +1211,7 @@ class IdentityGraph:
                         items.append((event, anchor))
                         recorded += 1
                         continue
-                    if same_event(known, event):
+                    elif same_event(known, event):
                         unchanged += 1
                         continue
             # The per-event path, meeting the ledger as record_many would.
