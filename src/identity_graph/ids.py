@@ -128,8 +128,7 @@ class Link:
         _check_name(self.name)
         if not isinstance(self.value, str):
             raise InvalidLink(
-                f"{self.name} value {self.value!r} is {a_type(self.value)}; "
-                "link values are strings"
+                f"{self.name} value {self.value!r} is {a_type(self.value)}; link values are strings"
             )
 
     @property
