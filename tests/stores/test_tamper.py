@@ -704,7 +704,8 @@ def test_a_failing_migration_is_named_and_leaves_the_store_as_it_was(
     execute(target, "DROP INDEX ig_journal_at")
     execute(
         target,
-        "DELETE FROM ig_meta WHERE key IN ('journal_seq', 'event_count', 'erasure_epoch')",
+        "DELETE FROM ig_meta WHERE key IN"
+        " ('journal_seq', 'event_count', 'erasure_epoch', 'checkpoint_format')",
     )
     execute(target, "UPDATE ig_meta SET value = '1' WHERE key = 'schema_version'")
     if not blocked:  # the store above is a sound version-1 store
