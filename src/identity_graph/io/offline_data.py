@@ -155,10 +155,11 @@ def _bounded(ticket_id: str) -> str:
 #: The most entries a cell cache holds before it starts again.
 CACHE_ENTRIES = 1 << 16
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _remember(cache: dict[str, _V], text: str, value: _V) -> _V:
+def _remember(cache: dict[_K, _V], text: _K, value: _V) -> _V:
     """``value``, kept in ``cache`` under ``text``; a full cache is emptied
     first, so that memory stays bounded whatever the file.  O(1) amortised."""
     if len(cache) >= CACHE_ENTRIES:
@@ -1128,7 +1129,7 @@ class _Columns:
         decimal = self.decimal
         events: list[tuple[Any, ...]] = []
         item_positions = [p for p, _ in reader.item_columns]
-        if category:
+        if reader.p_category is not None:
             item_positions = [reader.p_category, *item_positions]
         columns = [
             tickets[name].to_list()
