@@ -869,8 +869,8 @@ class _Columns:
         self.fast = fast
         self.window = window
         self.decimals: dict[str, Decimal] = {}
-        self.prices: dict[tuple[str, int], Any] = {}
-        self.instants: dict[int, datetime] = {}
+        self.items: Any = None  # the distinct items of the tickets (tickets())
+        self.ats: Any = None  # the distinct times of the tickets, sorted
 
     # ------------------------------------------------------------ the columns
 
@@ -1079,11 +1079,10 @@ class _Columns:
             & (bound.over(keys) < _SUM_BOUND)
         )
         good = keyed.filter(fits.fill_null(False))
-        lists = [pl.col("_name"), pl.col("_n1whole"), pl.col("_n2text")]
-        item_positions = [p for p, _ in reader.item_columns]
-        if reader.p_category is not None:
-            item_positions = [reader.p_category, *item_positions]
-        lists += [pl.col(f"_s{p}") for p in item_positions]
+        # Items repeat (a product at a price): each distinct one is made once.
+        good = good.with_columns(
+            (pl.struct(self.item_cells()).rank("dense").cast(pl.Int64) - 1).alias("_item")
+        )
         firsts = []
         for position in shared:
             value = pl.col(f"_s{position}")
@@ -1096,9 +1095,18 @@ class _Columns:
             pl.col("_at").min(),
             pl.col("_emin").first(),
             (pl.col("_n2unscaled") * scale).sum().alias("_amount"),
-            *lists,
+            pl.col("_item"),
             *firsts,
         )
+        plain = (pl.col("_k_txn") != "") & (
+            pl.col("_k_txn").str.len_chars() <= MAX_EVENT_ID_LENGTH - len("offline:")
+        )
+        tickets = tickets.with_columns(
+            pl.when(plain).then(pl.lit("offline:") + pl.col("_k_txn")).alias("_id"),
+            (pl.col("_at").rank("dense").cast(pl.Int64) - 1).alias("_at_index"),
+        )
+        self.items = good.select("_item", *self.item_cells()).unique("_item").sort("_item")
+        self.ats = tickets["_at"].unique().sort()
         return tickets, good["row"]
 
     # ------------------------------------------------------------ the events
@@ -1109,80 +1117,74 @@ class _Columns:
             number = _remember(self.decimals, text, Decimal(text))
         return number
 
-    def instant(self, us: int) -> datetime:
-        at = self.instants.get(us)
-        if at is None:
-            at = _remember(self.instants, us, _EPOCH + timedelta(microseconds=us))
-        return at
+    @staticmethod
+    def instant(us: int) -> datetime:
+        # Not cached: whole seconds in microseconds share their low bits,
+        # which a dict of them would hash into long chains.
+        return _EPOCH + timedelta(microseconds=us)
+
+    def item_cells(self) -> list[str]:
+        """The columns an item is made of."""
+        reader = self.reader
+        names = ["_name", "_n1whole", "_n2text"]
+        if reader.p_category is not None:
+            names.append(f"_s{reader.p_category}")
+        return names + [f"_s{p}" for p, _ in reader.item_columns]
+
+    def item_maps(self) -> list[FrozenMap]:
+        """Each distinct item of the tickets, as :meth:`_Reader.item` makes
+        it.  O(distinct items)."""
+        reader = self.reader
+        keys = [key for _, key in reader.item_columns]
+        if reader.p_category is not None:
+            keys = ["category", *keys]
+        decimal = self.decimal
+        items = []
+        for name, quantity, text, *extras in self.items.drop("_item").iter_rows():
+            total = decimal(text)
+            item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
+            price = exact_unit_price(total, quantity)  # only an exact one
+            if price is not None:
+                item["unit_price"] = price
+            for key, value in zip(keys, extras, strict=True):
+                if value:
+                    item[key] = value
+            items.append(FrozenMap(item))
+        return items
 
     def ticket_events(self, tickets: Any) -> list[tuple[Any, ...]]:
         """The ``add_row`` arguments of each ticket, as :meth:`_Reader.close`
-        makes them.  O(items)."""
+        makes them.  O(tickets + items)."""
         reader = self.reader
-        item_keys = [key for _, key in reader.item_columns]
-        category = reader.p_category is not None
         shared = self.shared()
-        # (position, key in ticket.fields) in the order agree() meets them.
-        field_keys = [(p, field) for _, p, field in reader.field_columns]
-        field_keys += [(p, f"transaction.{key}") for p, key in reader.transaction_columns]
-        prices = self.prices
-        decimal = self.decimal
-        events: list[tuple[Any, ...]] = []
-        item_positions = [p for p, _ in reader.item_columns]
-        if reader.p_category is not None:
-            item_positions = [reader.p_category, *item_positions]
-        columns = [
-            tickets[name].to_list()
-            for name in (
-                "_k_txn",
-                "_customer",
-                "_at",
-                "_emin",
-                "_amount",
-                "_rows",
-                "_name",
-                "_n1whole",
-                "_n2text",
-            )
-        ]
-        item_lists = [tickets[f"_s{p}"].to_list() for p in item_positions]
+        # The data fields and transaction keys in the order agree() meets
+        # them; a transaction's keys are then sorted.
+        field_keys = [field for _, _, field in reader.field_columns]
+        field_keys += [f"transaction.{key}" for _, key in reader.transaction_columns]
+        items = self.item_maps()
+        ats = [_EPOCH + timedelta(microseconds=us) for us in self.ats.to_list()]
+        names = ("_k_txn", "_customer", "_at_index", "_id", "_emin", "_amount", "_rows", "_item")
+        columns = [tickets[name].to_list() for name in names]
         values = [tickets[f"_v{p}"].to_list() for p in shared]
         firsts = [tickets[f"_r{p}"].to_list() for p in shared]
-        all_keys = ["category", *item_keys] if category else item_keys
-        unit_price = exact_unit_price
-        for t, (txn, customer, at_us, emin, amount, rows, names, quantities, totals) in enumerate(
+        pick = items.__getitem__
+        events: list[tuple[Any, ...]] = []
+        append = events.append
+        for t, (txn, customer, at_index, ticket_id, emin, amount, rows, item_ids) in enumerate(
             zip(*columns, strict=True)
         ):
-            items = []
-            extras = [column[t] for column in item_lists]
-            for k, (name, quantity, text) in enumerate(zip(names, quantities, totals, strict=True)):
-                total = decimal(text)
-                item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
-                price_key = (text, quantity)
-                price = prices.get(price_key, prices)
-                if price is prices:
-                    price = prices[price_key] = unit_price(total, quantity)
-                    if len(prices) > CACHE_ENTRIES:
-                        prices.clear()
-                if price is not None:
-                    item["unit_price"] = price
-                for key, column in zip(all_keys, extras, strict=True):
-                    value = column[k]
-                    if value:
-                        item[key] = value
-                items.append(FrozenMap(item))
             data: dict[str, Any] = {
                 "amount": Decimal(amount).scaleb(emin),
-                "items": tuple(items),
+                "items": tuple(map(pick, item_ids)),
                 "channel": "offline",
             }
             found = [
-                (firsts[i][t], i, field_keys[i][1], values[i][t])
+                (firsts[i][t], i, field_keys[i], values[i][t])
                 for i in range(len(shared))
                 if values[i][t] is not None
             ]
             if len(found) > 1:
-                found.sort()  # the order agree() sets them in: by row, then column
+                found.sort()  # by row, then column
             transaction = {}
             for _, _, field, value in found:
                 if field.startswith("transaction."):
@@ -1193,10 +1195,10 @@ class _Columns:
                 transaction["attr1"] = txn
             if transaction:
                 data["transaction"] = FrozenMap(dict(sorted(transaction.items())))
-            at = self.instant(at_us)
-            events.append(
-                ("purchase", at, customer, FrozenMap(data), rows, _ticket_id(txn, customer, at))
-            )
+            at = ats[at_index]
+            if ticket_id is None:
+                ticket_id = _ticket_id(txn, customer, at)
+            append(("purchase", at, customer, FrozenMap(data), rows, ticket_id))
         return events
 
     def other_events(self, others: Any) -> list[tuple[Any, ...]]:
