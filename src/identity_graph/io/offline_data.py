@@ -423,6 +423,7 @@ class _Reader:
         )
         self.unnamed = unnamed_columns(table.header)
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
+        self.front_last = 0  # at most the last row of the first open ticket
         # Cells repeat (a ticket's lines share their time, customers come
         # back, prices recur): each distinct text is parsed once, while the
         # caches stay small (cleared when full).
@@ -529,11 +530,17 @@ class _Reader:
 
     def close_before(self, row: int) -> None:
         """Close the open tickets whose last line is before ``row``: they
-        are kept in the order of their last line, so these come first."""
+        are kept in the order of their last line, so these come first.  The
+        first one's last line only moves forward (it is closed, or it gets
+        a line and goes last), so the one found last time bounds it: most
+        rows close nothing and look at no ticket.  O(1) amortised."""
+        if self.front_last >= row:
+            return
         open_tickets = self.open
         while open_tickets:
             first = next(iter(open_tickets.values()))
             if first.last_row >= row:
+                self.front_last = first.last_row
                 break
             self.close(open_tickets.popitem(last=False)[1])
 
@@ -556,7 +563,11 @@ class _Reader:
     def line(self, row: int, cells: Sequence[str]) -> None:
         """Check one line, and add it to its ticket or queue its event."""
         # Problems of any cell count against the line (and so its ticket).
-        problems: list[Problem] = text_problems(cells, self.table.header) if self.check_text else []
+        problems: list[Problem] = (
+            text_problems(cells, self.table.header)
+            if self.check_text and "\x00" in "".join(cells)  # one scan of the row
+            else []
+        )
         unnamed = unnamed_value(cells, self.unnamed)
         if unnamed is not None:
             problems.append(("", "", unnamed))
