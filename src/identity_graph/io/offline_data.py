@@ -22,8 +22,12 @@ must lie within ``ticket_window`` rows of each other; memory is
 O(ticket_window + batch_size), whatever the file's length, with the Python
 reader (``engine="python"``).  The polars reader (``engine="auto"`` when the
 ``[polars]`` extra is installed; :mod:`.polars_csv`) reads the file's cells
-into memory first, about the file's size, and parses its time stamps column
-by column; both give the same import, row for row.
+into memory first, about the file's size, and checks them column by column
+(:class:`_Columns`): the lines that keep every rule, in tickets whose lines
+agree and lie within ``ticket_window`` rows of each other, become events
+without a Python call per cell; every other line, with the rest of its
+ticket, goes through the Python checks, which write the rejects.  Both give
+the same import, row for row, in the same order.
 
 Column names are matched however they are spelt (case, spaces, underscores
 and hyphens aside: ``Var 1`` is ``Var1``, ``customer_id`` is ``Customer
@@ -1068,7 +1072,10 @@ class _Columns:
         )
         keys = ["_k_txn", "_k_customer", "_k_at"]
         shared = self.shared()
+        # Agreement is checked per column; the Python path checks it per
+        # field, which is the same when no two columns fill one field.
         fields = [field for _, _, field in reader.field_columns]
+        fields += [f"transaction.{key}" for _, key in reader.transaction_columns]
         distinct_fields = len(set(fields)) == len(fields)
         agree = pl.lit(distinct_fields)
         for position in shared:
