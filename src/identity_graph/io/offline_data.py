@@ -256,7 +256,8 @@ def import_offline_data(
         ``item_fields`` columns that are one name however spelt, say).
 
     Cost: O(rows × log n) time, O(ticket_window + batch_size) memory with
-    the Python reader, O(file size) with polars.
+    the Python reader, O(file size) with polars (the file's cells and the
+    events built from them).
     """
     engine = check_engine(engine)
     zone = time_zone(tz)
