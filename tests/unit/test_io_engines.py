@@ -7,6 +7,7 @@ ledgers and journals."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity_graph import IdentityGraph, Link
-from identity_graph.io import import_offline_data, import_offline_events
+from identity_graph.io import import_offline_data, import_offline_events, offline_data
 from identity_graph.io.csvfiles import CsvTable
 from identity_graph.io.polars_csv import polars_rows
 
@@ -196,3 +197,143 @@ def test_offline_events_are_the_same_with_either_reader(
         events = sorted((e.id, e.content()) for e in graph.events("ann"))
         found.append((summary, rejects.read_text(encoding="utf-8"), events, list(graph.journal())))
     assert found[0] == found[1]
+
+
+# ------------------------------------------------------------------ the columns' checks
+
+number_texts = st.one_of(
+    st.text(alphabet="0123456789+-., e\u00a0\x1c", max_size=8),
+    st.from_regex(r"[+-]?[0-9]{0,22}([.,][0-9]{0,22})?", fullmatch=True),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(number_texts, min_size=1, max_size=30), st.booleans())
+def test_the_columns_read_numbers_as_the_cells_do(texts: list[str], comma: bool) -> None:
+    """A number cell the columns accept is one parse_decimal reads, to the
+    same value; one they refuse, it refuses (or it is left to the Python
+    path for its size); likewise whole quantities and parse_whole."""
+    import polars as pl
+
+    from identity_graph.io.cells import parse_decimal, parse_whole
+    from identity_graph.io.polars_csv import decimal_columns, stripped, whole_columns
+
+    frame = (
+        pl.DataFrame({"c0": texts}, schema={"c0": pl.String})
+        .with_columns(*decimal_columns(stripped("c0"), comma, "_n"))
+        .with_columns(*whole_columns("_n"))
+    )
+    for text, ok, normal, unscaled, exponent, whole in frame.select(
+        "c0", "_nok", "_ntext", "_nunscaled", "_nexp", "_nwhole"
+    ).iter_rows():
+        try:
+            expected = parse_decimal(text, comma)
+        except ValueError:
+            expected = None
+        assert ok == (expected is not None), text
+        if expected is not None:
+            assert str(Decimal(normal)) == str(expected), text
+            if unscaled is not None:
+                assert Decimal(unscaled).scaleb(exponent) == expected, text
+                assert Decimal(unscaled).scaleb(exponent).as_tuple().exponent == exponent
+        try:
+            quantity: int | None = parse_whole(text, 0, comma)
+        except ValueError:
+            quantity = None
+        if whole is not None:
+            assert whole == quantity, text
+        elif quantity is not None:
+            assert quantity >= 10**17 or len(text.strip()) > 18, text
+
+
+# ------------------------------------------------------------------ the fast path and its fallbacks
+
+good_lines = st.tuples(
+    st.sampled_from(["2024-06-01 12:00:00", "2024-06-02 08:30:00", "2024-03-31 03:30:00"]),
+    st.sampled_from(["c1", "c2", "c3", "cé"]),
+    st.sampled_from(["1", "2", "3,0"]),
+    st.sampled_from(["7,80", "3.20", "10", "0,333", "-1,5", "-0"]),
+    st.sampled_from(["S1", "S2", ""]),
+    st.sampled_from(["Coffee", ""]),
+)
+#: Faults put into an otherwise valid line: a bad cell, another customer
+#: (the ticket's lines disagree), another store, a line that is no purchase.
+faults = st.sampled_from(
+    [None] * 6 + ["time", "customer", "quantity", "amount", "other-customer", "store", "code"]
+)
+
+
+@st.composite
+def ticket_files(draw: st.DrawFn) -> tuple[bytes, int]:
+    """Mostly valid tickets of 1-4 lines, interleaved, some spread apart
+    (beyond a small ticket_window), a few lines with one fault."""
+    header = "Time Stamp;Customer ID;Event Type;Category;Event Name;Num1;Num2;Var1;"
+    header += "EventTransaction Attr1;EventTransaction Attr2"
+    lines: list[str] = []
+    for ticket in range(draw(st.integers(1, 12))):
+        at, customer, _, _, store, _ = draw(good_lines)
+        txn = draw(st.sampled_from([f"T{ticket}", f"T{ticket}", "", "T0"]))
+        for _ in range(draw(st.integers(1, 4))):
+            _, _, quantity, amount, _, category = draw(good_lines)
+            cells = [at, customer, "7", category, "SKU", quantity, amount, store, txn, "card"]
+            fault = draw(faults)
+            if fault == "time":
+                cells[0] = "2024-02-30 10:00:00"
+            elif fault == "customer":
+                cells[1] = ""
+            elif fault == "quantity":
+                cells[5] = "-1"
+            elif fault == "amount":
+                cells[6] = "1.000,50"
+            elif fault == "other-customer":
+                cells[1] = "c9"
+            elif fault == "store":
+                cells[7] = "S9"
+            elif fault == "code":
+                cells[2] = draw(st.sampled_from(["3", "x"]))
+            position = draw(st.integers(0, len(lines)))
+            lines.insert(position, ";".join(cells))
+        if draw(st.booleans()):
+            lines.append("")  # a blank row keeps its number
+    return ("\n".join([header, *lines]) + "\n").encode(), draw(st.sampled_from([1, 2, 5, 100]))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ticket_files(), st.sampled_from([1, 2, 1000]), st.sampled_from(ZONES))
+def test_tickets_are_the_same_column_by_column(
+    tmp_path: Path, case: tuple[bytes, int], batch_size: int, zone: str
+) -> None:
+    data, window = case
+    path = tmp_path / "data.csv"
+    path.write_bytes(data)
+    options = {"batch_size": batch_size, "ticket_window": window}
+    assert _import(path, "polars", zone, **options) == _import(path, "python", zone, **options)
+
+
+def test_valid_tickets_never_reach_the_python_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparisons above would pass if the columns left every line to
+    the Python path: valid lines are read from the columns, and only the
+    lines of a ticket with a bad line go line by line."""
+    lines = ["Time Stamp;Customer ID;Event Type;Event Name;Num1;Num2;EventTransaction Attr1"]
+    for n in range(200):
+        lines.append(f"2024-06-01 12:00:00;c{n // 3 % 7};7;SKU-{n};2;{n},50;T{n // 3}")
+    lines.append("2024-06-01 12:00:00;c9;3;CALL;1;0;")
+    lines.append("2024-06-01 12:00:00;c1;7;SKU;2;x;T0")  # spoils ticket T0's lines
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen: list[int] = []
+    line = offline_data._Reader.line
+
+    def counted(self: Any, row: int, cells: Any) -> None:
+        seen.append(row)
+        line(self, row, cells)
+
+    monkeypatch.setattr(offline_data._Reader, "line", counted)
+    summary = import_offline_data(IdentityGraph(), path, tz="UTC", engine="polars")
+    assert summary.imported == 198 and summary.rejected == 4
+    assert seen == [2, 3, 4, 203]

@@ -22,8 +22,12 @@ must lie within ``ticket_window`` rows of each other; memory is
 O(ticket_window + batch_size), whatever the file's length, with the Python
 reader (``engine="python"``).  The polars reader (``engine="auto"`` when the
 ``[polars]`` extra is installed; :mod:`.polars_csv`) reads the file's cells
-into memory first, about the file's size, and parses its time stamps column
-by column; both give the same import, row for row.
+into memory first, about the file's size, and checks them column by column
+(:class:`_Columns`): the lines that keep every rule, in tickets whose lines
+agree and lie within ``ticket_window`` rows of each other, become events
+without a Python call per cell; every other line, with the rest of its
+ticket, goes through the Python checks, which write the rejects.  Both give
+the same import, row for row, in the same order.
 
 Column names are matched however they are spelt (case, spaces, underscores
 and hyphens aside: ``Var 1`` is ``Var1``, ``customer_id`` is ``Customer
@@ -33,23 +37,34 @@ name a column as the file spells it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import IdentityGraphError
 from ..events import MAX_EVENT_ID_LENGTH, MONEY_DIGITS, Event, FrozenMap
-from ..ids import check_customer_id
+from ..ids import ERASED_PREFIX, MAX_CUSTOMER_ID_LENGTH, check_customer_id
 from ..purchases import exact_sum, exact_unit_price
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError
-from .polars_csv import PolarsRows, check_engine, polars_rows, utc_times
+from .polars_csv import (
+    INT64_DIGITS,
+    PolarsRows,
+    check_engine,
+    decimal_columns,
+    polars_rows,
+    stripped,
+    utc_micros,
+    whole_columns,
+)
 from .recording import EventBatches
 from .summary import ImportSummary, Progress, Rejects
 from .tables import (
@@ -144,10 +159,11 @@ def _bounded(ticket_id: str) -> str:
 #: The most entries a cell cache holds before it starts again.
 CACHE_ENTRIES = 1 << 16
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _remember(cache: dict[str, _V], text: str, value: _V) -> _V:
+def _remember(cache: dict[_K, _V], text: _K, value: _V) -> _V:
     """``value``, kept in ``cache`` under ``text``; a full cache is emptied
     first, so that memory stays bounded whatever the file.  O(1) amortised."""
     if len(cache) >= CACHE_ENTRIES:
@@ -240,7 +256,8 @@ def import_offline_data(
         ``item_fields`` columns that are one name however spelt, say).
 
     Cost: O(rows × log n) time, O(ticket_window + batch_size) memory with
-    the Python reader, O(file size) with polars.
+    the Python reader, O(file size) with polars (the file's cells and the
+    events built from them).
     """
     engine = check_engine(engine)
     zone = time_zone(tz)
@@ -411,6 +428,7 @@ class _Reader:
         )
         self.unnamed = unnamed_columns(table.header)
         self.open: OrderedDict[tuple[Any, ...], _Ticket] = OrderedDict()
+        self.front_last = 0  # at most the last row of the first open ticket
         # Cells repeat (a ticket's lines share their time, customers come
         # back, prices recur): each distinct text is parsed once, while the
         # caches stay small (cleared when full).
@@ -474,13 +492,10 @@ class _Reader:
             if fast is None:
                 self.read_rows(self.table.rows(), window, bar, self.table.position)
             else:
-                self.check_text = False
-                p_time = self.p_time
-                for chunk in fast.chunks():
-                    # The chunk's time stamps, column by column, where
-                    # that gives what parse_time gives (polars_csv.utc_times).
-                    self.chunk_times = utc_times(chunk.frame[f"c{p_time}"], self.zone)
-                    self.read_rows(chunk.pairs(), window, bar, fast.position)
+                self.check_text = False  # the polars reader reads no file with a NUL
+                self.read = len(fast)
+                _Columns(self, fast, window).run()
+                fast.finish()
         except FileFormatError:
             # Fix the file and import it again: what was read before the
             # unreadable row is recorded now, except the tickets still open
@@ -507,17 +522,32 @@ class _Reader:
             self.read += 1
             if row % 1024 == 0:
                 bar.update(position())
-            width_problem = wrong_width(cells, width)
-            if width_problem is not None:
-                self.rejects.add(row, [("", "", width_problem)])
-            else:
-                self.line(row, cells)
-            open_tickets = self.open
-            while open_tickets:
-                first = next(iter(open_tickets.values()))
-                if first.last_row >= row - window:
-                    break
-                self.close(open_tickets.popitem(last=False)[1])
+            self.one_row(row, cells, width)
+            self.close_before(row - window)
+
+    def one_row(self, row: int, cells: Sequence[str], width: int) -> None:
+        """Check one row of the file (its width first)."""
+        width_problem = wrong_width(cells, width)
+        if width_problem is not None:
+            self.rejects.add(row, [("", "", width_problem)])
+        else:
+            self.line(row, cells)
+
+    def close_before(self, row: int) -> None:
+        """Close the open tickets whose last line is before ``row``: they
+        are kept in the order of their last line, so these come first.  The
+        first one's last line only moves forward (it is closed, or it gets
+        a line and goes last), so the one found last time bounds it: most
+        rows close nothing and look at no ticket.  O(1) amortised."""
+        if self.front_last >= row:
+            return
+        open_tickets = self.open
+        while open_tickets:
+            first = next(iter(open_tickets.values()))
+            if first.last_row >= row:
+                self.front_last = first.last_row
+                break
+            self.close(open_tickets.popitem(last=False)[1])
 
     def time(self, text: str) -> datetime:
         at = self.chunk_times.get(text) or self.times.get(text)
@@ -538,7 +568,11 @@ class _Reader:
     def line(self, row: int, cells: Sequence[str]) -> None:
         """Check one line, and add it to its ticket or queue its event."""
         # Problems of any cell count against the line (and so its ticket).
-        problems: list[Problem] = text_problems(cells, self.table.header) if self.check_text else []
+        problems: list[Problem] = (
+            text_problems(cells, self.table.header)
+            if self.check_text and "\x00" in "".join(cells)  # one scan of the row
+            else []
+        )
         unnamed = unnamed_value(cells, self.unnamed)
         if unnamed is not None:
             problems.append(("", "", unnamed))
@@ -800,3 +834,473 @@ class _Reader:
         self.batches.add_row(
             "purchase", ticket.at, ticket.customer, FrozenMap(data), ticket.rows, ticket_id
         )
+
+
+#: The sort key of what comes at the end of the file (the tickets still open).
+_END = 1 << 62
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The largest sum of a ticket's line totals, at their common exponent, that
+#: is added in 64-bit integers (well within 2**63, and within 28 digits).
+_SUM_BOUND = 1e17
+
+# Where an event or rejects line comes in the order the Python reader makes
+# them: (row, 0, 0) for a line's own, (closing row, 1, last row) for a
+# ticket's, the closing row being the first row read more than
+# ticket_window rows after its last line.
+Place = tuple[int, int, int]
+
+
+class _Deferred:
+    """Stands in for a reader's batches and rejects while the Python path
+    reads the rows the columns leave to it: each event and rejects line is
+    kept with its :data:`Place`, to be merged with the columns' events."""
+
+    def __init__(self) -> None:
+        self.place: Place = (0, 0, 0)
+        self.actions: list[tuple[Place, bool, tuple[Any, ...]]] = []
+
+    def add_row(self, *args: Any) -> None:
+        self.actions.append((self.place, True, args))
+
+    def add(self, row: int, problems: list[Problem]) -> None:
+        self.actions.append((self.place, False, (row, problems)))
+
+
+class _Columns:
+    """An import of a file polars has read, checked column by column.
+
+    Every cell rule of the Python path is a polars expression here, over the
+    whole file; a line that passes them all, in a ticket whose lines all
+    pass, agree on the customer and ticket-wide columns, and follow each
+    other within ``ticket_window`` rows, is built into its event from the
+    columns.  Every other line — and every line of its ticket — goes through
+    the Python path (:meth:`_Reader.line`), which writes its rejects lines
+    as ever.  Both kinds of event are then recorded in the order the Python
+    reader alone would record them, so the import is the same row for row.
+    O(rows) in polars, plus O(events + items) Python objects.
+    """
+
+    def __init__(self, reader: _Reader, fast: PolarsRows, window: int) -> None:
+        self.reader = reader
+        self.fast = fast
+        self.window = window
+        self.decimals: dict[str, Decimal] = {}
+        self.items: Any = None  # the distinct items of the tickets (tickets())
+        self.ats: Any = None  # the distinct times of the tickets, sorted
+
+    # ------------------------------------------------------------ the columns
+
+    def run(self) -> None:
+        import polars as pl
+
+        reader = self.reader
+        frame = self.checked(pl, self.fast.frame)
+        read_rows = frame["row"].cast(pl.Int64)
+        tickets, ticket_rows = self.tickets(pl, frame)
+        others = frame.filter(~pl.col("_purchase") & pl.col("_ok"))
+        slow = frame.filter(
+            ~(~pl.col("_purchase") & pl.col("_ok")) & ~pl.col("row").is_in(ticket_rows.implode())
+        )
+        names = [f"c{i}" for i in range(len(reader.table.header))]
+        widths = self.fast.widths
+        slow_cells: list[Sequence[str]] = list(slow.select(names).rows())
+        slow_rows: list[int] = slow["row"].to_list()
+        for index, row in enumerate(slow_rows):
+            if row in widths:
+                slow_cells[index] = [""] * widths[row]
+        actions = self.python_path(slow_rows, slow_cells, read_rows.to_list())
+        # Place of each ticket: the first row read after its window.
+        ends = read_rows.append(pl.Series([_END], dtype=pl.Int64))
+        closing = ends.gather(
+            read_rows.search_sorted(tickets["_last"].cast(pl.Int64) + self.window, side="right")
+        )
+        order = pl.concat(
+            [
+                others.select(
+                    pl.col("row").alias("k1"),
+                    pl.lit(0, pl.Int64).alias("k2"),
+                    pl.lit(0, pl.Int64).alias("k3"),
+                    pl.lit(False).alias("ticket"),
+                    pl.int_range(pl.len(), dtype=pl.Int64).alias("index"),
+                ),
+                pl.DataFrame(
+                    {
+                        "k1": closing,
+                        "k2": pl.Series([1] * tickets.height, dtype=pl.Int64),
+                        "k3": tickets["_last"],
+                        "ticket": pl.Series([True] * tickets.height),
+                        "index": pl.Series(range(tickets.height), dtype=pl.Int64),
+                    }
+                ).with_columns(pl.col("k1", "k3").cast(pl.Int64)),
+            ],
+            how="vertical_relaxed",
+        ).sort("k1", "k2", "k3")
+        other_events = self.other_events(others)
+        ticket_events = self.ticket_events(tickets)
+        batches, rejects = reader.batches, reader.rejects
+        pending = iter(actions)
+        action = next(pending, None)
+        for k1, k2, k3, is_ticket, index in order.iter_rows():
+            while action is not None and action[0] < (k1, k2, k3):
+                self.act(batches, rejects, action)
+                action = next(pending, None)
+            args = ticket_events[index] if is_ticket else other_events[index]
+            batches.add_row(*args)
+        while action is not None:
+            self.act(batches, rejects, action)
+            action = next(pending, None)
+
+    @staticmethod
+    def act(
+        batches: EventBatches, rejects: Rejects, action: tuple[Place, bool, tuple[Any, ...]]
+    ) -> None:
+        _, event, args = action
+        if event:
+            batches.add_row(*args)
+        else:
+            rejects.add(*args)
+
+    def checked(self, pl: Any, frame: Any) -> Any:
+        """``frame`` with every cell read and checked: ``_at`` (µs UTC),
+        ``_customer``, ``_code``, the numbers' columns, ``_purchase`` and
+        ``_ok`` (every rule of the line's kind kept), null where the Python
+        path would find a problem.  O(rows) in polars, plus one Python call
+        per distinct time stamp or customer id polars cannot read."""
+        reader = self.reader
+        col = self.cell
+        times = frame[f"c{reader.p_time}"]
+        known = utc_micros(times, reader.zone)
+        distinct = times.unique()
+        rest = distinct.filter(~distinct.is_in(known["text"].implode()))
+        extra_text, extra_us = [], []
+        for text in rest.to_list():
+            try:
+                at = parse_time(text, reader.zone)
+            except ValueError:
+                continue
+            extra_text.append(text)
+            extra_us.append((at - _EPOCH) // timedelta(microseconds=1))
+        lookup_text = pl.concat([known["text"], pl.Series(extra_text, dtype=pl.String)])
+        lookup_us = pl.concat([known["us"], pl.Series(extra_us, dtype=pl.Int64)])
+        customer_text = pl.col(f"c{reader.p_customer}")
+        customer_plain = (
+            customer_text.str.contains("^[\\x00-\\x7f]*$")
+            & col(reader.p_customer).str.len_chars().is_between(1, MAX_CUSTOMER_ID_LENGTH)
+            & ~col(reader.p_customer).str.contains("[\\x00-\\x1f\\x7f]")
+            & ~col(reader.p_customer).str.starts_with(ERASED_PREFIX)
+        )
+        odd = frame.filter(~customer_plain)[f"c{reader.p_customer}"].unique().to_list()
+        odd_ids = {}
+        for text in odd:
+            with contextlib.suppress(IdentityGraphError):
+                odd_ids[text] = check_customer_id(text)
+        code = col(reader.p_type)
+        code_digits = code.str.strip_chars_start("0")
+        frame = frame.with_columns(
+            pl.col(f"c{reader.p_time}")
+            .replace_strict(lookup_text, lookup_us, default=None, return_dtype=pl.Int64)
+            .alias("_at"),
+            pl.when(customer_plain)
+            .then(col(reader.p_customer))
+            .otherwise(
+                customer_text.replace_strict(
+                    list(odd_ids), list(odd_ids.values()), default=None, return_dtype=pl.String
+                )
+            )
+            .alias("_customer"),
+            pl.when(code.str.contains("^[0-9]+$") & (code_digits.str.len_chars() <= INT64_DIGITS))
+            .then(pl.when(code_digits == "").then(pl.lit("0")).otherwise(code_digits))
+            .cast(pl.Int64, strict=False)
+            .alias("_code"),
+            col(reader.p_name).alias("_name"),
+            *decimal_columns(col(reader.p_num1), reader.decimal_comma, "_n1"),
+            *decimal_columns(col(reader.p_num2), reader.decimal_comma, "_n2"),
+            *[col(p).alias(f"_s{p}") for p in self.copied()],
+        ).with_columns(*whole_columns("_n1"), (pl.col("_code") == PURCHASE_CODE).alias("_purchase"))
+        line_ok = (
+            pl.col("_at").is_not_null()
+            & pl.col("_customer").is_not_null()
+            & pl.col("_code").is_not_null()
+            & (pl.col("_name") != "")
+            & ~pl.col("row").is_in(pl.Series(list(self.fast.widths), dtype=pl.Int64).implode())
+        )
+        for position in reader.unnamed:
+            line_ok = line_ok & (col(position) == "")
+        numbers_ok = (
+            pl.when(pl.col("_purchase"))
+            .then(pl.col("_n1whole").is_not_null() & pl.col("_n2unscaled").is_not_null())
+            .otherwise(pl.col("_n1ok") & pl.col("_n2ok"))
+        )
+        return frame.with_columns((line_ok & numbers_ok).fill_null(False).alias("_ok"))
+
+    @staticmethod
+    def cell(position: int) -> Any:
+        return stripped(f"c{position}")
+
+    def copied(self) -> list[int]:
+        """Positions of the cells an event copies (category, transaction id,
+        item, transaction and ticket-wide columns), each once."""
+        reader = self.reader
+        positions = [reader.p_category, reader.p_transaction]
+        positions += [p for p, _ in reader.item_columns]
+        positions += [p for p, _ in reader.transaction_columns]
+        positions += [p for _, p, _ in reader.field_columns]
+        return sorted({p for p in positions if p is not None})
+
+    def shared(self) -> list[int]:
+        """Positions of the ticket-wide columns its lines must agree on."""
+        reader = self.reader
+        return [p for _, p, _ in reader.field_columns] + [p for p, _ in reader.transaction_columns]
+
+    def tickets(self, pl: Any, frame: Any) -> tuple[Any, Any]:
+        """The tickets whose every line is read from the columns, one row
+        each (``_last``: the row of its last line), and the rows of their
+        lines.  A ticket is left to the Python path when a line breaks a
+        rule, when the customer or a ticket-wide column differs between its
+        lines, when two of its lines are more than ``ticket_window`` rows
+        apart (the Python path splits it), or when its amount is too large
+        to add in 64-bit integers."""
+        reader = self.reader
+        txn = pl.col(f"_s{reader.p_transaction}") if reader.p_transaction is not None else None
+        no_txn = (txn == "") if txn is not None else pl.lit(True)
+        keyed = frame.filter(
+            pl.col("_purchase")
+            & (~no_txn | (pl.col("_customer").is_not_null() & pl.col("_at").is_not_null()))
+        ).with_columns(
+            (txn if txn is not None else pl.lit("")).alias("_k_txn"),
+            pl.when(no_txn).then(pl.col("_customer")).alias("_k_customer"),
+            pl.when(no_txn).then(pl.col("_at")).alias("_k_at"),
+        )
+        keys = ["_k_txn", "_k_customer", "_k_at"]
+        shared = self.shared()
+        # Agreement is checked per column; the Python path checks it per
+        # field, which is the same when no two columns fill one field.
+        fields = [field for _, _, field in reader.field_columns]
+        fields += [f"transaction.{key}" for _, key in reader.transaction_columns]
+        distinct_fields = len(set(fields)) == len(fields)
+        agree = pl.lit(distinct_fields)
+        for position in shared:
+            value = pl.col(f"_s{position}")
+            agree = agree & (value.filter(value != "").n_unique().over(keys) <= 1)
+        emin = pl.min_horizontal(pl.col("_n2exp").min().over(keys), pl.lit(0, pl.Int64))
+        keyed = keyed.with_columns(emin.alias("_emin"))
+        scale = pl.lit(10, pl.Int64).pow(pl.col("_n2exp") - pl.col("_emin"))
+        bound = (
+            pl.col("_n2unscaled").abs().cast(pl.Float64)
+            * pl.lit(10.0).pow((pl.col("_n2exp") - pl.col("_emin")).cast(pl.Float64))
+        ).sum()
+        keyed = keyed.with_columns(pl.col("row").diff().over(keys).fill_null(0).alias("_gap"))
+        fits = (
+            pl.col("_ok").all().over(keys)
+            & (pl.col("_gap").max().over(keys) <= self.window)
+            & (pl.col("_customer").n_unique().over(keys) == 1)
+            & agree
+            & (bound.over(keys) < _SUM_BOUND)
+        )
+        good = keyed.filter(fits.fill_null(False))
+        # Items repeat (a product at a price): each distinct one is made once.
+        good = good.with_columns(
+            (pl.struct(self.item_cells()).rank("dense").cast(pl.Int64) - 1).alias("_item")
+        )
+        firsts = []
+        for position in shared:
+            value = pl.col(f"_s{position}")
+            firsts.append(value.filter(value != "").first().alias(f"_v{position}"))
+            firsts.append(pl.col("row").filter(value != "").first().alias(f"_r{position}"))
+        tickets = good.group_by(keys, maintain_order=True).agg(
+            pl.col("row").alias("_rows"),
+            pl.col("row").last().alias("_last"),
+            pl.col("_customer").first(),
+            pl.col("_at").min(),
+            pl.col("_emin").first(),
+            (pl.col("_n2unscaled") * scale).sum().alias("_amount"),
+            pl.col("_item"),
+            *firsts,
+        )
+        plain = (pl.col("_k_txn") != "") & (
+            pl.col("_k_txn").str.len_chars() <= MAX_EVENT_ID_LENGTH - len("offline:")
+        )
+        tickets = tickets.with_columns(
+            pl.when(plain).then(pl.lit("offline:") + pl.col("_k_txn")).alias("_id"),
+            (pl.col("_at").rank("dense").cast(pl.Int64) - 1).alias("_at_index"),
+        )
+        self.items = good.select("_item", *self.item_cells()).unique("_item").sort("_item")
+        self.ats = tickets["_at"].unique().sort()
+        return tickets, good["row"]
+
+    # ------------------------------------------------------------ the events
+
+    def decimal(self, text: str) -> Decimal:
+        number = self.decimals.get(text)
+        if number is None:
+            number = _remember(self.decimals, text, Decimal(text))
+        return number
+
+    @staticmethod
+    def instant(us: int) -> datetime:
+        # Not cached: whole seconds in microseconds share their low bits,
+        # which a dict of them would hash into long chains.
+        return _EPOCH + timedelta(microseconds=us)
+
+    def item_cells(self) -> list[str]:
+        """The columns an item is made of."""
+        reader = self.reader
+        names = ["_name", "_n1whole", "_n2text"]
+        if reader.p_category is not None:
+            names.append(f"_s{reader.p_category}")
+        return names + [f"_s{p}" for p, _ in reader.item_columns]
+
+    def item_maps(self) -> list[FrozenMap]:
+        """Each distinct item of the tickets, as :meth:`_Reader.item` makes
+        it.  O(distinct items)."""
+        reader = self.reader
+        keys = [key for _, key in reader.item_columns]
+        if reader.p_category is not None:
+            keys = ["category", *keys]
+        decimal = self.decimal
+        items = []
+        for name, quantity, text, *extras in self.items.drop("_item").iter_rows():
+            total = decimal(text)
+            item: dict[str, Any] = {"sku": name, "quantity": quantity, "line_total": total}
+            price = exact_unit_price(total, quantity)  # only an exact one
+            if price is not None:
+                item["unit_price"] = price
+            for key, value in zip(keys, extras, strict=True):
+                if value:
+                    item[key] = value
+            items.append(FrozenMap(item))
+        return items
+
+    def ticket_events(self, tickets: Any) -> list[tuple[Any, ...]]:
+        """The ``add_row`` arguments of each ticket, as :meth:`_Reader.close`
+        makes them.  O(tickets + items)."""
+        reader = self.reader
+        shared = self.shared()
+        # The data fields and transaction keys in the order agree() meets
+        # them; a transaction's keys are then sorted.
+        field_keys = [field for _, _, field in reader.field_columns]
+        field_keys += [f"transaction.{key}" for _, key in reader.transaction_columns]
+        items = self.item_maps()
+        ats = [_EPOCH + timedelta(microseconds=us) for us in self.ats.to_list()]
+        names = ("_k_txn", "_customer", "_at_index", "_id", "_emin", "_amount", "_rows", "_item")
+        columns = [tickets[name].to_list() for name in names]
+        values = [tickets[f"_v{p}"].to_list() for p in shared]
+        firsts = [tickets[f"_r{p}"].to_list() for p in shared]
+        pick = items.__getitem__
+        events: list[tuple[Any, ...]] = []
+        append = events.append
+        for t, (txn, customer, at_index, ticket_id, emin, amount, rows, item_ids) in enumerate(
+            zip(*columns, strict=True)
+        ):
+            data: dict[str, Any] = {
+                "amount": Decimal(amount).scaleb(emin),
+                "items": tuple(map(pick, item_ids)),
+                "channel": "offline",
+            }
+            found = [
+                (firsts[i][t], i, field_keys[i], values[i][t])
+                for i in range(len(shared))
+                if values[i][t] is not None
+            ]
+            if len(found) > 1:
+                found.sort()  # by row, then column
+            transaction = {}
+            for _, _, field, value in found:
+                if field.startswith("transaction."):
+                    transaction[field[len("transaction.") :]] = value
+                else:
+                    data[field] = value
+            if txn:
+                transaction["attr1"] = txn
+            if transaction:
+                data["transaction"] = FrozenMap(dict(sorted(transaction.items())))
+            at = ats[at_index]
+            if ticket_id is None:
+                ticket_id = _ticket_id(txn, customer, at)
+            append(("purchase", at, customer, FrozenMap(data), rows, ticket_id))
+        return events
+
+    def other_events(self, others: Any) -> list[tuple[Any, ...]]:
+        """The ``add_row`` arguments of each line that is not a purchase, as
+        :meth:`_Reader.other` makes them.  O(lines)."""
+        reader = self.reader
+        decimal = self.decimal
+        kinds: dict[int, str] = {}
+        category = (
+            others[f"_s{reader.p_category}"].to_list() if reader.p_category is not None else None
+        )
+        txns = (
+            others[f"_s{reader.p_transaction}"].to_list()
+            if reader.p_transaction is not None
+            else None
+        )
+        items = [(others[f"_s{p}"].to_list(), key) for p, key in reader.item_columns]
+        attrs = [(others[f"_s{p}"].to_list(), key) for p, key in reader.transaction_columns]
+        fields = [(others[f"_s{p}"].to_list(), field) for _, p, field in reader.field_columns]
+        events: list[tuple[Any, ...]] = []
+        for i, (row, us, customer, code, name, num1, num2) in enumerate(
+            others.select(
+                "row", "_at", "_customer", "_code", "_name", "_n1text", "_n2text"
+            ).iter_rows()
+        ):
+            data: dict[str, Any] = {"name": name, "num1": decimal(num1), "num2": decimal(num2)}
+            if category is not None and category[i]:
+                data["category"] = category[i]
+            for column, key in items:
+                if column[i]:
+                    data[key] = column[i]
+            transaction: dict[str, Any] = {}
+            if txns is not None and txns[i]:
+                transaction["attr1"] = txns[i]
+            for column, key in attrs:
+                if column[i]:
+                    transaction[key] = column[i]
+            if transaction:
+                data["transaction"] = FrozenMap(dict(sorted(transaction.items())))
+            for column, field in fields:
+                if column[i]:
+                    data[field] = column[i]
+            kind = kinds.get(code)
+            if kind is None:
+                kind = kinds[code] = reader.types.get(str(code), f"offline_{code}")
+            events.append((kind, self.instant(us), customer, FrozenMap(data), [row]))
+        return events
+
+    # ------------------------------------------------------------ the rest
+
+    def python_path(
+        self, rows: list[int], cells: list[Sequence[str]], read: list[int]
+    ) -> list[tuple[Place, bool, tuple[Any, ...]]]:
+        """The events and rejects lines of the rows the columns leave to the
+        Python path, each with its place.  No ticket of these rows has a
+        line among the others (they are grouped by the same key), so the
+        open tickets are these rows' alone; a ticket closes when the Python
+        reader would close it, the first row read past its window."""
+        reader = self.reader
+        deferred = _Deferred()
+        saved = reader.batches, reader.rejects
+        reader.batches = reader.rejects = deferred  # type: ignore[assignment]
+        window, width = self.window, len(reader.table.header)
+
+        def close_before(limit: int) -> None:
+            open_tickets = reader.open
+            while open_tickets:
+                first = next(iter(open_tickets.values()))
+                if first.last_row >= limit:
+                    break
+                end = bisect_right(read, first.last_row + window)
+                deferred.place = (read[end] if end < len(read) else _END, 1, first.last_row)
+                reader.close(open_tickets.popitem(last=False)[1])
+
+        try:
+            for row, line in zip(rows, cells, strict=True):
+                before = bisect_left(read, row)
+                if before:
+                    close_before(read[before - 1] - window)
+                deferred.place = (row, 0, 0)
+                reader.one_row(row, line, width)
+                close_before(row - window)
+            close_before(_END)
+        finally:
+            reader.batches, reader.rejects = saved
+        return deferred.actions

@@ -52,8 +52,12 @@ __all__ = [
     "Chunk",
     "PolarsRows",
     "check_engine",
+    "decimal_columns",
     "polars_rows",
+    "stripped",
+    "utc_micros",
     "utc_times",
+    "whole_columns",
 ]
 
 #: The engines an importer takes.
@@ -134,6 +138,20 @@ class PolarsRows:
                         cells[index] = [""] * width
             self._done = start + part.height
             yield Chunk(rows, cells, part.drop("row"))
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """Every data row: ``row`` (its number) and the cells ``c0``, ``c1``…"""
+        return self._frame
+
+    @property
+    def widths(self) -> dict[int, int]:
+        """The cell count of each row of the wrong width, by row number."""
+        return self._widths
+
+    def finish(self) -> None:
+        """Mark every row as read (for progress), when read as a whole."""
+        self._done = len(self)
 
     def position(self) -> int:
         """Bytes read so far, as a share of the file (for progress)."""
@@ -268,10 +286,23 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
     :class:`~zoneinfo.ZoneInfo` and fixed-offset zones are read so.
     O(distinct texts + distinct dates × 49).
     """
-    if not isinstance(zone, ZoneInfo | timezone):
-        return {}
+    frame = utc_micros(texts, zone)
+    epoch, delta = _EPOCH, timedelta
+    return {
+        text: epoch + delta(microseconds=us)
+        for text, us in zip(frame["text"].to_list(), frame["us"].to_list(), strict=True)
+    }
+
+
+def utc_micros(texts: pl.Series, zone: tzinfo) -> pl.DataFrame:
+    """What :func:`utc_times` finds, as a frame of ``text`` (each distinct
+    text polars reads exactly as ``parse_time``) and ``us`` (its instant in
+    microseconds since 1970 UTC).  O(distinct texts + distinct dates × 49)."""
     import polars as pl
 
+    empty = pl.DataFrame(schema={"text": pl.String, "us": pl.Int64})
+    if not isinstance(zone, ZoneInfo | timezone):
+        return empty
     distinct = texts.unique().drop_nulls()
     frame = pl.DataFrame({"text": distinct}).with_columns(
         pl.col("text").str.strip_chars(PYTHON_WHITESPACE).alias("stripped")
@@ -282,7 +313,7 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
     ).filter(pl.col("stripped").is_not_null())
     frame = frame.filter(pl.col("stripped").dt.year().is_between(3, 9998))
     if frame.height == 0:
-        return {}
+        return empty
     frame = frame.with_columns(pl.col("stripped").dt.date().alias("date"))
     offsets = {}
     for day in frame["date"].unique().to_list():
@@ -290,7 +321,7 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
         if offset is not None:
             offsets[day] = offset
     if not offsets:
-        return {}
+        return empty
     table = pl.DataFrame(
         {"date": list(offsets), "offset": list(offsets.values())},
         schema={"date": pl.Date, "offset": pl.Int64},
@@ -298,11 +329,7 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
     frame = frame.join(table, on="date", how="inner").with_columns(
         (pl.col("stripped").dt.epoch("us") - pl.col("offset")).alias("us")
     )
-    epoch, delta = _EPOCH, timedelta
-    return {
-        text: epoch + delta(microseconds=us)
-        for text, us in zip(frame["text"].to_list(), frame["us"].to_list(), strict=True)
-    }
+    return frame.select("text", "us")
 
 
 def _steady_offset(day: date, zone: tzinfo) -> int | None:
@@ -319,3 +346,93 @@ def _steady_offset(day: date, zone: tzinfo) -> int | None:
     if start.replace(hour=23, minute=59, second=59).utcoffset() != first:
         return None
     return (first.days * 86_400 + first.seconds) * 1_000_000 + first.microseconds
+
+
+# ------------------------------------------------------------------ numbers
+
+#: The longest run of significant digits read into a 64-bit integer.
+INT64_DIGITS = 18
+
+
+def stripped(name: str) -> pl.Expr:
+    """Column ``name`` stripped as ``str.strip()`` strips (every character
+    Python calls white space, \\x1c-\\x1f among them)."""
+    import polars as pl
+
+    return pl.col(name).str.strip_chars(PYTHON_WHITESPACE)
+
+
+def _number_pattern(decimal_comma: bool) -> str:
+    # cells._NUMBER_COMMA / _NUMBER_POINT, anchored: [0-9] is ASCII in both
+    # Python's re and polars' regex.
+    separator = "[.,]" if decimal_comma else "[.]"
+    return f"^[+-]?([0-9]+({separator}[0-9]*)?|{separator}[0-9]+)$"
+
+
+def decimal_columns(text: pl.Expr, decimal_comma: bool, prefix: str) -> list[pl.Expr]:
+    """Columns that read the stripped cell ``text`` as
+    :func:`~identity_graph.io.cells.parse_decimal` does, without a Python
+    call per cell:
+
+    - ``<prefix>ok``: whether ``parse_decimal`` reads it (the number pattern,
+      and no more characters than its digit bound, which a text of the
+      pattern within that length always keeps);
+    - ``<prefix>text``: the text ``Decimal`` is made from (``,`` read as
+      ``.``), so that the value is exactly ``parse_decimal``'s;
+    - ``<prefix>unscaled`` and ``<prefix>exp``: the value as an exact
+      (integer, exponent) pair, ``unscaled`` null beyond
+      :data:`INT64_DIGITS` significant digits (such a cell is left to the
+      Python path);
+    - ``<prefix>frac0``: whether its fractional digits are all zero.
+
+    O(len(text)) per cell, in polars."""
+    import polars as pl
+
+    from .cells import MAX_WHOLE_DIGITS
+
+    ok = text.str.contains(_number_pattern(decimal_comma)) & (
+        text.str.len_chars() <= MAX_WHOLE_DIGITS
+    )
+    integer = text.str.extract(r"^[+-]?([0-9]*)", 1).fill_null("")
+    fraction = text.str.extract(r"[.,]([0-9]*)$", 1).fill_null("")
+    digits = (integer + fraction).str.strip_chars_start("0")
+    magnitude = (
+        pl.when(digits.str.len_chars() <= INT64_DIGITS)
+        .then(pl.when(digits == "").then(pl.lit("0")).otherwise(digits))
+        .cast(pl.Int64, strict=False)
+    )
+    negative = text.str.starts_with("-")
+    return [
+        ok.alias(f"{prefix}ok"),
+        (text.str.replace(",", ".", literal=True) if decimal_comma else text).alias(
+            f"{prefix}text"
+        ),
+        pl.when(ok)
+        .then(pl.when(negative).then(-magnitude).otherwise(magnitude))
+        .alias(f"{prefix}unscaled"),
+        (-fraction.str.len_chars().cast(pl.Int64)).alias(f"{prefix}exp"),
+        fraction.str.contains("^0*$").alias(f"{prefix}frac0"),
+        integer.str.strip_chars_start("0").str.len_chars().alias(f"{prefix}intlen"),
+    ]
+
+
+def whole_columns(prefix: str) -> list[pl.Expr]:
+    """From the columns of :func:`decimal_columns` under ``prefix``:
+    ``<prefix>whole``, the whole number >= 0 that
+    :func:`~identity_graph.io.cells.parse_whole` (minimum 0) reads from the
+    cell, or null when it reads none or one beyond :data:`INT64_DIGITS`
+    digits (left to the Python path).  O(1) per cell, in polars."""
+    import polars as pl
+
+    unscaled = pl.col(f"{prefix}unscaled")
+    exponent = pl.col(f"{prefix}exp")
+    fits = (
+        pl.col(f"{prefix}ok")
+        & pl.col(f"{prefix}frac0")
+        & (pl.col(f"{prefix}intlen") <= INT64_DIGITS)
+        & unscaled.is_not_null()
+        & (unscaled >= 0)
+    )
+    # All fractional digits are zero: the value is unscaled / 10**-exponent.
+    whole = unscaled // pl.lit(10, pl.Int64).pow(-exponent)
+    return [pl.when(fits).then(whole).alias(f"{prefix}whole")]
