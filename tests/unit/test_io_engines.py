@@ -123,6 +123,40 @@ def test_offline_data_is_the_same_with_either_reader(
     assert _import(path, "polars", zone, **options) == _import(path, "python", zone, **options)
 
 
+def test_a_row_long_for_its_escaped_quotes_is_rejected_by_either_reader(tmp_path: Path) -> None:
+    """The polars reader measured a row by its cells, where each doubled
+    quote of the file is one character: a row over the limit in the file
+    was imported by polars and rejected by the Python reader."""
+    header = "Time Stamp,Customer ID,Event Type,Event Name,Num1,Num2,Var1,Var2\n"
+    path = tmp_path / "data.csv"
+    path.write_text(
+        header
+        + '2024-03-01 10:00:00,c1,3,CALL,1,0,S1,"'
+        + '""' * 600_000
+        + '"\n2024-03-01 11:00:00,c2,3,CALL,1,0,S1,x\n',
+        encoding="utf-8",
+    )
+    polars, python = _import(path, "polars", "UTC"), _import(path, "python", "UTC")
+    assert polars == python
+    assert polars[0].rejected == 1 and "longer than" in polars[1]
+
+
+def test_a_time_beyond_the_supported_instants_is_rejected_alike(tmp_path: Path) -> None:
+    """The polars time parser checked the local year, not the UTC instant:
+    a stamp past the last instant in UTC was passed on and refused by the
+    graph, in another column's words, instead of by the time check."""
+    path = tmp_path / "data.csv"
+    path.write_text(
+        "Time Stamp,Customer ID,Event Type,Event Name,Num1,Num2,Var1\n"
+        "9998-12-31 23:59:59,c1,3,CALL,1,0,S1\n"
+        "2024-03-01 11:00:00,c2,3,CALL,1,0,S1\n",
+        encoding="utf-8",
+    )
+    polars, python = (_import(path, engine, "Etc/GMT+12") for engine in ("polars", "python"))
+    assert polars == python
+    assert polars[0].rejected == 1 and "Time Stamp" in polars[1]
+
+
 def test_polars_reads_the_common_files(tmp_path: Path) -> None:
     """The comparison above would pass if polars never read anything: the
     files people write (quoted cells, BOM, CRLF, blank rows, short rows)

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ..times import EARLIEST, LATEST
 from .csvfiles import MAX_ROW_CHARACTERS, CsvTable
 
 if TYPE_CHECKING:
@@ -213,8 +214,12 @@ def polars_rows(table: CsvTable, engine: str) -> PolarsRows | None:
     frame = frame.filter(~blank)
     if len(data) > MAX_ROW_CHARACTERS // 2:
         # A row near the limit is read by the Python reader, which skips one past it.
+        # A quote inside a quoted cell is two characters in the file.
         longest = frame.select(
-            pl.sum_horizontal(pl.col(name).str.len_bytes() for name in names).max()
+            pl.sum_horizontal(
+                pl.col(name).str.len_bytes() + pl.col(name).str.count_matches('"', literal=True)
+                for name in names
+            ).max()
         ).item()
         if longest is not None and longest + 3 * width + 2 > MAX_ROW_CHARACTERS:
             return None
@@ -329,6 +334,10 @@ def utc_micros(texts: pl.Series, zone: tzinfo) -> pl.DataFrame:
     frame = frame.join(table, on="date", how="inner").with_columns(
         (pl.col("stripped").dt.epoch("us") - pl.col("offset")).alias("us")
     )
+    # Instants outside the supported range are left to parse_time, which
+    # names the rule (the local year was checked above, not the instant).
+    low, high = (int((at - _EPOCH) / timedelta(microseconds=1)) for at in (EARLIEST, LATEST))
+    frame = frame.filter(pl.col("us").is_between(low, high))
     return frame.select("text", "us")
 
 
