@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from identity_graph import IdentityGraph, Link
 from identity_graph.io import import_offline_data, import_offline_events, offline_data
 from identity_graph.io.csvfiles import CsvTable
+from identity_graph.io import polars_csv
 from identity_graph.io.polars_csv import polars_rows
 
 pytest.importorskip("polars")
@@ -177,6 +178,22 @@ def test_polars_reads_the_common_files(tmp_path: Path) -> None:
         with CsvTable(path) as table:
             assert (polars_rows(table, "auto") is not None) is expected, data
             assert polars_rows(table, "python") is None
+
+
+def test_auto_streams_a_file_too_large_for_the_polars_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The polars path holds the file's events in memory: ``auto`` leaves a
+    file over the bound to the streaming reader, ``polars`` reads it."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2\n3,4\n")
+    monkeypatch.setattr(polars_csv, "AUTO_MAX_BYTES", path.stat().st_size - 1)
+    with CsvTable(path) as table:
+        assert polars_rows(table, "auto") is None
+        assert polars_rows(table, "polars") is not None
+    monkeypatch.setattr(polars_csv, "AUTO_MAX_BYTES", path.stat().st_size)
+    with CsvTable(path) as table:
+        assert polars_rows(table, "auto") is not None
 
 
 def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:
