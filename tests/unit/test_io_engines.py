@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity_graph import IdentityGraph, Link
-from identity_graph.io import import_offline_data, import_offline_events, offline_data
+from identity_graph.io import import_offline_data, import_offline_events, offline_data, polars_csv
 from identity_graph.io.csvfiles import CsvTable
-from identity_graph.io import polars_csv
 from identity_graph.io.polars_csv import polars_rows
 
 pytest.importorskip("polars")
