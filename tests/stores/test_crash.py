@@ -22,6 +22,7 @@ import pytest
 from .helpers import Reported, check_store, integrity_check, start, wait_for
 
 KILLS = 22
+MORE = 20
 SEED = 20240611
 OPS = ("link", "relink", "merge", "split", "detach", "release")
 
@@ -36,7 +37,11 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
     # The next child is started (and imports the library) while this one is
     # checked; it opens the file only on "go", after the previous one is dead.
     upcoming = start("crash", path, SEED, tmp_path / "report-0.txt")
-    for kill in range(KILLS):
+    kill = 0
+    # KILLS kills, and more (up to MORE) until a call of every kind has
+    # returned before one: on a loaded machine a child does fewer calls
+    # between kills, and the rarest kind may not have come up yet.
+    while kill < KILLS or (kill < KILLS + MORE and not set(OPS) <= set(reported.seqs.values())):
         child = upcoming
         wait_for(child, "IMPORTED")
         assert child.stdin is not None
@@ -53,8 +58,7 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
         child.send_signal(signal.SIGKILL)
         _, err = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL, f"the child died by itself:\n{err}"
-        if kill + 1 < KILLS:
-            upcoming = start("crash", path, SEED + kill + 1, tmp_path / f"report-{kill + 1}.txt")
+        upcoming = start("crash", path, SEED + kill + 1, tmp_path / f"report-{kill + 1}.txt")
 
         integrity_check(path)
         report = tmp_path / f"report-{kill}.txt"
@@ -62,11 +66,15 @@ def test_sigkill_at_random_moments_never_loses_or_half_applies_a_call(tmp_path: 
         in_checkpoint += bool(lines) and lines[-1].startswith("S ")
         reported.read(report)
         lengths.append(check_store(path, reported, OPS))
+        kill += 1
+    upcoming.kill()  # started for a next round that did not come
+    upcoming.communicate(timeout=30)
 
     # The children did work: the journal grew, calls of every kind returned.
     assert lengths[-1] > 200, lengths
     assert len(set(lengths)) > KILLS // 2, f"too few kills came after a write: {lengths}"
+    assert len(lengths) == kill
     assert set(OPS) <= set(reported.seqs.values())
     assert len(reported.events) > 100
     assert reported.checkpoints, "no checkpoint returned before a kill"
-    print(f"{KILLS} kills, {in_checkpoint} during a checkpoint; journal lengths {lengths}")
+    print(f"{kill} kills, {in_checkpoint} during a checkpoint; journal lengths {lengths}")
