@@ -37,6 +37,7 @@ The full run takes several minutes on a 2-core machine; run it once.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import random
 import sys
@@ -190,9 +191,21 @@ def worker_floor(path: str) -> dict[str, Any]:
     }
 
 
+def _has_readers(src: str) -> bool:
+    """Whether the checkout at ``src`` has the ``engine`` option (the polars
+    reader), read from its source text rather than imported here."""
+    module = Path(src) / "identity_graph" / "io" / "offline_data.py"
+    return "engine: str" in module.read_text(encoding="utf-8")
+
+
 def worker_offline(path: str, target: str, engine: str = "auto") -> dict[str, Any]:
     graph = _open(target)
     options = {**OFFLINE_OPTIONS, "engine": engine}
+    if "engine" not in inspect.signature(import_offline_data).parameters:
+        # A checkout from before the readers (--before): it has only its own.
+        if engine == "polars":
+            raise SystemExit("this checkout has no polars reader")
+        del options["engine"]
     meter = PeakMeter()
     start = time.perf_counter()
     first = import_offline_data(graph, path, **options)
@@ -315,6 +328,8 @@ def main() -> None:
         for target in targets:
             for engine in ("polars", "python"):
                 for label, src in sources:
+                    if label and engine == "polars" and not _has_readers(options.before):
+                        continue  # a checkout from before the polars reader
                     where = target
                     if target == "sqlite":
                         where = str(Path(scratch) / f"offline-{engine}-{label.strip()}.db")
