@@ -40,7 +40,7 @@ from .events import (
     freeze_data,
 )
 from .ids import CustomerId, Link, LinkKey, LinkTypes, check_customer_id
-from .times import utc
+from .times import EPOCH, utc
 
 __all__ = ["COLUMNS", "EventRows", "read_table"]
 
@@ -48,7 +48,6 @@ __all__ = ["COLUMNS", "EventRows", "read_table"]
 COLUMNS = ("type", "at", "id", "customer_id", "data")
 _REQUIRED = ("type", "at")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_KEYS: tuple[LinkKey, ...] = ()
 _NO_LINKS: tuple[Link, ...] = ()
 
@@ -81,7 +80,7 @@ def _polars_columns(table: Any) -> dict[str, list[Any]]:
             micros = series.dt.epoch("us").to_list()
             try:
                 columns[name] = [
-                    None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros
+                    None if us is None else EPOCH + timedelta(microseconds=us) for us in micros
                 ]
                 continue
             except OverflowError:  # beyond Python's calendar: polars' own values, refused per row

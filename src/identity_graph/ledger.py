@@ -37,7 +37,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import itemgetter
 from typing import TypeAlias
 
@@ -47,17 +47,9 @@ from .events import Anchor, Event, FrozenMap, as_decimal, same_event
 from .ids import CustomerId, Link, LinkKey
 from .purchases import PurchaseColumns
 from .state import Ownership
+from .times import micros
 
 __all__ = ["Anchor", "Event", "FrozenMap", "Ledger", "as_decimal", "micros"]
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(at: datetime) -> int:
-    """An aware time as whole microseconds since 1970-01-01 UTC: the instant,
-    whatever the zone (so the hour repeated when DST ends sorts right).  O(1)."""
-    return (at - EPOCH) // _MICROSECOND
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

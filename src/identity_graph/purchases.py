@@ -28,12 +28,12 @@ read a ticket the same way.
 from __future__ import annotations
 
 from array import array
-from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, Any
 
 from .events import MONEY_DIGITS, as_decimal, plain_data
+from .times import micros
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,8 +77,6 @@ _TICKET_STRINGS = (
     (PROMO_CODES, "promo_codes"),
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 #: Amounts kept as ``unscaled * 10**exponent`` with both bounded, so every
 #: sum the engine forms fits its 128-bit integers and 28 significant digits
 #: (the default ``Decimal`` precision the pure-Python engine adds with).
@@ -335,7 +333,7 @@ class PurchaseColumns:
         assert event.id is not None
         row = len(self.ids)
         self.anchor.append(code)
-        self.at.append((event.at - EPOCH) // MICROSECOND)
+        self.at.append(micros(event.at))
         self.unscaled.append(unscaled)
         self.exponent.append(exponent)
         self.quantity.append(quantity)

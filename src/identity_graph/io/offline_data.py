@@ -44,7 +44,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +52,7 @@ from ..errors import IdentityGraphError
 from ..events import MAX_EVENT_ID_LENGTH, MONEY_DIGITS, Event, FrozenMap
 from ..ids import ERASED_PREFIX, MAX_CUSTOMER_ID_LENGTH, check_customer_id
 from ..purchases import exact_sum, exact_unit_price
+from ..times import EPOCH, micros
 from .cells import parse_decimal, parse_time, parse_whole, time_zone
 from .csvfiles import CsvTable
 from .errors import FileFormatError
@@ -838,7 +839,6 @@ class _Reader:
 
 #: The sort key of what comes at the end of the file (the tickets still open).
 _END = 1 << 62
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The largest sum of a ticket's line totals, at their common exponent, that
 #: is added in 64-bit integers (well within 2**63, and within 28 digits).
 _SUM_BOUND = 1e17
@@ -979,7 +979,7 @@ class _Columns:
             except ValueError:
                 continue
             extra_text.append(text)
-            extra_us.append((at - _EPOCH) // timedelta(microseconds=1))
+            extra_us.append(micros(at))
         lookup_text = pl.concat([known["text"], pl.Series(extra_text, dtype=pl.String)])
         lookup_us = pl.concat([known["us"], pl.Series(extra_us, dtype=pl.Int64)])
         customer_text = pl.col(f"c{reader.p_customer}")
@@ -1140,7 +1140,7 @@ class _Columns:
     def instant(us: int) -> datetime:
         # Not cached: whole seconds in microseconds share their low bits,
         # which a dict of them would hash into long chains.
-        return _EPOCH + timedelta(microseconds=us)
+        return EPOCH + timedelta(microseconds=us)
 
     def item_cells(self) -> list[str]:
         """The columns an item is made of."""
@@ -1181,7 +1181,7 @@ class _Columns:
         field_keys = [field for _, _, field in reader.field_columns]
         field_keys += [f"transaction.{key}" for _, key in reader.transaction_columns]
         items = self.item_maps()
-        ats = [_EPOCH + timedelta(microseconds=us) for us in self.ats.to_list()]
+        ats = [EPOCH + timedelta(microseconds=us) for us in self.ats.to_list()]
         names = ("_k_txn", "_customer", "_at_index", "_id", "_emin", "_amount", "_rows", "_item")
         columns = [tickets[name].to_list() for name in names]
         values = [tickets[f"_v{p}"].to_list() for p in shared]

@@ -35,13 +35,13 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
-from ..times import EARLIEST, LATEST
+from ..times import EARLIEST, EPOCH, LATEST, micros
 from .csvfiles import MAX_ROW_CHARACTERS, CsvTable
 
 if TYPE_CHECKING:
@@ -284,7 +284,6 @@ def _cell_counts(pl: Any, data: bytes, delimiter: str, records: int) -> Any:
 _FAST_TIME = (
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
@@ -302,7 +301,7 @@ def utc_times(texts: pl.Series, zone: tzinfo) -> dict[str, datetime]:
     O(distinct texts + distinct dates × 49).
     """
     frame = utc_micros(texts, zone)
-    epoch, delta = _EPOCH, timedelta
+    epoch, delta = EPOCH, timedelta
     return {
         text: epoch + delta(microseconds=us)
         for text, us in zip(frame["text"].to_list(), frame["us"].to_list(), strict=True)
@@ -346,7 +345,7 @@ def utc_micros(texts: pl.Series, zone: tzinfo) -> pl.DataFrame:
     )
     # Instants outside the supported range are left to parse_time, which
     # names the rule (the local year was checked above, not the instant).
-    low, high = (int((at - _EPOCH) / timedelta(microseconds=1)) for at in (EARLIEST, LATEST))
+    low, high = micros(EARLIEST), micros(LATEST)
     frame = frame.filter(pl.col("us").is_between(low, high))
     return frame.select("text", "us")
 

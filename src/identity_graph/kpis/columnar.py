@@ -50,9 +50,7 @@ import polars as pl
 
 from ..ids import Link
 from ..purchases import (
-    EPOCH,
     KINDS,
-    MICROSECOND,
     PROMO_CODES,
     STORES,
     WINDOW_KINDS,
@@ -60,6 +58,7 @@ from ..purchases import (
     plain_data,
     ticket_value,
 )
+from ..times import micros
 from .definitions import PERIOD_NAMES, WINDOWS, compute_empty, rfm_group, rfm_segment
 
 if TYPE_CHECKING:
@@ -87,10 +86,6 @@ class InexactEngine(EngineUnavailable, ValueError):
     """What ``kpis(engine="polars")`` raises when the engine cannot answer
     exactly: a ``ValueError`` for the caller who chose the engine, and still
     an :class:`EngineUnavailable` for code written against this module."""
-
-
-def _us(at: datetime) -> int:
-    return (at - EPOCH) // MICROSECOND
 
 
 # ------------------------------------------------------------------ attribution
@@ -172,7 +167,7 @@ def _profile_codes(
         of_anchor[code] = -1
         for start, _end, owner in spans_of_link:
             span_anchor.append(code)
-            span_start.append(-(2**63) if start is None else _us(start))
+            span_start.append(-(2**63) if start is None else micros(start))
             span_profile.append(
                 code if owner is None else profiles.customer(partition.profile_id(owner))
             )
@@ -412,7 +407,7 @@ def compute(state: GraphState, ledger: Ledger, as_of: datetime) -> Indicators:
         raise EngineUnavailable(
             f"the items add up to {columns.quantity_total}, beyond 64-bit integers"
         )
-    as_of_us = _us(as_of)
+    as_of_us = micros(as_of)
     of_anchor, profiles, spans = _profile_codes(state, ledger, columns)
     rows = _attributed(columns, of_anchor, spans)
     scale, wide = _scale(rows)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import history as hist
 from ..ids import Link
 from ..purchases import KINDS, WINDOW_KINDS, plain_data, ticket_strings, ticket_value, whole
+from ..times import EPOCH, micros
 from .definitions import (
     DAY_NAMES,
     PERIOD_NAMES,
@@ -56,8 +57,6 @@ class _Ticket(NamedTuple):
 
 
 _NOTHING: frozenset[str] = frozenset()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def _ticket(event: Event, at: datetime) -> _Ticket:
@@ -105,7 +104,7 @@ def _purchases_by_profile(
     partition = state.partition
     order = state.order
     ownership = state.ownership
-    last = (as_of - _EPOCH) // _MICROSECOND
+    last = micros(as_of)
     grouped: dict[Any, list[_Ticket]] = {}
     for anchor, times, ids in ledger.anchored():
         on_customer = isinstance(anchor, str)
@@ -117,13 +116,13 @@ def _purchases_by_profile(
             tickets = grouped.setdefault(partition.profile_id(anchor), [])
         else:
             history = ownership.history(anchor)
-        for micros, event_id in zip(times, ids, strict=True):
-            if micros > last:
+        for us, event_id in zip(times, ids, strict=True):
+            if us > last:
                 break  # the index is sorted by time
             if type_of(event_id) != "purchase":
                 continue
             event = event_of(event_id)
-            at = _EPOCH + timedelta(microseconds=micros)
+            at = EPOCH + timedelta(microseconds=us)
             if not on_customer:  # a link's events follow its owner at their time
                 owner = hist.owner_at(history, at)
                 profile = anchor if owner is None else partition.profile_id(owner)
